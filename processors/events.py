@@ -1,0 +1,145 @@
+"""The catalogue of domain events: each type's name and the fields of its ``data``.
+
+This is the single list the processors emit from, the Avro schemas in ``schemas/`` declare
+(one ``.avsc`` per event type, checked against this catalogue in tests), and the ``events``
+table stores (the common columns plus ``data`` as JSON).
+
+Field types use Avro's vocabulary: ``string``, ``int``, ``long``, ``double``, ``boolean``,
+``timestamp`` (an instant, ``Millis``), and ``?`` for a nullable field. Personal values never
+appear in clear: identities and customers' message ids are keyed hashes, texts are masked.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+FieldSpec = tuple[str, str]
+
+EVENT_TYPES: Final[dict[str, tuple[FieldSpec, ...]]] = {
+    # A customer contact reached a conversation (every inbound message and call).
+    "contact.received": (
+        ("channel", "string"),
+        ("message_id", "string"),  # keyed hash of the channel's message id
+        ("sender", "string"),  # "kind:h(value)" of the identity the customer was found by
+        ("subject", "string"),  # masked
+        ("text", "string"),  # masked
+        ("call_status", "string"),  # phone only, "" otherwise
+        ("duplicate", "boolean"),  # a redelivery of a message already received
+    ),
+    # A ticket was opened by the contact above; classification is decided here, once.
+    "ticket.opened": (
+        ("number", "int"),
+        ("channel", "string"),
+        ("tier", "string"),
+        ("category", "string"),
+        ("kind", "string"),
+        ("priority", "string"),
+        ("queue", "string"),
+        ("sla_policy", "string"),
+    ),
+    "contact.categorized": (
+        ("category", "string"),
+        ("kind", "string"),
+        ("priority", "string"),
+        ("queue", "string"),
+        ("sla_policy", "string"),
+        ("tier", "string"),
+        ("channel", "string"),
+    ),
+    "ticket.status_changed": (
+        ("from_status", "string"),
+        ("to_status", "string"),
+        ("by", "string"),  # agent id, or "customer" for an inbound contact
+    ),
+    "ticket.reopened": (
+        ("reopen_count", "int"),
+        ("to_status", "string"),
+        ("by", "string"),
+        ("solved_at", "timestamp"),
+    ),
+    "ticket.assigned": (
+        ("agent_id", "string"),
+        ("previous_agent_id", "string"),
+        ("handoff", "boolean"),
+        ("by", "string"),  # "rules" (automatic assignment) or the agent id of the assign record
+    ),
+    "ticket.solved": (
+        ("by", "string"),
+        ("from_status", "string"),
+    ),
+    "agent.replied": (
+        ("agent_id", "string"),
+        ("public", "boolean"),
+        ("type", "string"),  # reply | note
+        ("message_id", "string"),  # keyed hash of the reply's Message-ID, "" if none
+    ),
+    "survey.answered": (
+        ("kind", "string"),
+        ("score", "int"),
+    ),
+    "customer.upserted": (
+        ("tier", "string"),
+        ("status", "string"),
+        ("mrr", "double?"),
+        ("identities", "string"),  # comma-separated "kind:h(value)", sorted
+    ),
+    # The SLA cycle events (CONTRACT §3). ``due_at`` is the due instant as computed at the event.
+    "sla.cycle_started": (
+        ("metric", "string"),
+        ("cycle", "int"),
+        ("policy", "string"),
+        ("due_at", "timestamp"),
+        ("target_seconds", "double"),
+    ),
+    "sla.cycle_paused": (
+        ("metric", "string"),
+        ("cycle", "int"),
+        ("policy", "string"),
+        ("due_at", "timestamp"),
+        ("business_seconds", "double"),
+    ),
+    "sla.cycle_resumed": (
+        ("metric", "string"),
+        ("cycle", "int"),
+        ("policy", "string"),
+        ("due_at", "timestamp"),
+        ("business_seconds", "double"),
+    ),
+    "sla.cycle_warned": (
+        ("metric", "string"),
+        ("cycle", "int"),
+        ("policy", "string"),
+        ("due_at", "timestamp"),
+        ("business_seconds", "double"),
+    ),
+    "sla.cycle_breached": (
+        ("metric", "string"),
+        ("cycle", "int"),
+        ("policy", "string"),
+        ("due_at", "timestamp"),
+        ("target_seconds", "double"),
+    ),
+    "sla.cycle_fulfilled": (
+        ("metric", "string"),
+        ("cycle", "int"),
+        ("policy", "string"),
+        ("due_at", "timestamp"),
+        ("business_seconds", "double"),
+        ("breached", "boolean"),
+    ),
+    "sla.cycle_cancelled": (
+        ("metric", "string"),
+        ("cycle", "int"),
+        ("policy", "string"),
+        ("due_at", "timestamp"),
+        ("business_seconds", "double"),
+    ),
+}
+
+DEAD_LETTER_FIELDS: Final[tuple[FieldSpec, ...]] = (
+    ("at", "timestamp"),
+    ("source", "string"),
+    ("reason", "string"),
+    ("record", "string"),  # the offending record, PII masked
+    ("ref", "string"),
+)

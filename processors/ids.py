@@ -1,0 +1,74 @@
+"""Keyed pseudonyms and deterministic ids.
+
+``Pseudonymizer.h`` is the ``h`` of CONTRACT §1: the first 20 lower-case hex digits of
+HMAC-SHA256 keyed with the PII key over the UTF-8 text. Event ids are derived from the
+aggregate they belong to and its sequence number, so processing the same input again (a
+replay, a redelivery under at-least-once) yields the same ids and idempotent sinks write
+nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+
+DEV_PII_KEY = "supportstream-dev-key"
+
+_NON_DIGITS = re.compile(r"\D+")
+
+
+@dataclass(frozen=True)
+class Pseudonymizer:
+    """Keyed hashing of personal values. Built once from the PII key; ``h`` is memoised per
+    value because the same senders recur constantly on the hot path."""
+
+    key: bytes
+    _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_text(cls, key: str) -> Pseudonymizer:
+        return cls(key.encode("utf-8"))
+
+    def h(self, text: str) -> str:
+        cached = self._cache.get(text)
+        if cached is None:
+            digest = hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+            cached = digest[:20]
+            if len(self._cache) < 1_000_000:
+                self._cache[text] = cached
+        return cached
+
+
+def normalize_phone(raw: str) -> str:
+    """A phone as ``+`` and its digits (CONTRACT §1). An international ``00`` prefix becomes
+    ``+``; nothing else is guessed (no national trunk prefixes), so the same caller must be sent
+    the same way by the telephony system. Returns ``""`` when there are no digits."""
+    text = raw.strip()
+    digits = _NON_DIGITS.sub("", text)
+    if not digits:
+        return ""
+    if not text.startswith("+") and digits.startswith("00"):
+        digits = digits[2:]
+    return "+" + digits
+
+
+def normalize_email(raw: str) -> str:
+    """An e-mail address as compared for identity: surrounding space removed, lower-cased."""
+    return raw.strip().lower()
+
+
+def normalize_message_id(raw: str) -> str:
+    """A Message-ID as compared for threading: angle brackets removed, lower-cased."""
+    return raw.strip().strip("<>").strip().lower()
+
+
+def event_id(aggregate: str, seq: int) -> str:
+    """The id of the ``seq``-th event of an aggregate (a ticket, a customer): 32 hex digits."""
+    return hashlib.sha256(f"{aggregate}\x1f{seq}".encode()).hexdigest()[:32]
+
+
+def record_id(ref: str, text: str) -> str:
+    """A deterministic id for a record that has no aggregate (a dead letter)."""
+    return hashlib.sha256(f"{ref}\x1f{text}".encode()).hexdigest()[:32]

@@ -1,0 +1,256 @@
+"""The domain's vocabulary: instants, the inputs the processors accept and the records they emit.
+
+Everything here is plain data. Instants are integers: milliseconds since the Unix epoch, UTC
+(``Millis``), because the SLA rules are exact to the millisecond and integers compare, hash and
+serialise without surprises. Conversions to and from ``datetime`` live at the edges
+(``processors.timeutil``).
+
+The flow through the processors is::
+
+    RawRecord --parse--> Contact | AgentAction | SurveyAnswer | CrmUpsert | Ignored | DeadLetter
+              --desk---> DomainEvent* + TicketState* + CycleState*
+
+``DomainEvent`` rows go to the ``events`` table (and the domain-events topic); ``TicketState`` and
+``CycleState`` are snapshots of the aggregates after a change, written to the current-state tables
+``tickets`` and ``sla_metrics`` (ReplacingMergeTree on ``version``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Millis = int
+"""An instant: milliseconds since 1970-01-01T00:00:00Z."""
+
+SOURCES: tuple[str, ...] = (
+    "telegram",
+    "whatsapp",
+    "email",
+    "chat",
+    "form",
+    "vk",
+    "phone",
+    "agent",
+    "survey",
+    "crm",
+)
+"""Every value of the input record's ``source`` key (CONTRACT §1)."""
+
+CHANNELS: tuple[str, ...] = ("telegram", "whatsapp", "email", "chat", "form", "vk", "phone")
+"""Sources whose records are customer contacts."""
+
+Tier = Literal["prospect", "active", "vip"]
+TIERS: tuple[str, ...] = ("prospect", "active", "vip")
+TicketStatus = Literal["new", "open", "pending", "solved"]
+IdentityKind = Literal["email", "phone", "telegram", "whatsapp", "vk"]
+IDENTITY_KINDS: tuple[str, ...] = ("email", "phone", "telegram", "whatsapp", "vk")
+
+
+# --------------------------------------------------------------------------------------------
+# Input
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One input record as it reached the system (a JSON Lines line, or a raw-topic message).
+
+    ``ref`` identifies the record's position in its stream (``"input.jsonl:17"`` or
+    ``"raw-contacts/3/1042"``); it names dead letters deterministically. ``text`` is the original
+    line, kept so a record that cannot be understood can be dead-lettered as it came.
+    """
+
+    at: Millis
+    source: str
+    payload: Any
+    ref: str
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """One way of recognising a person, normalised: e-mail lower-cased, phone as ``+digits``,
+    telegram / vk user ids as decimal text, whatsapp ``wa_id`` as sent."""
+
+    kind: IdentityKind
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmailThreading:
+    """What an e-mail says about its place in a thread. Ids are normalised: angle brackets
+    removed, lower-cased. The conversation is decided by the threading processor, which knows
+    the ids seen before (CONTRACT §1, Conversations)."""
+
+    message_id: str
+    references: tuple[str, ...]
+    in_reply_to: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """An inbound customer contact on one channel, already parsed.
+
+    ``conversation_id`` is final for every channel except e-mail, where it is empty and
+    ``threading`` is set instead. ``identities`` are in the contract's order of trial: the
+    channel's sender first, then the e-mail, then the phone given in a chat or form.
+    ``channel_message_id`` is the channel's own id of this message (Telegram
+    ``chat_id:message_id``, WhatsApp ``wamid``, e-mail Message-ID, ...), used to recognise a
+    redelivery; it may be personal and is hashed before it leaves the processors.
+    """
+
+    at: Millis
+    channel: str
+    conversation_id: str
+    identities: tuple[Identity, ...]
+    subject: str
+    body: str
+    channel_message_id: str
+    threading: EmailThreading | None = None
+    call_status: str = ""  # phone only: answered | missed | voicemail
+    call_agent_id: str = ""  # phone only: the agent who answered
+    ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAction:
+    """A record from the agents' desk (CONTRACT §1 ``agent``)."""
+
+    at: Millis
+    type: Literal["reply", "note", "status", "assign"]
+    conversation_id: str
+    agent_id: str
+    status: str = ""  # for type == "status": open | pending | solved
+    public: bool = True  # for type == "reply"
+    message_id: str = ""  # normalised Message-ID of an e-mail reply, "" otherwise
+    ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyAnswer:
+    at: Millis
+    conversation_id: str
+    kind: Literal["csat", "nps"]
+    score: int
+    ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CrmUpsert:
+    """A customer profile; it replaces the whole previous profile from ``at`` on."""
+
+    at: Millis
+    customer_id: str
+    tier: Tier
+    identities: tuple[Identity, ...]
+    mrr: float | None = None
+    status: str = "active"  # active | churned
+    ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A record that is understood and deliberately not a contact (a Telegram edit, a WhatsApp
+    status, a VK ``group_join``...). Acknowledged, counted, not a dead letter."""
+
+    at: Millis
+    source: str
+    reason: str
+    ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be understood, with the reason. ``record`` is the offending
+    record's text, already redacted (PII masked)."""
+
+    at: Millis
+    source: str
+    reason: str
+    record: str
+    ref: str = ""
+
+
+Parsed = Contact | AgentAction | SurveyAnswer | CrmUpsert | Ignored | DeadLetter
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """One fact the processors established. ``data`` holds the event type's own fields (plain
+    JSON-compatible values; instants as ``Millis``); ``schemas/`` declares them per type.
+    ``event_id`` is deterministic: the same input processed again yields the same ids."""
+
+    event_id: str
+    event_type: str
+    at: Millis
+    ticket_id: str
+    conversation_id: str
+    customer_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketState:
+    """A ticket as the ``tickets`` table shows it (CONTRACT §4), plus ``version`` (increases with
+    every change of the ticket; the ReplacingMergeTree version) and a few helpful extras."""
+
+    ticket_id: str
+    conversation_id: str
+    customer_id: str
+    channel: str
+    category: str
+    kind: str
+    priority: str
+    queue: str
+    agent_id: str
+    status: str
+    sla_policy: str
+    opened_at: Millis
+    solved_at: Millis | None
+    reopen_count: int
+    handoff_count: int
+    inbound_count: int
+    agent_reply_count: int
+    csat: int | None
+    nps: int | None
+    tier: str
+    opened_day: str  # YYYY-MM-DD in the rules' reporting_timezone
+    first_reply_at: Millis | None
+    updated_at: Millis
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class CycleState:
+    """One SLA cycle as the ``sla_metrics`` table shows it (CONTRACT §4)."""
+
+    ticket_id: str
+    metric: str  # first_response | next_response | resolution
+    cycle: int
+    policy: str
+    status: str  # active | paused | met | breached | cancelled
+    started_at: Millis
+    due_at: Millis
+    warned_at: Millis | None
+    breached_at: Millis | None
+    fulfilled_at: Millis | None
+    business_seconds: float | None
+    target_seconds: float
+    updated_at: Millis
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What one step of the processors produced, in order."""
+
+    events: tuple[DomainEvent, ...] = ()
+    tickets: tuple[TicketState, ...] = ()
+    cycles: tuple[CycleState, ...] = ()
+    dead_letters: tuple[DeadLetter, ...] = ()
