@@ -1,0 +1,155 @@
+"""Parsing: input records (CONTRACT §1) to what the processors act on. Pure, no I/O.
+
+``parse_line`` takes one JSON Lines line of a replay file; ``parse_record`` a record whose
+envelope is already read (by ``parse_envelope``, or by a connector). Both return what the
+record means: ``Contact`` (a WhatsApp body may hold several, in order), ``AgentAction``,
+``SurveyAnswer``, ``CrmUpsert``, ``Ignored`` (understood, deliberately not acted on) or
+``DeadLetter`` (not understood, with a reason naming the path). None of the three ever raises
+on bad input: a record that cannot be understood must not stop the run.
+
+One module per source owns that source's payload format; this module owns the envelope
+``{"at", "source", "payload"}`` and the dispatch. Conversation ids come out final (with the
+keyed pseudonyms of CONTRACT §1) for every channel but e-mail, whose conversation the threading
+processor decides. Contacts keep clear text; masking of stored text happens later in the
+pipeline. Only the ``record`` text of a dead letter is masked here, with the ``mask`` given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from processors.ids import Pseudonymizer
+from processors.model import DeadLetter, Millis, Parsed, RawRecord
+from processors.parsing._common import Parser, Reject, json_type, show
+from processors.parsing.agent import parse_agent
+from processors.parsing.chat import parse_chat
+from processors.parsing.crm import parse_crm
+from processors.parsing.form import parse_form
+from processors.parsing.mail import parse_email
+from processors.parsing.phone import parse_phone
+from processors.parsing.survey import parse_survey
+from processors.parsing.telegram import parse_telegram
+from processors.parsing.vk import parse_vk
+from processors.parsing.whatsapp import parse_whatsapp
+from processors.timeutil import parse_rfc3339, to_rfc3339
+
+__all__ = ["PARSERS", "UNKNOWN_AT", "parse_envelope", "parse_line", "parse_record"]
+
+PARSERS: Final[Mapping[str, Parser]] = {
+    "telegram": parse_telegram,
+    "whatsapp": parse_whatsapp,
+    "email": parse_email,
+    "chat": parse_chat,
+    "form": parse_form,
+    "vk": parse_vk,
+    "phone": parse_phone,
+    "agent": parse_agent,
+    "survey": parse_survey,
+    "crm": parse_crm,
+}
+"""Each source of CONTRACT §1 and its parser."""
+
+Mask = Callable[[str], str]
+
+UNKNOWN_AT: Final[Millis] = -1
+"""The ``at`` of an envelope dead letter whose own instant could not be read. Negative, so no
+support record (all after 1970) is mistaken for one; a runner may re-date such a letter by its
+neighbours in the file."""
+
+
+def parse_line(line: str, ref: str, pseudo: Pseudonymizer, mask: Mask) -> list[Parsed]:
+    """One line of a JSON Lines input file: ``parse_envelope``, then ``parse_record``."""
+    envelope = parse_envelope(line, ref, mask)
+    if isinstance(envelope, DeadLetter):
+        return [envelope]
+    return parse_record(envelope, pseudo, mask)
+
+
+def parse_envelope(line: str, ref: str, mask: Mask) -> RawRecord | DeadLetter:
+    """The envelope ``{"at", "source", "payload"}`` of one line, payload left undecided.
+
+    Replay needs this step on its own: records are applied in the order of ``at``, so every
+    line's instant must be known before any payload is acted on. Bad JSON, a line that is not
+    an object, a missing or unreadable ``at`` (RFC 3339 with an offset), an unknown ``source``
+    or a missing ``payload`` give a ``DeadLetter`` whose ``record`` is the masked line; its
+    ``at`` is ``UNKNOWN_AT`` when the line's own instant could not be read.
+    """
+    text = line.rstrip("\r\n")
+    at = UNKNOWN_AT
+    source = ""
+    try:
+        try:
+            envelope = json.loads(text, parse_constant=_refuse_constant)
+        except json.JSONDecodeError as exc:
+            raise Reject(f"invalid json: {exc.msg} at column {exc.colno}") from None
+        except RecursionError:
+            raise Reject("invalid json: nested too deeply") from None
+        if not isinstance(envelope, dict):
+            raise Reject(f"record must be a json object, got {json_type(envelope)}")
+        raw_at = envelope.get("at")
+        if raw_at is None:
+            raise Reject("missing field at")
+        if not isinstance(raw_at, str):
+            raise Reject(f"field at must be a string, got {json_type(raw_at)}")
+        try:
+            at = parse_rfc3339(raw_at)
+        except ValueError as exc:
+            raise Reject(f"field at: {exc}") from None
+        raw_source = envelope.get("source")
+        if raw_source is None:
+            raise Reject("missing field source")
+        if not isinstance(raw_source, str):
+            raise Reject(f"field source must be a string, got {json_type(raw_source)}")
+        if raw_source not in PARSERS:
+            raise Reject(f"unknown source {show(raw_source)}")
+        source = raw_source
+        if "payload" not in envelope:
+            raise Reject("missing field payload")
+    except Reject as problem:
+        return DeadLetter(at=at, source=source, reason=problem.reason, record=mask(text), ref=ref)
+    return RawRecord(at=at, source=source, payload=envelope["payload"], ref=ref, text=text)
+
+
+def _refuse_constant(name: str) -> object:
+    # Python's json accepts NaN and Infinity, JSON does not; a NaN score or mrr would compare
+    # false with everything and slip through every range check.
+    raise Reject(f"invalid json: {name} is not a json value")
+
+
+def parse_record(record: RawRecord, pseudo: Pseudonymizer, mask: Mask) -> list[Parsed]:
+    """A decoded record: dispatched on ``record.source`` to that source's parser."""
+    parser = PARSERS.get(record.source)
+    try:
+        if parser is None:
+            raise Reject(f"unknown source {show(record.source)}")
+        return parser(record, pseudo)
+    except Reject as problem:
+        reason = problem.reason
+    except RecursionError:
+        reason = "payload nested too deeply"
+    except Exception as exc:  # the run must go on whatever the input holds
+        # A parser bug or a library choking on hostile input (the MIME header parser has had
+        # such bugs). The record is kept as a dead letter with the exception's type only: its
+        # message may quote personal data.
+        reason = f"{record.source} payload could not be parsed ({type(exc).__name__})"
+    known = record.source if record.source in PARSERS else ""
+    return [
+        DeadLetter(
+            at=record.at,
+            source=known,
+            reason=reason,
+            record=mask(record.text or _envelope_text(record)),
+            ref=record.ref,
+        )
+    ]
+
+
+def _envelope_text(record: RawRecord) -> str:
+    """The record as a JSON line, for a dead letter of a record that came without its text."""
+    try:
+        envelope = {"at": to_rfc3339(record.at), "source": record.source, "payload": record.payload}
+        return json.dumps(envelope, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, OverflowError):
+        return repr(record.payload)
