@@ -1,0 +1,355 @@
+"""The embedded warehouse: :class:`Backend` over chdb (ClickHouse in-process, data in a directory).
+
+chdb runs one embedded server per process, bound to one data directory, and the directory is
+locked (``<path>/status``) against other processes for as long as a session is open. Opening
+takes a few tens of milliseconds, so a command opens the warehouse once and keeps it.
+
+Inserts are sent as JSONCompactEachRow *data* through chdb's streaming insert: the statement
+is ``INSERT INTO t (cols) SETTINGS ...`` and the rows follow as bytes the engine parses with
+the input format, so a value can never become SQL. Instants are written as ISO 8601 with
+``Z`` and parsed with ``date_time_input_format='best_effort'``, which makes them independent of
+the column's time zone. Results are read as JSONCompact (names, types, rows) and converted
+by column type, so callers get the same Python values as from the native adapter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sinks.backend import (
+    SinkError,
+    check_dedup_token,
+    classify_error,
+    error_code,
+    quote_identifier,
+    quote_table,
+)
+
+__all__ = ["ChdbBackend"]
+
+DEFAULT_DATABASE = "supportstream"
+
+_FORMAT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_CHUNK_BYTES = 4 << 20  # streaming-insert chunk: bounded memory on the engine's side
+
+
+class ChdbBackend:
+    """The embedded warehouse in directory ``path`` (created if missing).
+
+    ``database`` is created if missing and made the session's current database, so ad-hoc
+    SQL (``supportstream sql``) can say ``tickets`` instead of ``supportstream.tickets``; the
+    project's own SQL always names the database. The session's time zone is UTC, so
+    ``toDate(x)`` in ad-hoc SQL means the UTC day, as in the views.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, database: str = DEFAULT_DATABASE) -> None:
+        self.path = str(Path(path).expanduser().absolute())
+        self._lock = threading.Lock()
+        try:
+            Path(self.path).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"cannot create warehouse directory {self.path}: {exc}") from exc
+        self._session = _open_session(self.path)
+        try:
+            # Denormal floats as "nan"/"inf" strings, not null, so NaN survives a query.
+            self._run("SET output_format_json_quote_denormals = 1", "CSV")
+            self._run("SET session_timezone = 'UTC'", "CSV")
+            if database:
+                db = quote_identifier(database)
+                self._run(f"CREATE DATABASE IF NOT EXISTS {db}", "CSV")
+                self._run(f"USE {db}", "CSV")
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the port --------------------------------------------------------------------------
+
+    def execute(self, sql: str) -> None:
+        self._call(lambda s: s.query(sql, "CSV"), user_sql=False)
+
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        dedup_token: str | None = None,
+    ) -> None:
+        if not rows:
+            return
+        width = len(columns)
+        settings = ["date_time_input_format = 'best_effort'"]
+        if dedup_token is not None:
+            settings.append(f"insert_deduplication_token = '{check_dedup_token(dedup_token)}'")
+        statement = (
+            f"INSERT INTO {quote_table(table)} ({', '.join(quote_identifier(c) for c in columns)})"
+            f" SETTINGS {', '.join(settings)}"
+        )
+        chunks = list(_json_rows(rows, width))
+
+        def run(session: Any) -> None:
+            inserter = session.send_insert(statement, "JSONCompactEachRow")
+            try:
+                for chunk in chunks:
+                    inserter.append(chunk)
+                inserter.finish()
+            except BaseException:
+                # No implicit commit: a failed insert leaves nothing half-written behind.
+                with contextlib.suppress(Exception):
+                    inserter.cancel()
+                raise
+
+        self._call(run, user_sql=False)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        bound = {name: _param_text(value) for name, value in (params or {}).items()}
+        raw = self._call(lambda s: s.query(sql, "JSONCompact", params=bound).bytes(), user_sql=True)
+        if not raw.strip():
+            return []  # a statement without a result set
+        try:
+            doc = json.loads(raw, parse_float=Decimal)
+            names = [col["name"] for col in doc["meta"]]
+            converters = [_converter(col["type"]) for col in doc["meta"]]
+            data = doc["data"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SinkError(
+                "query() reads rows as JSONCompact; a query with its own FORMAT clause "
+                "belongs in query_formatted()"
+            ) from exc
+        return [
+            {name: conv(value) for name, conv, value in zip(names, converters, row, strict=True)}
+            for row in data
+        ]
+
+    def query_formatted(self, sql: str, fmt: str) -> str:
+        if not _FORMAT_NAME.match(fmt):
+            raise SinkError(f"not a ClickHouse format name: {fmt!r}")
+        raw: bytes = self._call(lambda s: s.query(sql, fmt).bytes(), user_sql=True)
+        return raw.decode("utf-8", "surrogateescape")
+
+    def close(self) -> None:
+        with self._lock:
+            session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.close()
+
+    def __enter__(self) -> ChdbBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ChdbBackend({self.path!r})"
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _run(self, sql: str, fmt: str) -> None:
+        self._call(lambda s: s.query(sql, fmt), user_sql=False)
+
+    def _call(self, fn: Callable[[Any], Any], *, user_sql: bool) -> Any:
+        with self._lock:
+            session = self._session
+            if session is None:
+                raise SinkError(f"the warehouse {self.path} is closed")
+            try:
+                return fn(session)
+            except RuntimeError as exc:  # chdb's ChdbError is a RuntimeError
+                message = str(exc)
+                raise classify_error(message, error_code(message), user_sql=user_sql) from exc
+
+
+def _open_session(path: str) -> Any:
+    from chdb.session import Session  # deferred: loading chdb costs ~1 s and ~100 MB
+
+    try:
+        return Session(path)  # type: ignore[no-untyped-call]
+    except RuntimeError as exc:
+        message = str(exc)
+        if "already initialized with path" in message:
+            raise SinkError(
+                f"cannot open warehouse {path}: this process already has another warehouse "
+                "open (chdb serves one directory per process); close it first"
+            ) from exc
+        holder = _lock_holder(path)
+        if holder is not None:
+            raise SinkError(
+                f"warehouse {path} is in use by another process{holder}; stop it or "
+                "choose another directory with --warehouse"
+            ) from exc
+        raise SinkError(f"cannot open warehouse {path}: {message}") from exc
+
+
+def _lock_holder(path: str) -> str | None:
+    """`` (pid N)`` if another process holds the warehouse lock, ``""`` if held by an unknown
+    process, None if nobody holds it. ClickHouse takes an exclusive ``flock`` on
+    ``<path>/status`` and writes its pid there."""
+    status = Path(path) / "status"
+    try:
+        with open(status, "rb") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = fh.read(4096).decode("utf-8", "replace")
+                match = re.search(r"PID:\s*(\d+)", text)
+                return f" (pid {match.group(1)})" if match else ""
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            return None
+    except OSError:
+        return None
+
+
+# -- rows out: Python values -> JSONCompactEachRow -----------------------------------------
+
+
+def _json_value(value: Any) -> Any:
+    """``json.dumps`` ``default=``: the types JSON has no literal for."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # ClickHouse reads a quoted number into a Decimal column exactly
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise SinkError(f"cannot insert a value of type {type(value).__name__}: {value!r}")
+
+
+def _json_rows(rows: Sequence[Sequence[Any]], width: int) -> list[bytes]:
+    """Rows as JSONCompactEachRow lines, cut into chunks of about ``_CHUNK_BYTES``.
+
+    ``ensure_ascii=False`` keeps text readable and small; lone surrogates (which cannot be
+    UTF-8) are the one thing that must be escaped, so those rows fall back to ASCII escapes.
+    """
+    chunks: list[bytes] = []
+    buf: list[bytes] = []
+    size = 0
+    for row in rows:
+        if len(row) != width:
+            raise SinkError(f"row has {len(row)} values for {width} columns: {row!r}")
+        text = json.dumps(list(row), ensure_ascii=False, default=_json_value)
+        try:
+            line = text.encode("utf-8") + b"\n"
+        except UnicodeEncodeError:
+            line = json.dumps(list(row), default=_json_value).encode("ascii") + b"\n"
+        buf.append(line)
+        size += len(line)
+        if size >= _CHUNK_BYTES:
+            chunks.append(b"".join(buf))
+            buf, size = [], 0
+    if buf:
+        chunks.append(b"".join(buf))
+    return chunks
+
+
+# -- parameters: Python values -> ClickHouse's escaped text --------------------------------
+
+_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "\b": "\\b", "\f": "\\f"}
+)
+
+
+def _param_text(value: Any) -> str:
+    """A parameter value in the text form ClickHouse parses ``{name:Type}`` values from
+    (the TSV "escaped" form; ``\\N`` is NULL)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return _literal(value).translate(_ESCAPES)
+    return _scalar_text(value).translate(_ESCAPES)
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        aware: dt.datetime = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return aware.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, int | float | Decimal | str):
+        return str(value)
+    raise SinkError(f"cannot bind a parameter of type {type(value).__name__}: {value!r}")
+
+
+def _literal(value: Any) -> str:
+    """A quoted literal, the form elements take inside an ``Array``/``Tuple`` parameter."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    text = _scalar_text(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+# -- results: JSONCompact values -> Python values by column type ---------------------------
+
+_WRAPPER = re.compile(r"(LowCardinality|Nullable)\((.*)\)\Z")
+_TZ_ARG = re.compile(r"'([^']*)'")
+
+
+@lru_cache(maxsize=512)
+def _converter(ch_type: str) -> Callable[[Any], Any]:
+    """A function turning one JSON value of ClickHouse type ``ch_type`` into Python."""
+    inner = ch_type.strip()
+    while match := _WRAPPER.match(inner):
+        inner = match.group(2)
+    if inner.startswith(("Int", "UInt")):
+        return _nullable(int)
+    if inner.startswith(("Float", "BFloat")):
+        return _nullable(float)
+    if inner.startswith("Decimal"):
+        return _nullable(lambda v: Decimal(str(v)))
+    if inner == "Bool":
+        return _nullable(bool)
+    if inner in ("Date", "Date32"):
+        return _nullable(dt.date.fromisoformat)
+    if inner.startswith("DateTime"):
+        tz_match = _TZ_ARG.search(inner)
+        zone: dt.tzinfo = ZoneInfo(tz_match.group(1)) if tz_match else dt.UTC
+        return _nullable(lambda v: _instant(v, zone))
+    if inner.startswith("Array("):
+        element = _converter(inner[len("Array(") : -1])
+        return _nullable(lambda v: [element(x) for x in v])
+    return _plain
+
+
+def _nullable(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: None if v is None else fn(v)
+
+
+def _instant(text: str, zone: dt.tzinfo) -> dt.datetime:
+    # The session time zone is UTC, so a DateTime without its own zone prints in UTC.
+    local = dt.datetime.fromisoformat(text).replace(tzinfo=zone)
+    return local.astimezone(dt.UTC)
+
+
+def _plain(value: Any) -> Any:
+    """Values of types without a converter (String, Enum, UUID, Map, Tuple, JSON...): as
+    parsed, with the Decimals that ``parse_float`` made turned back into floats."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
