@@ -1,0 +1,552 @@
+"""The help desk: conversations become tickets, tickets move through their lifecycle.
+
+``Desk`` is the domain core the runners drive. It takes parsed inputs (``Contact``,
+``AgentAction``, ``SurveyAnswer``, ``CrmUpsert``) in event-time order and the advance of event
+time, and returns ``Output``: the domain events, the snapshots of the tickets and SLA cycles they
+changed, and dead letters for records that name no ticket. It does no I/O and never reads the
+clock.
+
+Its state lives in mappings handed in by the runner (``DeskStores``): plain dicts in the local
+runner, changelogged tables under Faust. Each ticket is a frozen ``Ticket`` replaced on change;
+its ``seq`` numbers its events so that event ids are deterministic (``ids.event_id``).
+
+The rules are CONTRACT §1 (Tickets) and §3 (SLA, delegated to ``SlaBook``):
+
+* the first inbound contact of a conversation without a ticket opens ``{conversation}#1``;
+  later tickets are ``#2``, ``#3``...; agent and survey records act on the latest ticket;
+* classification (category, kind, priority, queue, policy) is decided once, at opening, from
+  the opening contact and the customer's tier at that moment;
+* ``new`` -> ``open`` on the first public reply; an inbound contact on ``pending`` makes it
+  ``open``; on ``solved`` it reopens within ``reopen_within`` of the solve, else opens the next
+  ticket; an agent ``open``/``pending`` on a solved ticket reopens it without a response cycle;
+* each change of assignee from one agent to another is a handoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from processors.assignment import Assigner, AssignerState
+from processors.classify import Classifier
+from processors.identity import CustomerDirectory, Profile, Resolved
+from processors.ids import Pseudonymizer, event_id
+from processors.model import (
+    AgentAction,
+    Contact,
+    CrmUpsert,
+    CycleState,
+    DeadLetter,
+    DomainEvent,
+    Millis,
+    Output,
+    SurveyAnswer,
+    TicketState,
+)
+from processors.pii import Masker
+from processors.rules import Rules
+from processors.sla import SlaOutput
+from processors.slabook import SlaBook
+from processors.threads import ThreadIndex
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A ticket's whole state. ``seq`` counts the events emitted for it, ``version`` the
+    snapshots written to ``tickets``."""
+
+    ticket_id: str
+    conversation_id: str
+    number: int
+    customer_id: str
+    tier: str
+    channel: str
+    category: str
+    kind: str
+    priority: str
+    queue: str
+    sla_policy: str
+    opened_at: Millis
+    opened_day: str
+    status: str = "new"
+    agent_id: str = ""
+    solved_at: Millis | None = None
+    reopen_count: int = 0
+    handoff_count: int = 0
+    inbound_count: int = 1
+    agent_reply_count: int = 0
+    csat: int | None = None
+    nps: int | None = None
+    first_reply_at: Millis | None = None
+    updated_at: Millis = 0
+    seq: int = 0
+    version: int = 0
+
+    def snapshot(self) -> TicketState:
+        return TicketState(
+            ticket_id=self.ticket_id,
+            conversation_id=self.conversation_id,
+            customer_id=self.customer_id,
+            channel=self.channel,
+            category=self.category,
+            kind=self.kind,
+            priority=self.priority,
+            queue=self.queue,
+            agent_id=self.agent_id,
+            status=self.status,
+            sla_policy=self.sla_policy,
+            opened_at=self.opened_at,
+            solved_at=self.solved_at,
+            reopen_count=self.reopen_count,
+            handoff_count=self.handoff_count,
+            inbound_count=self.inbound_count,
+            agent_reply_count=self.agent_reply_count,
+            csat=self.csat,
+            nps=self.nps,
+            tier=self.tier,
+            opened_day=self.opened_day,
+            first_reply_at=self.first_reply_at,
+            updated_at=self.updated_at,
+            version=self.version,
+        )
+
+
+@dataclass
+class DeskStores:
+    """Where the desk keeps its state; a runner may pass its own mappings.
+
+    ``latest`` maps a conversation to its latest ticket id; ``seen`` holds the channel message
+    ids already received (a redelivered webhook must not become a second contact);
+    ``customer_seq`` numbers each customer's events.
+    """
+
+    tickets: MutableMapping[str, Ticket] = field(default_factory=dict)
+    latest: MutableMapping[str, str] = field(default_factory=dict)
+    seen: MutableMapping[str, str] = field(default_factory=dict)
+    profiles: MutableMapping[str, Profile] = field(default_factory=dict)
+    identities: MutableMapping[str, str] = field(default_factory=dict)
+    message_ids: MutableMapping[str, str] = field(default_factory=dict)
+    customer_seq: MutableMapping[str, int] = field(default_factory=dict)
+
+
+class _Step:
+    """Collects what one input produced: events (numbered per ticket), the tickets it touched
+    (one snapshot each, the last) and the cycles it changed."""
+
+    __slots__ = ("cycles", "dead_letters", "events", "tickets")
+
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+        self.tickets: dict[str, Ticket] = {}
+        self.cycles: dict[tuple[str, str, int], CycleState] = {}
+        self.dead_letters: list[DeadLetter] = []
+
+    def output(self) -> Output:
+        return Output(
+            events=tuple(self.events),
+            tickets=tuple(t.snapshot() for t in self.tickets.values()),
+            cycles=tuple(self.cycles.values()),
+            dead_letters=tuple(self.dead_letters),
+        )
+
+
+class Desk:
+    """The ticket processor. One instance per state scope (the whole input locally, a
+    partition's keys under Faust)."""
+
+    def __init__(
+        self,
+        rules: Rules,
+        pseudo: Pseudonymizer,
+        masker: Masker,
+        stores: DeskStores | None = None,
+        sla: SlaBook | None = None,
+    ) -> None:
+        self.rules = rules
+        self._pseudo = pseudo
+        self._masker = masker
+        self.stores = stores if stores is not None else DeskStores()
+        self._classifier = Classifier(rules)
+        self._assigner = Assigner(rules)
+        self.assignments: AssignerState = self._assigner.initial()
+        self.customers = CustomerDirectory(pseudo, self.stores.profiles, self.stores.identities)
+        self.threads = ThreadIndex(pseudo, self.stores.message_ids)
+        self.sla = sla if sla is not None else SlaBook(rules)
+        self._reporting_tz = ZoneInfo(rules.reporting_timezone)
+
+    # ---------------------------------------------------------------------------------------
+    # Time
+    # ---------------------------------------------------------------------------------------
+
+    def advance(self, now: Millis, *, inclusive: bool) -> Output:
+        """Fire the SLA timers due before ``now`` (or at it, when ``inclusive``). The runner
+        calls this with ``inclusive=False`` before applying a record at ``now`` (records at an
+        instant are applied before timers of that instant fire, CONTRACT §3) and with
+        ``inclusive=True`` when event time moves past ``now`` with no record."""
+        step = _Step()
+        for ticket_id, effects in self.sla.advance(now, inclusive=inclusive):
+            ticket = self.stores.tickets[ticket_id]
+            self._sla_effects(step, ticket, effects)
+        return step.output()
+
+    def next_timer(self) -> Millis | None:
+        return self.sla.next_timer()
+
+    # ---------------------------------------------------------------------------------------
+    # Inputs
+    # ---------------------------------------------------------------------------------------
+
+    def handle(self, item: Contact | AgentAction | SurveyAnswer | CrmUpsert) -> Output:
+        step = _Step()
+        if isinstance(item, Contact):
+            self._contact(step, item)
+        elif isinstance(item, AgentAction):
+            self._agent(step, item)
+        elif isinstance(item, SurveyAnswer):
+            self._survey(step, item)
+        else:
+            self._crm(step, item)
+        return step.output()
+
+    def _contact(self, step: _Step, contact: Contact) -> None:
+        conversation_id = contact.conversation_id
+        if contact.threading is not None:
+            conversation_id = self.threads.conversation_of(contact.threading)
+            self.threads.remember(contact.threading.message_id, conversation_id)
+        customer = self.customers.resolve(contact.identities, fallback=conversation_id)
+        text = self._masker.mask(contact.body)
+        subject = self._masker.mask(contact.subject)
+        message_key = f"{contact.channel}\x1f{contact.channel_message_id}"
+        data: dict[str, Any] = {
+            "channel": contact.channel,
+            "message_id": self._pseudo.h(contact.channel_message_id),
+            "sender": customer.sender,
+            "subject": subject,
+            "text": text,
+            "call_status": contact.call_status,
+            "duplicate": False,
+        }
+
+        latest_id = self.stores.latest.get(conversation_id)
+        latest = self.stores.tickets.get(latest_id) if latest_id else None
+        if message_key in self.stores.seen and latest is not None:
+            # A redelivery (a webhook retried, a mail fetched twice): recorded, counted nowhere.
+            data["duplicate"] = True
+            ticket = self._emit(step, latest, "contact.received", contact.at, data)
+            self._put(step, ticket, changed=False)
+            return
+        self.stores.seen[message_key] = conversation_id
+
+        if latest is None or (
+            latest.status == "solved"
+            and latest.solved_at is not None
+            and contact.at - latest.solved_at > self.rules.reopen_within_ms
+        ):
+            number = 1 if latest is None else latest.number + 1
+            ticket = self._open(step, contact, conversation_id, number, customer, subject, text)
+        else:
+            ticket = self._emit(step, latest, "contact.received", contact.at, data)
+            ticket = replace(ticket, inbound_count=ticket.inbound_count + 1)
+            if ticket.status == "solved":
+                ticket = self._reopen(step, ticket, contact.at, "open", by="customer")
+            elif ticket.status == "pending":
+                ticket = self._set_status(step, ticket, contact.at, "open", by="customer")
+            ticket = self._sla_effects(step, ticket, self.sla.inbound(ticket.ticket_id, contact.at))
+            self._put(step, ticket, at=contact.at)
+
+        if contact.call_status == "answered":
+            # An answered call is the contact followed at the same instant by a public reply.
+            self._reply(step, ticket, contact.at, contact.call_agent_id, message_id="")
+
+    def _open(
+        self,
+        step: _Step,
+        contact: Contact,
+        conversation_id: str,
+        number: int,
+        customer: Resolved,
+        subject: str,
+        text: str,
+    ) -> Ticket:
+        decided = self._classifier.classify(
+            contact.channel, contact.subject, contact.body, customer.tier
+        )
+        policy = decided.sla_policy
+        at = contact.at
+        ticket = Ticket(
+            ticket_id=f"{conversation_id}#{number}",
+            conversation_id=conversation_id,
+            number=number,
+            customer_id=customer.customer_id,
+            tier=customer.tier,
+            channel=contact.channel,
+            category=decided.category,
+            kind=decided.kind,
+            priority=decided.priority,
+            queue=decided.queue,
+            sla_policy=policy.name if policy is not None else "",
+            opened_at=at,
+            opened_day=self._day(at),
+            updated_at=at,
+        )
+        self.stores.latest[conversation_id] = ticket.ticket_id
+        received = {
+            "channel": contact.channel,
+            "message_id": self._pseudo.h(contact.channel_message_id),
+            "sender": customer.sender,
+            "subject": subject,
+            "text": text,
+            "call_status": contact.call_status,
+            "duplicate": False,
+        }
+        ticket = self._emit(step, ticket, "contact.received", at, received)
+        classification = {
+            "channel": ticket.channel,
+            "tier": ticket.tier,
+            "category": ticket.category,
+            "kind": ticket.kind,
+            "priority": ticket.priority,
+            "queue": ticket.queue,
+            "sla_policy": ticket.sla_policy,
+        }
+        ticket = self._emit(step, ticket, "ticket.opened", at, {"number": number, **classification})
+        ticket = self._emit(step, ticket, "contact.categorized", at, classification)
+        self.assignments, agent = self._assigner.assign(self.assignments, ticket.queue)
+        if agent:
+            ticket = self._emit(
+                step,
+                ticket,
+                "ticket.assigned",
+                at,
+                {"agent_id": agent, "previous_agent_id": "", "handoff": False, "by": "rules"},
+            )
+            ticket = replace(ticket, agent_id=agent)
+        if policy is not None:
+            ticket = self._sla_effects(step, ticket, self.sla.open(ticket.ticket_id, policy, at))
+        self._put(step, ticket, at=at)
+        return step.tickets[ticket.ticket_id]
+
+    def _agent(self, step: _Step, action: AgentAction) -> None:
+        ticket = self._latest(step, action.conversation_id, action.at, "agent", action.ref)
+        if ticket is None:
+            return
+        at = action.at
+        if action.type == "reply" and action.public:
+            self._reply(step, ticket, at, action.agent_id, action.message_id)
+        elif action.type in ("reply", "note"):
+            if action.message_id:
+                self.threads.remember(action.message_id, ticket.conversation_id)
+            data = {
+                "agent_id": action.agent_id,
+                "public": False,
+                "type": action.type,
+                "message_id": self._pseudo.h(action.message_id) if action.message_id else "",
+            }
+            ticket = self._emit(step, ticket, "agent.replied", at, data)
+            self._put(step, ticket, changed=False)
+        elif action.type == "status":
+            self._agent_status(step, ticket, at, action.status, action.agent_id)
+        else:
+            self._assign(step, ticket, at, action.agent_id)
+
+    def _reply(
+        self, step: _Step, ticket: Ticket, at: Millis, agent_id: str, message_id: str
+    ) -> None:
+        if message_id:
+            self.threads.remember(message_id, ticket.conversation_id)
+        data = {
+            "agent_id": agent_id,
+            "public": True,
+            "type": "reply",
+            "message_id": self._pseudo.h(message_id) if message_id else "",
+        }
+        ticket = self._emit(step, ticket, "agent.replied", at, data)
+        ticket = replace(
+            ticket,
+            agent_reply_count=ticket.agent_reply_count + 1,
+            first_reply_at=ticket.first_reply_at if ticket.first_reply_at is not None else at,
+        )
+        if ticket.status == "new":
+            ticket = self._set_status(step, ticket, at, "open", by=agent_id)
+        ticket = self._sla_effects(step, ticket, self.sla.public_reply(ticket.ticket_id, at))
+        self._put(step, ticket, at=at)
+
+    def _agent_status(
+        self, step: _Step, ticket: Ticket, at: Millis, status: str, agent_id: str
+    ) -> None:
+        if status == ticket.status:
+            return
+        if ticket.status == "solved":
+            ticket = self._reopen(step, ticket, at, status, by=agent_id)
+        elif status == "solved":
+            ticket = self._emit(
+                step, ticket, "ticket.solved", at, {"by": agent_id, "from_status": ticket.status}
+            )
+            ticket = replace(ticket, status="solved", solved_at=at)
+            if ticket.agent_id:
+                self.assignments = self._assigner.release(self.assignments, ticket.agent_id)
+            ticket = self._sla_effects(step, ticket, self.sla.status(ticket.ticket_id, at, status))
+        else:
+            ticket = self._set_status(step, ticket, at, status, by=agent_id)
+        self._put(step, ticket, at=at)
+
+    def _assign(self, step: _Step, ticket: Ticket, at: Millis, agent_id: str) -> None:
+        previous = ticket.agent_id
+        if agent_id == previous:
+            return
+        handoff = previous != ""
+        ticket = self._emit(
+            step,
+            ticket,
+            "ticket.assigned",
+            at,
+            {
+                "agent_id": agent_id,
+                "previous_agent_id": previous,
+                "handoff": handoff,
+                "by": agent_id,
+            },
+        )
+        ticket = replace(
+            ticket, agent_id=agent_id, handoff_count=ticket.handoff_count + int(handoff)
+        )
+        if ticket.status != "solved":
+            if previous:
+                self.assignments = self._assigner.release(self.assignments, previous)
+            self.assignments = self._assigner.take(self.assignments, agent_id)
+        self._put(step, ticket, at=at)
+
+    def _survey(self, step: _Step, answer: SurveyAnswer) -> None:
+        ticket = self._latest(step, answer.conversation_id, answer.at, "survey", answer.ref)
+        if ticket is None:
+            return
+        ticket = self._emit(
+            step, ticket, "survey.answered", answer.at, {"kind": answer.kind, "score": answer.score}
+        )
+        if answer.kind == "csat":
+            ticket = replace(ticket, csat=answer.score)
+        else:
+            ticket = replace(ticket, nps=answer.score)
+        self._put(step, ticket, at=answer.at)
+
+    def _crm(self, step: _Step, record: CrmUpsert) -> None:
+        profile = self.customers.upsert(record)
+        seq = self.stores.customer_seq.get(profile.customer_id, 0) + 1
+        self.stores.customer_seq[profile.customer_id] = seq
+        identities = ",".join(sorted(self.customers.sender(i) for i in profile.identities))
+        step.events.append(
+            DomainEvent(
+                event_id=event_id(f"customer:{profile.customer_id}", seq),
+                event_type="customer.upserted",
+                at=record.at,
+                ticket_id="",
+                conversation_id="",
+                customer_id=profile.customer_id,
+                data={
+                    "tier": profile.tier,
+                    "status": profile.status,
+                    "mrr": profile.mrr,
+                    "identities": identities,
+                },
+            )
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # Transitions shared by several inputs
+    # ---------------------------------------------------------------------------------------
+
+    def _set_status(self, step: _Step, ticket: Ticket, at: Millis, status: str, by: str) -> Ticket:
+        ticket = self._emit(
+            step,
+            ticket,
+            "ticket.status_changed",
+            at,
+            {"from_status": ticket.status, "to_status": status, "by": by},
+        )
+        ticket = replace(ticket, status=status)
+        return self._sla_effects(step, ticket, self.sla.status(ticket.ticket_id, at, status))
+
+    def _reopen(self, step: _Step, ticket: Ticket, at: Millis, status: str, by: str) -> Ticket:
+        """A solved ticket comes back: ``status`` is ``open`` (an inbound contact or an agent)
+        or ``pending`` (an agent). Resolution resumes or stays paused; no response cycle
+        starts here (an inbound contact starts one itself, through ``SlaBook.inbound``)."""
+        solved_at = ticket.solved_at if ticket.solved_at is not None else at
+        ticket = self._emit(
+            step,
+            ticket,
+            "ticket.reopened",
+            at,
+            {
+                "reopen_count": ticket.reopen_count + 1,
+                "to_status": status,
+                "by": by,
+                "solved_at": solved_at,
+            },
+        )
+        ticket = replace(ticket, status=status, reopen_count=ticket.reopen_count + 1)
+        if ticket.agent_id:
+            self.assignments = self._assigner.take(self.assignments, ticket.agent_id)
+        return self._sla_effects(step, ticket, self.sla.reopen(ticket.ticket_id, at, status))
+
+    def _latest(
+        self, step: _Step, conversation_id: str, at: Millis, source: str, ref: str
+    ) -> Ticket | None:
+        ticket_id = self.stores.latest.get(conversation_id)
+        if ticket_id is None:
+            step.dead_letters.append(
+                DeadLetter(
+                    at=at,
+                    source=source,
+                    reason=f"conversation {conversation_id!r} has no ticket",
+                    record="",
+                    ref=ref,
+                )
+            )
+            return None
+        return self.stores.tickets[ticket_id]
+
+    def _emit(
+        self, step: _Step, ticket: Ticket, event_type: str, at: Millis, data: dict[str, Any]
+    ) -> Ticket:
+        seq = ticket.seq + 1
+        step.events.append(
+            DomainEvent(
+                event_id=event_id(ticket.ticket_id, seq),
+                event_type=event_type,
+                at=at,
+                ticket_id=ticket.ticket_id,
+                conversation_id=ticket.conversation_id,
+                customer_id=ticket.customer_id,
+                data=data,
+            )
+        )
+        ticket = replace(ticket, seq=seq)
+        self.stores.tickets[ticket.ticket_id] = ticket
+        return ticket
+
+    def _sla_effects(self, step: _Step, ticket: Ticket, effects: SlaOutput) -> Ticket:
+        for effect in effects.events:
+            ticket = self._emit(step, ticket, effect.event_type, effect.at, effect.data)
+        for cycle in effects.cycles:
+            step.cycles[(cycle.ticket_id, cycle.metric, cycle.cycle)] = cycle
+        return ticket
+
+    def _put(self, step: _Step, ticket: Ticket, *, at: Millis = 0, changed: bool = True) -> None:
+        """Store the ticket; a change bumps its version and queues one snapshot for this step."""
+        if changed:
+            previous = step.tickets.get(ticket.ticket_id)
+            stored = self.stores.tickets.get(ticket.ticket_id)
+            base_version = stored.version if stored is not None else 0
+            if previous is None:
+                ticket = replace(ticket, version=base_version + 1, updated_at=at)
+            else:
+                ticket = replace(ticket, version=previous.version, updated_at=at)
+            step.tickets[ticket.ticket_id] = ticket
+        self.stores.tickets[ticket.ticket_id] = ticket
+
+    def _day(self, at: Millis) -> str:
+        local = dt.datetime.fromtimestamp(at / 1000, tz=dt.UTC).astimezone(self._reporting_tz)
+        return local.date().isoformat()

@@ -1,0 +1,203 @@
+"""The ``supportstream`` command line (CONTRACT §5).
+
+Exit codes: 0 success, 2 bad usage or a refused rules file, 1 anything else. Messages name the
+problem without a traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import structlog
+
+from processors.ids import Pseudonymizer
+from processors.rules import RulesError, check_config, load_rules
+from processors.timeutil import parse_rfc3339
+from sinks.backend import QueryError, SinkError
+from sinks.chdb_backend import ChdbBackend
+from sinks.migrate import migrate
+from sinks.writer import ProjectionWriter
+from streams.local import LocalRunner, replay_file
+from streams.settings import Settings, SettingsError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done as asked (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"supportstream: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="supportstream", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = commands.add_parser("demo", help="generate a realistic week, replay it, report")
+    demo.add_argument("--warehouse", default="./.supportstream/demo", help="demo warehouse dir")
+    demo.add_argument("--seed", type=int, default=7, help="traffic generator seed")
+    demo.add_argument("--tickets", type=int, default=400, help="tickets to generate")
+
+    replay = commands.add_parser("replay", help="run the whole pipeline over a JSON Lines file")
+    replay.add_argument("--rules", required=True, type=Path, help="rules file (YAML)")
+    replay.add_argument("--input", required=True, type=Path, help="input records (JSON Lines)")
+    replay.add_argument("--until", help="RFC 3339 instant: replay up to it and fire timers due")
+    replay.add_argument("--warehouse", default=None, help="embedded warehouse directory")
+
+    sql = commands.add_parser("sql", help="run SQL on the embedded warehouse")
+    sql.add_argument("--warehouse", default=None, help="embedded warehouse directory")
+    sql.add_argument("--format", default="PrettyCompactMonoBlock", help="ClickHouse output format")
+    sql.add_argument("query", help="the SQL query; tables are those of the supportstream database")
+
+    check = commands.add_parser("check-config", help="validate a rules file")
+    check.add_argument("rules", type=Path, help="rules file (YAML)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.debug)
+    try:
+        settings = Settings.from_env()
+        return int(_COMMANDS[args.command](args, settings))
+    except RulesError as error:
+        print(f"supportstream: rules refused: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (UsageError, SettingsError) as error:
+        print(f"supportstream: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (QueryError, SinkError) as error:
+        if args.debug:
+            raise
+        print(f"supportstream: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("supportstream: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"supportstream: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _configure_logging(debug: bool) -> None:
+    import logging
+
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.DEBUG if debug else logging.WARNING
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _pseudonymizer(settings: Settings) -> Pseudonymizer:
+    if settings.pii_key_is_default:
+        print(
+            "supportstream: SUPPORTSTREAM_PII_KEY is not set; using the development key "
+            "(pseudonyms are not secret)",
+            file=sys.stderr,
+        )
+    return Pseudonymizer.from_text(settings.pii_key)
+
+
+def _warehouse(arg: str | None, settings: Settings) -> Path:
+    return Path(arg if arg is not None else settings.warehouse)
+
+
+def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    code, message = check_config(args.rules)
+    print(message, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    rules = load_rules(args.rules)
+    until = None
+    if args.until is not None:
+        try:
+            until = parse_rfc3339(args.until)
+        except ValueError as error:
+            raise UsageError(f"--until: {error}") from None
+    if not args.input.is_file():
+        print(f"supportstream: input file {str(args.input)!r} not found", file=sys.stderr)
+        return EXIT_FAILURE
+    pseudo = _pseudonymizer(settings)
+    warehouse = _warehouse(args.warehouse, settings)
+    backend = ChdbBackend(warehouse)
+    try:
+        migrate(backend)
+        writer = ProjectionWriter(backend)
+        runner = LocalRunner(rules, pseudo, writer)
+        stats = replay_file(runner, args.input, until=until)
+        writer.compact()
+    finally:
+        backend.close()
+    letters = sum(stats.dead_letters.values())
+    print(
+        f"replayed {stats.records} records from {args.input}: "
+        f"{sum(stats.contacts.values())} contacts, {stats.tickets_opened} tickets opened, "
+        f"{sum(stats.events.values())} events, {letters} dead letters, "
+        f"{sum(stats.ignored.values())} ignored; warehouse {warehouse}"
+    )
+    if stats.not_replayed:
+        print(f"{stats.not_replayed} records after --until were not replayed", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    warehouse = _warehouse(args.warehouse, settings)
+    if not warehouse.exists():
+        print(
+            f"supportstream: no warehouse at {str(warehouse)!r} (run replay or demo first)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    backend = ChdbBackend(warehouse)
+    try:
+        sys.stdout.write(backend.query_formatted(args.query, args.format))
+    finally:
+        backend.close()
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(
+        warehouse=Path(args.warehouse),
+        seed=args.seed,
+        tickets=args.tickets,
+        pseudo=_pseudonymizer(settings),
+        pii_key=settings.pii_key,
+    )
+
+
+_COMMANDS = {
+    "check-config": _cmd_check_config,
+    "replay": _cmd_replay,
+    "sql": _cmd_sql,
+    "demo": _cmd_demo,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
