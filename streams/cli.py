@@ -14,6 +14,7 @@ from typing import NoReturn
 
 import structlog
 
+from processors.durations import parse_duration
 from processors.ids import Pseudonymizer
 from processors.rules import RulesError, check_config, load_rules
 from processors.timeutil import parse_rfc3339
@@ -44,10 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    demo = commands.add_parser("demo", help="generate a realistic week, replay it, report")
+    demo = commands.add_parser("demo", help="realistic traffic through the pipeline, then a report")
+    demo.add_argument(
+        "--duration", help="run live for this long (e.g. 30s, 5m); without it, replay a week"
+    )
     demo.add_argument("--warehouse", default="./.supportstream/demo", help="demo warehouse dir")
+    demo.add_argument("--rules", type=Path, default=None, help="rules file (default: the demo's)")
     demo.add_argument("--seed", type=int, default=7, help="traffic generator seed")
-    demo.add_argument("--tickets", type=int, default=400, help="tickets to generate")
+    demo.add_argument("--tickets", type=int, default=400, help="tickets in the replayed week")
+    demo.add_argument("--rate", type=float, default=1200.0, help="live: tickets per hour")
 
     replay = commands.add_parser("replay", help="run the whole pipeline over a JSON Lines file")
     replay.add_argument("--rules", required=True, type=Path, help="rules file (YAML)")
@@ -182,12 +188,23 @@ def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.demo import run_demo
 
+    duration_ms = None
+    if args.duration is not None:
+        try:
+            duration_ms = parse_duration(args.duration)
+        except ValueError as error:
+            raise UsageError(f"--duration: {error}") from None
+    if args.rate <= 0 or args.tickets < 0:
+        raise UsageError("--rate must be positive and --tickets not negative")
     return run_demo(
         warehouse=Path(args.warehouse),
         seed=args.seed,
         tickets=args.tickets,
         pseudo=_pseudonymizer(settings),
         pii_key=settings.pii_key,
+        rules_path=args.rules,
+        duration_ms=duration_ms,
+        tickets_per_hour=args.rate,
     )
 
 

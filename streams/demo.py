@@ -1,27 +1,33 @@
-"""``supportstream demo``: a realistic multi-channel week through the whole pipeline.
+"""``supportstream demo``: realistic multi-channel traffic through the whole pipeline.
 
-The demo generates a week of traffic (``loadtest.generator``: every channel, ru and en texts,
-planted personal data, a few malformed records), replays it through the local runner into its
-own embedded warehouse, and prints a closing report from ClickHouse, the same tables analysts
-query. The demo's warehouse is its own directory and is recreated on every run.
+Without ``--duration`` the demo generates a week of traffic (``loadtest.generator``: every
+channel, ru and en texts, planted personal data, a few malformed records), replays it through
+the local runner into its own embedded warehouse, and prints a closing report from ClickHouse,
+the same tables analysts query. With ``--duration D`` it runs live for D of wall time: traffic
+is generated as it happens, stamped with the wall clock, and the wall clock drives the SLA
+timers. The demo's warehouse is its own directory and is recreated on every run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from loadtest.generator import generate_week
+from loadtest.generator import generate_stream, generate_week
 from processors.ids import Pseudonymizer
-from processors.rules import load_rules
+from processors.rules import Rules, load_rules
+from processors.timeutil import parse_rfc3339, to_rfc3339
 from sinks.backend import Backend
 from sinks.chdb_backend import ChdbBackend
 from sinks.migrate import migrate
 from sinks.writer import ProjectionWriter
-from streams.local import LocalRunner, replay_file
+from streams.live import LiveProgress, run_live
+from streams.local import LocalRunner, replay_file, wall_clock_ms
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_RULES = REPO / "examples" / "rules.demo.yaml"
@@ -33,16 +39,26 @@ def last_monday(today: dt.date) -> dt.date:
 
 
 def run_demo(
-    *, warehouse: Path, seed: int, tickets: int, pseudo: Pseudonymizer, pii_key: str
+    *,
+    warehouse: Path,
+    seed: int,
+    tickets: int,
+    pseudo: Pseudonymizer,
+    pii_key: str,
+    rules_path: Path | None = None,
+    duration_ms: int | None = None,
+    tickets_per_hour: float = 1200.0,
 ) -> int:
-    rules = load_rules(DEMO_RULES)
+    rules = load_rules(rules_path or DEMO_RULES)
+    if duration_ms is not None:
+        return _run_live_demo(
+            rules, warehouse, seed, pseudo, pii_key, duration_ms, tickets_per_hour
+        )
     monday = last_monday(dt.datetime.now(dt.UTC).date())
     start = dt.datetime.combine(monday, dt.time(0, 0), tzinfo=dt.timezone(dt.timedelta(hours=3)))
     print(f"supportstream demo: generating a week of traffic from {monday} ({tickets} tickets)")
     traffic = generate_week(start, seed, tickets, pii_key=pii_key)
-    if warehouse.exists():
-        shutil.rmtree(warehouse)
-    warehouse.mkdir(parents=True)
+    _fresh(warehouse)
     input_path = warehouse.parent / f"{warehouse.name}-week.jsonl"
     traffic.write_jsonl(input_path)
 
@@ -69,6 +85,84 @@ def run_demo(
         '"SELECT queue, count() FROM tickets FINAL GROUP BY queue"'
     )
     return 0
+
+
+def _fresh(warehouse: Path) -> None:
+    if warehouse.exists():
+        shutil.rmtree(warehouse)
+    warehouse.mkdir(parents=True)
+
+
+def _run_live_demo(
+    rules: Rules,
+    warehouse: Path,
+    seed: int,
+    pseudo: Pseudonymizer,
+    pii_key: str,
+    duration_ms: int,
+    tickets_per_hour: float,
+) -> int:
+    _fresh(warehouse)
+    start = dt.datetime.now(dt.UTC)
+    print(
+        f"supportstream demo: live for {duration_ms / 1000:g}s, about {tickets_per_hour:g} "
+        "tickets an hour; the wall clock drives the SLA timers"
+    )
+    traffic = _snapshot_first(
+        generate_stream(start, seed, tickets_per_hour=tickets_per_hour, pii_key=pii_key), start
+    )
+    backend = ChdbBackend(warehouse)
+    try:
+        migrate(backend)
+        writer = ProjectionWriter(backend)
+        runner = LocalRunner(rules, pseudo, writer)
+        last_report = [0]
+
+        def on_tick(progress: LiveProgress) -> None:
+            elapsed = wall_clock_ms() - progress.started_at
+            if elapsed - last_report[0] >= 5000:
+                last_report[0] = elapsed
+                stats = runner.stats
+                print(
+                    f"  t+{elapsed // 1000}s: {sum(stats.contacts.values())} contacts, "
+                    f"{stats.tickets_opened} tickets, "
+                    f"{stats.events['sla.cycle_breached']} breaches, "
+                    f"{sum(stats.dead_letters.values())} dead letters",
+                    file=sys.stderr,
+                )
+
+        run_live(runner, traffic, duration_ms=duration_ms, on_tick=on_tick)
+        writer.compact()
+        stats = runner.stats
+        print(
+            f"live run: {stats.records} records, {sum(stats.contacts.values())} contacts, "
+            f"{stats.tickets_opened} tickets, {sum(stats.events.values())} events, "
+            f"{sum(stats.dead_letters.values())} dead letters"
+        )
+        print(report(backend))
+    finally:
+        backend.close()
+    return 0
+
+
+def _snapshot_first(
+    records: Iterator[dict[str, Any]], start: dt.datetime
+) -> Iterator[dict[str, Any]]:
+    """The generated stream opens with the CRM's snapshot of every customer, spread over its
+    first minute. Live, the snapshot is loaded at the start instant and the traffic after it
+    is moved earlier by the same span, so contacts flow from the first second."""
+    first_contact: dict[str, Any] | None = None
+    for record in records:
+        if record["source"] != "crm":
+            first_contact = record
+            break
+        yield {**record, "at": start.isoformat()}
+    if first_contact is None:
+        return
+    shift = parse_rfc3339(first_contact["at"]) - int(start.timestamp() * 1000) - 1000
+    for record in itertools.chain([first_contact], records):
+        at = parse_rfc3339(record["at"]) - shift
+        yield {**record, "at": to_rfc3339(at)}
 
 
 class _Progress:

@@ -74,8 +74,8 @@ class LocalRunner:
         on_output: OutputHook | None = None,
     ) -> None:
         self._pseudo = pseudo
-        self._masker = Masker()
-        self.desk = Desk(rules, pseudo, self._masker)
+        self.masker = Masker()
+        self.desk = Desk(rules, pseudo, self.masker)
         self.writer = writer
         self.stats = RunStats()
         self._on_output = on_output
@@ -97,7 +97,7 @@ class LocalRunner:
         self.stats.records += 1
         self.advance_to(record.at, inclusive=False)
         self.stats.last_event_time = record.at
-        for item in parse_record(record, self._pseudo, self._masker.mask):
+        for item in parse_record(record, self._pseudo, self.masker.mask):
             self._apply(item, record)
 
     def dead_letter(self, letter: DeadLetter) -> None:
@@ -122,7 +122,7 @@ class LocalRunner:
         output = self.desk.handle(item)
         if output.dead_letters:
             # The desk names the problem; the offending record is this one, redacted.
-            redacted = self._masker.redact_json_text(record.text)
+            redacted = self.masker.redact_json_text(record.text)
             letters = tuple(
                 DeadLetter(d.at, d.source, d.reason, redacted, record.ref)
                 for d in output.dead_letters
@@ -189,7 +189,7 @@ def replay_file(runner: LocalRunner, path: Path, *, until: Millis | None = None)
     (they are counted in ``stats.not_replayed`` and reported), so ``--until`` shows the
     warehouse as it stood at that instant."""
     with path.open(encoding="utf-8", errors="replace") as handle:
-        records, letters = read_records(handle, path.name, runner._masker)
+        records, letters = read_records(handle, path.name, runner.masker)
     for letter in letters:
         if until is None or letter.at <= until:
             runner.dead_letter(letter)

@@ -7,8 +7,9 @@ the development PII key (announced on stderr by the commands that use it), metri
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from processors.ids import DEV_PII_KEY
 
@@ -25,7 +26,7 @@ class Settings:
     topic_prefix: str
     partitions: int
     consumer_group: str
-    metrics_port: int
+    metrics_port: int  # 0: a free port chosen by the system
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -40,7 +41,7 @@ class Settings:
             topic_prefix=env.get("SUPPORTSTREAM_TOPIC_PREFIX", "supportstream."),
             partitions=_int(env, "SUPPORTSTREAM_PARTITIONS", 6),
             consumer_group=env.get("SUPPORTSTREAM_CONSUMER_GROUP", "supportstream"),
-            metrics_port=_int(env, "SUPPORTSTREAM_METRICS_PORT", 9108),
+            metrics_port=_int(env, "SUPPORTSTREAM_METRICS_PORT", 9108, minimum=0),
         )
 
 
@@ -48,7 +49,7 @@ class SettingsError(ValueError):
     """An environment variable holds a value supportstream cannot use."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
     text = env.get(name, "")
     if not text:
         return default
@@ -56,6 +57,94 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(text)
     except ValueError:
         raise SettingsError(f"{name}={text!r} is not a whole number") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={text!r} must be positive")
+    if value < minimum:
+        raise SettingsError(f"{name}={text!r} must be at least {minimum}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Channel connectors (``supportstream connect http|imap``, docs/CONNECTORS.md)
+# --------------------------------------------------------------------------------------------
+
+HTTP_TOKEN_SOURCES: tuple[str, ...] = ("chat", "form", "phone", "agent", "survey", "crm")
+"""The sources the HTTP connector accepts with a bearer token (``SUPPORTSTREAM_{SOURCE}_TOKEN``)."""
+
+
+@dataclass(frozen=True)
+class ConnectSettings:
+    """What the channel connectors read from ``SUPPORTSTREAM_*``. Secrets are ``repr=False``:
+    printing or logging the settings never shows them. An empty secret disables its source
+    (the HTTP connector answers 404 for it) rather than accepting unauthenticated bodies."""
+
+    connector_name: str
+    http_host: str
+    http_port: int
+    max_body_bytes: int
+    publish_timeout_s: float
+    shutdown_timeout_s: float
+    telegram_secret_token: str = field(repr=False)
+    whatsapp_verify_token: str = field(repr=False)
+    whatsapp_app_secret: str = field(repr=False)
+    vk_confirmation: str = field(repr=False)
+    vk_secret: str = field(repr=False)
+    vk_group_id: int | None
+    bearer_tokens: Mapping[str, str] = field(repr=False)
+    imap_host: str
+    imap_port: int
+    imap_security: str  # ssl | starttls | none
+    imap_user: str
+    imap_password: str = field(repr=False)
+    imap_mailbox: str
+    imap_state_dir: str
+    imap_poll_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectSettings:
+        env = os.environ if env is None else env
+        security = env.get("SUPPORTSTREAM_IMAP_SECURITY", "ssl").lower()
+        if security not in ("ssl", "starttls", "none"):
+            raise SettingsError(
+                f"SUPPORTSTREAM_IMAP_SECURITY={security!r} must be ssl, starttls or none"
+            )
+        group = env.get("SUPPORTSTREAM_VK_GROUP_ID", "")
+        return cls(
+            connector_name=env.get("SUPPORTSTREAM_CONNECTOR_NAME", "") or socket.gethostname(),
+            http_host=env.get("SUPPORTSTREAM_CONNECT_HOST", "0.0.0.0"),
+            http_port=_int(env, "SUPPORTSTREAM_CONNECT_PORT", 8080),
+            max_body_bytes=_int(env, "SUPPORTSTREAM_CONNECT_MAX_BODY_BYTES", 512 * 1024),
+            publish_timeout_s=_seconds(env, "SUPPORTSTREAM_CONNECT_PUBLISH_TIMEOUT_SECONDS", 10.0),
+            shutdown_timeout_s=_seconds(
+                env, "SUPPORTSTREAM_CONNECT_SHUTDOWN_TIMEOUT_SECONDS", 30.0
+            ),
+            telegram_secret_token=env.get("SUPPORTSTREAM_TELEGRAM_SECRET_TOKEN", ""),
+            whatsapp_verify_token=env.get("SUPPORTSTREAM_WHATSAPP_VERIFY_TOKEN", ""),
+            whatsapp_app_secret=env.get("SUPPORTSTREAM_WHATSAPP_APP_SECRET", ""),
+            vk_confirmation=env.get("SUPPORTSTREAM_VK_CONFIRMATION", ""),
+            vk_secret=env.get("SUPPORTSTREAM_VK_SECRET", ""),
+            vk_group_id=_int(env, "SUPPORTSTREAM_VK_GROUP_ID", 1) if group else None,
+            bearer_tokens={
+                source: env.get(f"SUPPORTSTREAM_{source.upper()}_TOKEN", "")
+                for source in HTTP_TOKEN_SOURCES
+            },
+            imap_host=env.get("SUPPORTSTREAM_IMAP_HOST", ""),
+            imap_port=_int(env, "SUPPORTSTREAM_IMAP_PORT", 993 if security == "ssl" else 143),
+            imap_security=security,
+            imap_user=env.get("SUPPORTSTREAM_IMAP_USER", ""),
+            imap_password=env.get("SUPPORTSTREAM_IMAP_PASSWORD", ""),
+            imap_mailbox=env.get("SUPPORTSTREAM_IMAP_MAILBOX", "INBOX"),
+            imap_state_dir=env.get("SUPPORTSTREAM_IMAP_STATE_DIR", "./.supportstream/imap"),
+            imap_poll_s=_seconds(env, "SUPPORTSTREAM_IMAP_POLL_SECONDS", 15.0),
+        )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "")
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"{name}={text!r} must be a positive number of seconds")
     return value

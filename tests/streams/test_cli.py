@@ -1,0 +1,121 @@
+"""The command line as a user meets it: exit codes, messages without tracebacks, the demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = REPO / "tests" / "fixtures" / "rules.handworked.yaml"
+
+
+def run(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SUPPORTSTREAM_PII_KEY": "cli-test-key", "SUPPORTSTREAM_METRICS_PORT": "0"}
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or REPO,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_check_config_accepts_the_examples() -> None:
+    for name in ("rules.yaml", "rules.demo.yaml", "rules.minimal.yaml"):
+        done = run("check-config", str(REPO / "examples" / name))
+        assert done.returncode == 0, done.stderr
+        assert "OK" in done.stdout
+
+
+def test_a_broken_rules_file_is_refused_with_the_place_and_exit_2(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(RULES.read_text().replace("first_response: 1h", "first_response: 1x"))
+    done = run("check-config", str(broken))
+    assert done.returncode == 2
+    assert "broken.yaml" in done.stderr
+    assert "sla_policies[1].targets.first_response" in done.stderr
+    assert "Traceback" not in done.stderr
+    source = tmp_path / "in.jsonl"
+    source.write_text("")
+    done = run(
+        "replay", "--rules", str(broken), "--input", str(source), "--warehouse", str(tmp_path / "w")
+    )
+    assert done.returncode == 2
+    assert "sla_policies[1].targets.first_response" in done.stderr
+    assert not (tmp_path / "w").exists()  # refused before anything runs
+
+
+def test_bad_usage_exits_2_and_other_failures_exit_1(tmp_path: Path) -> None:
+    assert run("replay", "--rules", str(RULES)).returncode == 2  # --input missing
+    assert run("frobnicate").returncode == 2
+    done = run(
+        "replay",
+        "--rules",
+        str(RULES),
+        "--input",
+        str(tmp_path / "in.jsonl"),
+        "--until",
+        "tomorrow",
+    )
+    assert done.returncode == 2 and "--until" in done.stderr
+    done = run("replay", "--rules", str(RULES), "--input", str(tmp_path / "missing.jsonl"))
+    assert done.returncode == 1 and "not found" in done.stderr
+    done = run("sql", "--warehouse", str(tmp_path / "nowhere"), "SELECT 1")
+    assert done.returncode == 1 and "no warehouse" in done.stderr
+
+
+def test_sql_errors_are_one_line_with_clickhouse_s_message(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("")
+    warehouse = tmp_path / "w"
+    assert (
+        run(
+            "replay", "--rules", str(RULES), "--input", str(source), "--warehouse", str(warehouse)
+        ).returncode
+        == 0
+    )
+    done = run("sql", "--warehouse", str(warehouse), "SELECT nope FROM tickets")
+    assert done.returncode == 1
+    assert "nope" in done.stderr and "Traceback" not in done.stderr
+    done = run(
+        "sql",
+        "--warehouse",
+        str(warehouse),
+        "--format",
+        "CSVWithNames",
+        "SELECT count() AS n FROM tickets",
+    )
+    assert done.returncode == 0 and done.stdout.splitlines() == ['"n"', "0"]
+
+
+@pytest.mark.slow
+def test_demo_replays_a_week_and_reports(tmp_path: Path) -> None:
+    done = run("demo", "--warehouse", str(tmp_path / "demo"))
+    assert done.returncode == 0, done.stderr
+    for section in (
+        "Top contact reasons",
+        "Tickets per channel",
+        "Tickets per queue and priority",
+        "SLA achievement by policy",
+        "CSAT and NPS",
+        "Dead letters",
+    ):
+        assert f"== {section} ==" in done.stdout
+    assert "billing" in done.stdout and "telegram" in done.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_live_for_its_duration(tmp_path: Path) -> None:
+    done = run("demo", "--duration", "6s", "--rate", "3600", "--warehouse", str(tmp_path / "live"))
+    assert done.returncode == 0, done.stderr
+    assert "live run:" in done.stdout
+    contacts = int(done.stdout.split("live run:")[1].split("records, ")[1].split(" contacts")[0])
+    assert contacts > 0
