@@ -16,13 +16,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import zoneinfo
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 
 from sinks.backend import Backend, SinkError
 
-__all__ = ["Migration", "load_migrations", "migrate", "pending_changes"]
+__all__ = [
+    "Migration",
+    "apply_reporting_views",
+    "load_migrations",
+    "migrate",
+    "pending_changes",
+]
 
 DATABASE = "supportstream"
 LEDGER = f"{DATABASE}.schema_migrations"
@@ -80,9 +87,16 @@ def applied_versions(backend: Backend) -> dict[int, str]:
     return {int(row["version"]): str(row["checksum"]) for row in rows}
 
 
-def migrate(backend: Backend, migrations: list[Migration] | None = None) -> list[int]:
+def migrate(
+    backend: Backend,
+    migrations: list[Migration] | None = None,
+    *,
+    reporting_timezone: str | None = None,
+) -> list[int]:
     """Bring the schema up to date; return the versions applied by this call (``[]`` when
-    there was nothing to do)."""
+    there was nothing to do). With ``reporting_timezone`` (the rules' one), the daily views are
+    (re)created with days in that time zone; without it they are created in UTC only where they
+    do not exist yet, so a plain ``migrate`` never undoes the time zone a run set."""
     for statement in _BOOTSTRAP:
         backend.execute(statement)
     todo = load_migrations() if migrations is None else migrations
@@ -101,7 +115,37 @@ def migrate(backend: Backend, migrations: list[Migration] | None = None) -> list
             [(migration.version, migration.name, migration.checksum, dt.datetime.now(dt.UTC))],
         )
         applied.append(migration.version)
+    apply_reporting_views(backend, reporting_timezone)
     return applied
+
+
+def apply_reporting_views(backend: Backend, timezone: str | None) -> None:
+    """Create the views whose days are days in the reporting time zone (CONTRACT §2:
+    ``reporting_timezone`` sets the days of the daily projections). ClickHouse needs the time
+    zone as a constant, so the views are written from ``sinks/reporting_views.sql`` with it.
+    ``None`` creates missing views in UTC and leaves existing ones as they are."""
+    if timezone is not None and not _known_timezone(timezone):
+        raise SinkError(f"unknown reporting time zone {timezone!r}")
+    template = (resources.files("sinks") / "reporting_views.sql").read_text(encoding="utf-8")
+    replace = timezone is not None
+    sql = (
+        template.replace("{reporting_timezone}", timezone or "UTC")
+        .replace("{or_replace}", "OR REPLACE" if replace else "")
+        .replace("{if_not_exists}", "" if replace else "IF NOT EXISTS")
+    )
+    for statement in split_statements(sql):
+        backend.execute(statement)
+
+
+def _known_timezone(name: str) -> bool:
+    # Checked against the IANA database (it also keeps quotes out of the view's SQL).
+    if not re.fullmatch(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*", name):
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def pending_changes(backend: Backend, migrations: list[Migration] | None = None) -> list[int]:

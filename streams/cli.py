@@ -150,7 +150,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     warehouse = _warehouse(args.warehouse, settings)
     backend = ChdbBackend(warehouse)
     try:
-        migrate(backend)
+        migrate(backend, reporting_timezone=rules.reporting_timezone)
         writer = ProjectionWriter(backend)
         runner = LocalRunner(rules, pseudo, writer)
         stats = replay_file(runner, args.input, until=until)

@@ -64,7 +64,7 @@ def run_demo(
 
     backend = ChdbBackend(warehouse)
     try:
-        migrate(backend)
+        migrate(backend, reporting_timezone=rules.reporting_timezone)
         writer = ProjectionWriter(backend)
         progress = _Progress()
         runner = LocalRunner(rules, pseudo, writer, on_output=progress)
@@ -113,7 +113,7 @@ def _run_live_demo(
     )
     backend = ChdbBackend(warehouse)
     try:
-        migrate(backend)
+        migrate(backend, reporting_timezone=rules.reporting_timezone)
         writer = ProjectionWriter(backend)
         runner = LocalRunner(rules, pseudo, writer)
         last_report = [0]
