@@ -1,0 +1,31 @@
+# The supportstream image: the CLI (`supportstream worker | connect http | connect imap |
+# migrate | replay | demo ...`) on Python 3.11, pinned dependencies from pyproject.toml.
+# Built by docker-compose.yml (build: .) and for deploy/k8s (push it as supportstream:<version>).
+FROM python:3.11.10-slim-bookworm AS build
+WORKDIR /src
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+COPY pyproject.toml README.md ./
+COPY processors ./processors
+COPY schemas ./schemas
+COPY sinks ./sinks
+COPY streams ./streams
+COPY loadtest ./loadtest
+RUN python -m venv /opt/supportstream && /opt/supportstream/bin/pip install .
+
+FROM python:3.11.10-slim-bookworm
+# tini reaps children and forwards SIGTERM, so workers and connectors stop gracefully.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /var/lib/supportstream --create-home supportstream
+COPY --from=build /opt/supportstream /opt/supportstream
+COPY examples /etc/supportstream/examples
+ENV PATH=/opt/supportstream/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    SUPPORTSTREAM_METRICS_PORT=9108 \
+    SUPPORTSTREAM_WAREHOUSE=/var/lib/supportstream/warehouse
+USER supportstream
+WORKDIR /var/lib/supportstream
+EXPOSE 9108 8080
+ENTRYPOINT ["/usr/bin/tini", "--", "supportstream"]
+CMD ["--help"]
