@@ -22,6 +22,7 @@ from sinks.backend import QueryError, SinkError
 from sinks.chdb_backend import ChdbBackend
 from sinks.migrate import migrate
 from sinks.writer import ProjectionWriter
+from streams import connect_cli
 from streams.local import LocalRunner, replay_file
 from streams.settings import Settings, SettingsError
 
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a rules file")
     check.add_argument("rules", type=Path, help="rules file (YAML)")
+    connect_cli.add_parsers(commands)
     return parser
 
 
@@ -213,6 +215,7 @@ _COMMANDS = {
     "replay": _cmd_replay,
     "sql": _cmd_sql,
     "demo": _cmd_demo,
+    "connect": connect_cli.run_connect,
 }
 
 

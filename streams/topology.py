@@ -39,6 +39,8 @@ class Stage:
 
 
 TOPICS: tuple[Topic, ...] = (
+    # Key: the conversation id as the parsers compute it; e-mail ``email:{h(thread root)}``, a crm
+    # upsert ``crm:{customer_id}`` (streams/connectors/envelope.py).
     Topic("raw-contacts", "conversation id (or source:record id)", "RawContact", None, 30 * DAY_MS),
     Topic("domain-events", "ticket id", "DomainEvent", None, -1),
     Topic("ticket-state", "ticket id", "TicketState", None, -1, compacted=True),

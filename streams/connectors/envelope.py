@@ -1,0 +1,277 @@
+"""The raw envelope a connector publishes (``schemas/raw_contact.avsc``), checked before it goes.
+
+A connector never publishes what the pipeline would refuse: ``check_json`` runs the project's
+own parsers (``processors.parsing.parse_record``) over the would-be record, so a body that would
+be a dead letter is refused at the door with the parser's reason, and a body that would be
+ignored (a Telegram edit, WhatsApp statuses, a VK ``group_join``) is acknowledged and not
+published. What is published is byte-exact: ``payload`` is the request body as it came (the
+parsers downstream read the very same text), so a redelivered webhook carries the same
+channel message id and the desk recognises it as a duplicate.
+
+The message key keeps one conversation on one partition, in order: the conversation id as the
+parsers compute it; for e-mail, whose conversation the threading processor decides later, it is
+``email:{h(root)}`` with root the first id of ``References``, else of ``In-Reply-To``, else the
+mail's own ``Message-ID`` (every mail of a thread names the same root, so a thread stays in
+order); agent and survey records use the conversation they name; a crm upsert
+``crm:{customer_id}``. A WhatsApp body holding several senders goes whole (it must stay
+byte-exact) under the first message's conversation.
+
+E-mail payloads are text in the Avro schema but mail is bytes: the message is decoded as UTF-8
+when it is valid UTF-8 (all 7-bit MIME mail, and 8-bit UTF-8 mail), otherwise as ISO-8859-1,
+which maps every byte to one character and back. ``content_type`` names the charset used
+(``message/rfc822; charset=utf-8`` or ``...; charset=iso-8859-1``), so ``email_bytes`` gives the
+exact bytes back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from processors.ids import Pseudonymizer
+from processors.model import (
+    AgentAction,
+    Contact,
+    CrmUpsert,
+    DeadLetter,
+    Ignored,
+    Millis,
+    Parsed,
+    RawRecord,
+    SurveyAnswer,
+)
+from processors.parsing import parse_record
+from processors.timeutil import to_rfc3339
+from schemas.codec import CODEC, RAW_CONTACT, CodecError
+
+JSON_CONTENT_TYPE: Final = "application/json"
+EMAIL_UTF8: Final = "message/rfc822; charset=utf-8"
+EMAIL_LATIN1: Final = "message/rfc822; charset=iso-8859-1"
+
+Clock = Callable[[], Millis]
+Mask = Callable[[str], str]
+
+
+def wall_clock() -> Millis:
+    """The production clock: now, in milliseconds since the epoch."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One ``raw_contact`` record and the key it is published under."""
+
+    key: str
+    at: Millis
+    source: str
+    payload: str
+    received_at: Millis
+    connector: str
+    channel_message_id: str
+    content_type: str
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "source": self.source,
+            "payload": self.payload,
+            "received_at": self.received_at,
+            "connector": self.connector,
+            "channel_message_id": self.channel_message_id,
+            "content_type": self.content_type,
+        }
+
+    def encode(self) -> bytes:
+        return CODEC.encode(RAW_CONTACT, self.record())
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the parsers make of a received body: an envelope to publish, or not.
+
+    ``refused`` is set when the body would be a dead letter (the HTTP connector answers 400 with
+    its reason); ``envelope`` is None when there is nothing to publish (refused, or only ignored
+    items)."""
+
+    envelope: Envelope | None
+    contacts: tuple[Contact, ...] = ()
+    ignored: tuple[Ignored, ...] = ()
+    refused: DeadLetter | None = None
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"invalid json: {name} is not a json value")
+
+
+def check_json(
+    source: str,
+    text: str,
+    *,
+    at: Millis,
+    received_at: Millis,
+    connector: str,
+    ref: str,
+    pseudo: Pseudonymizer,
+    mask: Mask,
+) -> Verdict:
+    """A JSON body of ``source`` (everything but e-mail), checked by the source's parser."""
+    try:
+        payload = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        return _refused(at, source, f"invalid json: {exc.msg} at column {exc.colno}", ref)
+    except ValueError as exc:  # NaN / Infinity
+        return _refused(at, source, str(exc), ref)
+    except RecursionError:
+        return _refused(at, source, "invalid json: nested too deeply", ref)
+    record = RawRecord(at=at, source=source, payload=payload, ref=ref, text="")
+    items = parse_record(record, pseudo, mask)
+    return _verdict(items, source, text, JSON_CONTENT_TYPE, at, received_at, connector, pseudo)
+
+
+def check_email(
+    raw: bytes,
+    *,
+    at: Millis,
+    received_at: Millis,
+    connector: str,
+    ref: str,
+    pseudo: Pseudonymizer,
+    mask: Mask,
+) -> Verdict:
+    """A whole RFC 5322 message. A mailbox cannot refuse mail, so a mail the parser cannot
+    understand is still published (``envelope`` set, ``refused`` too): downstream it becomes a
+    dead letter with the reason, which is where an operator looks for lost mail."""
+    payload, content_type = email_text(raw)
+    record = RawRecord(at=at, source="email", payload=payload, ref=ref, text="")
+    items = parse_record(record, pseudo, mask)
+    verdict = _verdict(items, "email", payload, content_type, at, received_at, connector, pseudo)
+    if verdict.refused is not None:
+        envelope = Envelope(
+            key="email:unparsed",
+            at=at,
+            source="email",
+            payload=payload,
+            received_at=received_at,
+            connector=connector,
+            channel_message_id="",
+            content_type=content_type,
+        )
+        return Verdict(envelope, refused=verdict.refused)
+    return verdict
+
+
+def email_text(raw: bytes) -> tuple[str, str]:
+    """A mail's bytes as the envelope's payload text, and the content type naming the charset."""
+    try:
+        return raw.decode("utf-8"), EMAIL_UTF8
+    except UnicodeDecodeError:
+        return raw.decode("iso-8859-1"), EMAIL_LATIN1
+
+
+def email_bytes(payload: str, content_type: str) -> bytes:
+    """The exact bytes of a mail published with ``email_text``."""
+    charset = "iso-8859-1" if "iso-8859-1" in content_type.lower() else "utf-8"
+    return payload.encode(charset)
+
+
+def _refused(at: Millis, source: str, reason: str, ref: str) -> Verdict:
+    return Verdict(
+        None, refused=DeadLetter(at=at, source=source, reason=reason, record="", ref=ref)
+    )
+
+
+def _verdict(
+    items: Sequence[Parsed],
+    source: str,
+    payload: str,
+    content_type: str,
+    at: Millis,
+    received_at: Millis,
+    connector: str,
+    pseudo: Pseudonymizer,
+) -> Verdict:
+    for item in items:
+        if isinstance(item, DeadLetter):
+            return Verdict(None, refused=item)
+    contacts = tuple(item for item in items if isinstance(item, Contact))
+    ignored = tuple(item for item in items if isinstance(item, Ignored))
+    acted = [item for item in items if not isinstance(item, Ignored)]
+    if not acted:
+        return Verdict(None, ignored=ignored)
+    envelope = Envelope(
+        key=_key(acted[0], pseudo),
+        at=at,
+        source=source,
+        payload=payload,
+        received_at=received_at,
+        connector=connector,
+        channel_message_id=",".join(_message_id(item) for item in acted if _message_id(item)),
+        content_type=content_type,
+    )
+    return Verdict(envelope, contacts=contacts, ignored=ignored)
+
+
+def _key(item: Parsed, pseudo: Pseudonymizer) -> str:
+    if isinstance(item, Contact):
+        if item.threading is not None:
+            threading = item.threading
+            root = (threading.references or threading.in_reply_to or (threading.message_id,))[0]
+            return f"email:{pseudo.h(root)}"
+        return item.conversation_id
+    if isinstance(item, AgentAction | SurveyAnswer):
+        return item.conversation_id
+    if isinstance(item, CrmUpsert):
+        return f"crm:{item.customer_id}"
+    return f"{item.source}:unparsed"  # pragma: no cover - Ignored and DeadLetter never get here
+
+
+def _message_id(item: Parsed) -> str:
+    if isinstance(item, Contact):
+        return item.channel_message_id
+    if isinstance(item, AgentAction):
+        return item.message_id
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# The consuming side: a raw-topic message back to the record the parsers take
+# --------------------------------------------------------------------------------------------
+
+
+def decode_raw_contact(data: bytes, ref: str, mask: Mask) -> RawRecord | DeadLetter:
+    """A ``raw_contact`` message as the ``RawRecord`` a runner feeds to ``parse_record``.
+
+    ``ref`` names the message's position (``raw-contacts/3/1042``). A message that cannot be
+    decoded becomes a dead letter rather than stopping the consumer."""
+    try:
+        name, fields = CODEC.decode(data)
+    except CodecError as exc:
+        return DeadLetter(at=0, source="", reason=str(exc), record="", ref=ref)
+    if name != RAW_CONTACT:
+        return DeadLetter(
+            at=0,
+            source="",
+            reason=f"expected a raw_contact message, got {name}",
+            record="",
+            ref=ref,
+        )
+    return raw_record(fields, ref, mask)
+
+
+def raw_record(fields: Mapping[str, Any], ref: str, mask: Mask) -> RawRecord | DeadLetter:
+    at, source, text = fields["at"], fields["source"], fields["payload"]
+    payload: Any = text
+    if str(fields.get("content_type", "")).startswith(JSON_CONTENT_TYPE):
+        try:
+            payload = json.loads(text, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            return DeadLetter(at=at, source=source, reason=str(exc), record=mask(text), ref=ref)
+    line = json.dumps(
+        {"at": to_rfc3339(at), "source": source, "payload": payload},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return RawRecord(at=at, source=source, payload=payload, ref=ref, text=line)
