@@ -9,14 +9,20 @@ and can be stopped and started again on the same port and data (for broker-outag
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import os
+import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-NOIDA = Path(sys.executable).with_name("noida-db")
+import noida_db
+
+# The binary itself, not the venv's ``noida-db`` script: that script is a Python launcher that
+# runs the binary as a child and does not pass SIGTERM on, so stopping it would leave the broker
+# listening (and a broker-outage test would test nothing).
+NOIDA = Path(noida_db.__file__).with_name("noida-db")
 
 
 def free_port() -> int:
@@ -37,8 +43,8 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> None:
-        if shutil.which(str(NOIDA)) is None and not NOIDA.exists():
-            raise RuntimeError(f"noida-db not found next to {sys.executable}")
+        if not NOIDA.exists():
+            raise RuntimeError(f"noida-db binary not found at {NOIDA}")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self._log.open("ab")
         self._process = subprocess.Popen(
@@ -57,6 +63,7 @@ class Broker:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stop() ends everything it started
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -73,14 +80,26 @@ class Broker:
         raise RuntimeError(f"noida-db did not listen on {self.bootstrap} within {timeout}s")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+        process = self._process
         self._process = None
+        if process is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=10)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # The port must be free again before a restart binds it.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    time.sleep(0.1)
+            except OSError:
+                return
 
     def restart(self) -> None:
         self.stop()
