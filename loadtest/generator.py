@@ -117,6 +117,44 @@ class Malformed:
     line: str
 
 
+DEMO_CATEGORIES = ("billing", "access", "outage", "delivery", "account", "bug", "feature_request")
+"""The contact reasons in the order the demo rules try them (the first that matches wins)."""
+OUTAGE_CHANNELS = frozenset({"chat", "telegram", "email", "whatsapp", "vk"})
+"""The channels on which the demo rules file ``outage`` (its ``channels:``)."""
+
+REOPEN_WITHIN = timedelta(hours=72)
+"""The reopen window the ledger assumes (``reopen_within`` of the demo rules, the contract's
+default): a contact on a solved ticket within it reopens the ticket, later it opens the next."""
+
+
+@dataclass(frozen=True)
+class PlannedTicket:
+    """A ticket the generated traffic opens, as the generator decided it (its ground truth).
+
+    ``channel`` is the record's ``source``; ``category`` and ``kind`` are the contact reason and
+    kind the generator wrote the opening text for, as the demo rules name them (``other`` and
+    ``question`` for a text that says nothing: a Telegram ``/start``, a call without
+    transcript); ``tier_at_opening`` is what the CRM records emitted before the opening record
+    (in file order) say about the first of the contact's identities a profile names, in the
+    contract's order, ``prospect`` when none does; ``opened_at`` is the opening record's ``at``.
+    A conversation's tickets are numbered in time order: a contact opens the next one when the
+    conversation has none, or when its latest was solved more than ``REOPEN_WITHIN`` before.
+    """
+
+    conversation_id: str
+    number: int
+    channel: str
+    category: str
+    kind: str
+    tier_at_opening: str
+    opened_at: datetime
+    customer_key: int
+
+    @property
+    def ticket_id(self) -> str:
+        return f"{self.conversation_id}#{self.number}"
+
+
 @dataclass
 class GeneratedTraffic:
     """A generated stretch of traffic.
@@ -126,7 +164,10 @@ class GeneratedTraffic:
     not even JSON. ``planted_pii`` lists every phone number, e-mail address, card number and
     messenger handle or profile link written into a text or an identity, exactly as written;
     ``planted_ids`` the messenger user ids and customers' e-mail Message-IDs, which must be stored
-    only as keyed hashes. ``stories`` is the number of stories started, each opening a ticket.
+    only as keyed hashes. ``stories`` is the number of stories started; ``tickets`` the ledger of
+    the tickets the traffic opens, in file order of their opening records (a story whose first
+    contact lands on a conversation's ticket that is still open, or solved within the reopen
+    window, opens none; a follow-up after the window opens one).
     """
 
     records: list[Record]
@@ -134,6 +175,7 @@ class GeneratedTraffic:
     planted_ids: list[str]
     malformed: list[Malformed]
     stories: int = 0
+    tickets: list[PlannedTicket] = field(default_factory=list)
     _entries: list[tuple[Record | None, str | None]] = field(default_factory=list, repr=False)
 
     def lines(self) -> Iterator[str]:
@@ -164,6 +206,28 @@ class GeneratedTraffic:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Opening:
+    """What the ledger needs of a contact that opens a ticket; the tier is settled once all
+    records (CRM changes included) are in file order."""
+
+    conversation_id: str
+    number: int
+    channel: str
+    category: str
+    kind: str
+    customer_key: int
+    identities: tuple[str, ...]  # "kind:value" in the order the contract tries them
+
+
+@dataclass(slots=True)
+class _Conversation:
+    """The ledger's view of a conversation's latest ticket: only what decides the next one."""
+
+    tickets: int = 0
+    solved_at: datetime | None = None  # None while the latest ticket is not solved
+
+
 @dataclass(slots=True)
 class _Entry:
     at: datetime
@@ -171,6 +235,7 @@ class _Entry:
     record: Record | None
     raw: str | None = None
     malformed: str | None = None
+    opening: _Opening | None = None
 
 
 @dataclass(eq=False)
@@ -224,6 +289,37 @@ class _Thread:
     last_at: datetime | None = None
     opened_at: datetime | None = None
     agent: str = ""
+    meant: tuple[str, str] | None = None  # (reason, kind) the story's opening text is written for
+    subject_meant: tuple[str, str] | None = None  # the same for the e-mail thread's subject
+
+
+def _filed_as(meant: Sequence[tuple[str, str]], source: str, text: str) -> tuple[str, str]:
+    """(category, kind) the demo rules give an opening contact on ``source`` whose ``text``
+    (subject, newline, body) carries corpus texts written for the (reason, kind) pairs ``meant``:
+    the opener, and for an e-mail the subject of the thread it answers. Besides its reason, what
+    the generator knows its texts say to those rules: an outage text that mentions an error
+    ("ошибка 500") is also a ``bug`` (for calls and the web form, where ``outage`` is not filed);
+    a number filled in (an order, a track, a phone, a card) that happens to contain ``502`` is an
+    ``outage`` keyword. The earliest reason in ``DEMO_CATEGORIES`` wins; complaint beats thanks."""
+    found = {reason for reason, _ in meant}
+    if "outage" in found and "ошибк" in text.lower():
+        found.add("bug")
+    if "502" in text:
+        found.add("outage")
+    if source not in OUTAGE_CHANNELS:
+        found.discard("outage")
+    kinds = {kind for _, kind in meant}
+    kind = "complaint" if "complaint" in kinds else "thanks" if "thanks" in kinds else "question"
+    return next((c for c in DEMO_CATEGORIES if c in found), "other"), kind
+
+
+def _typed_e164(typed: str | None) -> str | None:
+    """The identity a phone typed into a form gives: only an international form (``+7 (916)
+    ...``, ``+44 7700 ...``) is E.164; a national one (``8 (916) ...``, ``07700 ...``) names no
+    country, and nothing guesses one (docs of ``processors.ids.normalize_phone``)."""
+    if typed is None or not typed.startswith("+"):
+        return None
+    return "+" + "".join(ch for ch in typed if ch.isdigit())
 
 
 def _in_office(at: datetime) -> bool:
@@ -341,6 +437,7 @@ class _Engine:
         self.counter: Counter[str] = Counter()
         self.tg_message_ids: Counter[int] = Counter()
         self.vk_conv_message_ids: Counter[int] = Counter()
+        self.conversations: dict[str, _Conversation] = {}
 
     # -- primitives ---------------------------------------------------------------------------
 
@@ -397,6 +494,54 @@ class _Engine:
         if thread is not None:
             thread.last_at = at if thread.last_at is None else max(thread.last_at, at)
         return True
+
+    # -- the ledger ---------------------------------------------------------------------------
+
+    def contact(
+        self,
+        th: _Thread,
+        at: datetime,
+        identities: Sequence[tuple[str, str | None]],
+        text: str,
+        meant: tuple[str, str] | None = None,
+    ) -> None:
+        """Notes that the record just emitted is an inbound contact in ``th`` saying ``text``
+        (subject, newline, body); if it opens a ticket, the entry carries the opening. ``meant``
+        is the (reason, kind) its text is written for (None: the story's opener, ``th.meant``;
+        only a story's first contact can open a ticket). Within a conversation the
+        generator emits contacts and status changes in time order (a conversation's next story
+        starts after its previous one has ended), so this state is the one the desk sees."""
+        conv = self.conversations.setdefault(th.conv, _Conversation())
+        if conv.tickets and (conv.solved_at is None or at - conv.solved_at <= REOPEN_WITHIN):
+            conv.solved_at = None  # goes on, or reopens
+            return
+        conv.tickets += 1
+        conv.solved_at = None
+        source = "vk" if th.channel.startswith("vk_") else th.channel
+        said = [meant or th.meant or ("other", "question")]
+        if source == "email" and th.subject_meant is not None:
+            said.append(th.subject_meant)
+        category, kind = _filed_as(said, source, text)
+        self.entries[-1].opening = _Opening(
+            conversation_id=th.conv,
+            number=conv.tickets,
+            channel=source,
+            category=category,
+            kind=kind,
+            customer_key=th.cust.key,
+            identities=tuple(f"{k}:{v}" for k, v in identities if v),
+        )
+
+    def status(self, th: _Thread, at: datetime, status: str) -> None:
+        """An agent ``status`` record just emitted in ``th``."""
+        conv = self.conversations.get(th.conv)
+        if conv is None or not conv.tickets:
+            return
+        if status == "solved":
+            if conv.solved_at is None:  # setting the status a ticket already has changes nothing
+                conv.solved_at = at
+        else:
+            conv.solved_at = None  # open or pending reopens a solved ticket
 
     def emit_raw(self, at: datetime, raw: str, kind: str) -> None:
         self.seq += 1
@@ -803,7 +948,8 @@ class _Engine:
                 message["entities"] = marks
         update_id = 0
         self.plant_telegram(cust)
-        self.emit(at, "telegram", {"update_id": update_id, "message": message}, thread=th)
+        if self.emit(at, "telegram", {"update_id": update_id, "message": message}, thread=th):
+            self.contact(th, at, [("telegram", str(cust.telegram_id))], "\n" + text)
         if self.chance(0.05):  # the customer fixes a typo: an update to acknowledge and ignore
             edited = dict(message)
             edited["edit_date"] = int(at.timestamp()) + self.rng.randrange(15, 90)
@@ -861,7 +1007,8 @@ class _Engine:
             "object": "whatsapp_business_account",
             "entry": [{"id": WABA_ID, "changes": [{"value": value, "field": "messages"}]}],
         }
-        self.emit(at, "whatsapp", body, thread=th)
+        if self.emit(at, "whatsapp", body, thread=th):
+            self.contact(th, at, [("whatsapp", wa), ("phone", "+" + wa)], "\n" + texts[0])
 
     def wamid(self) -> str:
         return "wamid.HBgL" + base64.b64encode(self.rng.randbytes(30)).decode().replace("/", "_")
@@ -915,7 +1062,12 @@ class _Engine:
         }
         if th.last_at is None or self.chance(0.3):
             payload["page_url"] = self.pick(C.PAGE_URLS[th.reason])
-        self.emit(at, "chat", payload, thread=th)
+        if self.emit(at, "chat", payload, thread=th):
+            visitor = th.visitor
+            self.contact(
+                th, at, [("email", str(visitor.get("email", "")).lower()),
+                         ("phone", visitor.get("phone"))], "\n" + text
+            )  # fmt: skip
 
     def form(self, th: _Thread, at: datetime, subject: str, text: str) -> None:
         cust = th.cust
@@ -934,7 +1086,12 @@ class _Engine:
         payload["message"] = text
         if self.chance(0.8):
             payload["page_url"] = self.pick(C.PAGE_URLS[th.reason])
-        self.emit(at, "form", payload, thread=th)
+        if self.emit(at, "form", payload, thread=th):
+            self.contact(
+                th, at, [("email", str(payload.get("email", "")).lower()),
+                         ("phone", _typed_e164(payload.get("phone")))],
+                f"{payload.get('topic', '')}\n{text}",
+            )  # fmt: skip
 
     def vk(self, th: _Thread, at: datetime, text: str) -> None:
         cust = th.cust
@@ -994,7 +1151,8 @@ class _Engine:
                 "thread": {"count": 0},
             }
         event["secret"] = VK_SECRET
-        self.emit(at, "vk", event, thread=th)
+        if self.emit(at, "vk", event, thread=th):
+            self.contact(th, at, [("vk", str(cust.vk_id))], "\n" + text)
 
     def vk_event(self, at: datetime, kind: str, obj: Record) -> None:
         self.emit(
@@ -1050,7 +1208,16 @@ class _Engine:
             duration + (rng.randrange(1, 5) if status != "missed" else rng.randrange(15, 40))
         )
         cust.contacts.append(end)
-        self.emit(end, "phone", payload, thread=th)
+        if self.emit(end, "phone", payload, thread=th):
+            # a call says nothing the rules can match unless it comes with a transcript
+            said = th.meant if "transcript" in payload else ("other", "question")
+            self.contact(
+                th,
+                end,
+                [("phone", cust.phone)],
+                "\n" + payload.get("transcript", ""),
+                said or ("other", "question"),
+            )
         return end
 
     # -- e-mail -------------------------------------------------------------------------------
@@ -1066,6 +1233,13 @@ class _Engine:
                 th.subject = f"Re: {notice}"
             else:
                 th.subject = self.fill(subject, cust, at)
+            reason, kind = th.meant or ("other", "question")
+            # a subject says what the opener is about; a complaint says so in the body only
+            th.subject_meant = (
+                ("other", "question")
+                if th.refs
+                else (reason, "thanks" if kind == "thanks" else "question")
+            )
             mid = th.root_mid if not th.refs else self.customer_mid(th.from_addr, at)
             in_reply_to = th.refs[-1] if th.refs else None
             references = list(th.refs)
@@ -1117,7 +1291,8 @@ class _Engine:
         content_headers, body = self.mime_body(body_text, lang)
         message = "\n".join(headers + content_headers) + "\n\n" + body
         th.refs.append(mid)
-        self.emit(at, "email", message.replace("\r\n", "\n").replace("\n", "\r\n"), thread=th)
+        if self.emit(at, "email", message.replace("\r\n", "\n").replace("\n", "\r\n"), thread=th):
+            self.contact(th, at, [("email", th.from_addr.lower())], f"{subj}\n{body_text}")
 
     @staticmethod
     def header_text(value: str) -> str:
@@ -1234,6 +1409,8 @@ class _Engine:
         payload.update(extra)
         if not self.emit(at, "agent", payload, thread=th):
             return at
+        if kind == "status":
+            self.status(th, at, str(extra["status"]))
         if kind == "reply" and extra.get("public", True):
             if th.channel == "whatsapp":
                 self.whatsapp_statuses(th, at)
@@ -1400,11 +1577,13 @@ class _Engine:
         vip = th.cust.is_vip(t)
         subject, body = self.opener(reason, kind, lang)
         if th.channel == "telegram" and depth == 0 and self.chance(0.05):
+            th.meant = ("other", "question")  # "/start" opens the ticket and says nothing
             t = self.say(th, t, "/start", pii=0, opening=True) + _s(rng.uniform(5, 40))
             self.telegram_last_command(th)
             opening = False
         else:
             opening = True
+        th.meant = (reason, kind)
         extra: list[str] = []
         if th.channel in MESSENGERS and self.chance(0.3):
             extra.append(self.pick(C.ADDENDA[lang]))
@@ -1556,6 +1735,7 @@ class _Engine:
         vip = th.cust.is_vip(t)
         _subject, body = self.opener(reason, kind, th.lang)
         staffed = vip or _in_office(t)
+        th.meant = (reason, kind)
         roll = rng.random()
         status = (
             ("answered" if roll < 0.7 else "missed" if roll < 0.9 else "voicemail") if staffed
@@ -1869,8 +2049,50 @@ def _finish(engine: _Engine, planned: int) -> GeneratedTraffic:
         planted_ids=list(engine.ids),
         malformed=malformed,
         stories=planned,
+        tickets=_ledger(entries),
         _entries=[(e.record, e.raw) for e in entries],
     )
+
+
+def _ledger(entries: Sequence[_Entry]) -> list[PlannedTicket]:
+    """The planned tickets with the tier the CRM gives each opening contact. CRM records replace
+    a profile from their ``at`` on; an identity belongs to the latest profile that names it
+    (a replaced profile releases the identities it no longer names)."""
+    profiles: dict[str, tuple[str, list[str]]] = {}  # customer_id -> (tier, identities)
+    owner: dict[str, str] = {}  # "kind:value" -> customer_id
+    tickets: list[PlannedTicket] = []
+    for entry in entries:
+        record = entry.record
+        if record is not None and entry.malformed is None and record["source"] == "crm":
+            payload = record["payload"]
+            customer_id = payload["customer_id"]
+            for key in profiles.get(customer_id, ("", []))[1]:
+                if owner.get(key) == customer_id:
+                    del owner[key]
+            keys = [f"{kind}:{value}" for kind, values in payload["identities"].items()
+                    for value in values]  # fmt: skip
+            profiles[customer_id] = (payload["tier"], keys)
+            for key in keys:
+                owner[key] = customer_id
+        opening = entry.opening
+        if opening is None:
+            continue
+        tier = next(
+            (profiles[owner[key]][0] for key in opening.identities if key in owner), "prospect"
+        )
+        tickets.append(
+            PlannedTicket(
+                conversation_id=opening.conversation_id,
+                number=opening.number,
+                channel=opening.channel,
+                category=opening.category,
+                kind=opening.kind,
+                tier_at_opening=tier,
+                opened_at=entry.at,
+                customer_key=opening.customer_key,
+            )
+        )
+    return tickets
 
 
 def generate_stream(
