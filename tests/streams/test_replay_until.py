@@ -68,7 +68,11 @@ UPDATE = {
 }
 
 LINES = [
-    rec("01T12:00:00", "crm", {"customer_id": "C-VIP", "tier": "vip", "identities": {"telegram": [111]}}),
+    rec(
+        "01T12:00:00",
+        "crm",
+        {"customer_id": "C-VIP", "tier": "vip", "identities": {"telegram": [111]}},
+    ),
     chat("02T10:00:00", "a"),
     agent("02T10:30:00", "chat:a", "reply"),
     agent("02T11:00:00", "chat:a", "status", status="solved"),
@@ -99,7 +103,11 @@ LAST_WEEK = (
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SUPPORTSTREAM_PII_KEY": KEY}
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
 
 
@@ -108,8 +116,17 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("until")
     source = work / "in.jsonl"
     source.write_text("\n".join(LINES) + "\n", encoding="utf-8")
-    done = cli("replay", "--rules", str(RULES), "--input", str(source), "--until", T,
-               "--warehouse", str(work / "w"))
+    done = cli(
+        "replay",
+        "--rules",
+        str(RULES),
+        "--input",
+        str(source),
+        "--until",
+        T,
+        "--warehouse",
+        str(work / "w"),
+    )
     assert done.returncode == 0, done.stderr
     assert "1 records after --until were not replayed" in done.stderr
     return work / "w"
@@ -122,7 +139,10 @@ def sql(warehouse: Path, query: str) -> list[dict[str, Any]]:
 
 
 def test_sla_achievement_by_policy_last_week(warehouse: Path) -> None:
-    rows = [(r["policy"], r["metric"], int(r["met_cycles"]), int(r["breached_cycles"])) for r in sql(warehouse, LAST_WEEK)]
+    rows = [
+        (r["policy"], r["metric"], int(r["met_cycles"]), int(r["breached_cycles"]))
+        for r in sql(warehouse, LAST_WEEK)
+    ]
     assert rows == [
         ("standard", "first_response", 1, 2),  # A met; B late; C never answered
         ("standard", "resolution", 2, 1),  # A, B solved in time; C breached Monday 15:30
@@ -132,28 +152,68 @@ def test_sla_achievement_by_policy_last_week(warehouse: Path) -> None:
 
 
 def test_timers_due_before_until_fired_and_later_ones_did_not(warehouse: Path) -> None:
-    rows = sql(warehouse, "SELECT ticket_id, metric, status, toString(due_at) AS due, "
-                          "toString(breached_at) AS breached FROM sla_metrics FINAL "
-                          "WHERE ticket_id IN ('chat:c#1', 'chat:d#1', 'chat:g#1') ORDER BY ticket_id, metric")
+    rows = sql(
+        warehouse,
+        "SELECT ticket_id, metric, status, toString(due_at) AS due, "
+        "toString(breached_at) AS breached FROM sla_metrics FINAL "
+        "WHERE ticket_id IN ('chat:c#1', 'chat:d#1', 'chat:g#1') ORDER BY ticket_id, metric",
+    )
     got = [(r["ticket_id"], r["metric"], r["status"], r["due"], r["breached"]) for r in rows]
     assert got == [
-        ("chat:c#1", "first_response", "breached", "2026-03-08 21:30:00.000", "2026-03-08 21:30:00.000"),
-        ("chat:c#1", "resolution", "breached", "2026-03-09 12:30:00.000", "2026-03-09 12:30:00.000"),
-        ("chat:d#1", "first_response", "breached", "2026-03-08 23:00:00.000", "2026-03-08 23:00:00.000"),
+        (
+            "chat:c#1",
+            "first_response",
+            "breached",
+            "2026-03-08 21:30:00.000",
+            "2026-03-08 21:30:00.000",
+        ),
+        (
+            "chat:c#1",
+            "resolution",
+            "breached",
+            "2026-03-09 12:30:00.000",
+            "2026-03-09 12:30:00.000",
+        ),
+        (
+            "chat:d#1",
+            "first_response",
+            "breached",
+            "2026-03-08 23:00:00.000",
+            "2026-03-08 23:00:00.000",
+        ),
         # 16 h from Sun 22:00 UTC is Mon 14:00 UTC = 17:00 MSK, before T (Tue 12:00 MSK).
-        ("chat:d#1", "resolution", "breached", "2026-03-09 14:00:00.000", "2026-03-09 14:00:00.000"),
-        ("chat:g#1", "first_response", "breached", "2026-03-10 07:00:00.000", "2026-03-10 07:00:00.000"),
+        (
+            "chat:d#1",
+            "resolution",
+            "breached",
+            "2026-03-09 14:00:00.000",
+            "2026-03-09 14:00:00.000",
+        ),
+        (
+            "chat:g#1",
+            "first_response",
+            "breached",
+            "2026-03-10 07:00:00.000",
+            "2026-03-10 07:00:00.000",
+        ),
         ("chat:g#1", "resolution", "active", "2026-03-10 22:00:00.000", None),
     ]
 
 
 def test_csat_and_nps_per_day_in_the_reporting_time_zone(warehouse: Path) -> None:
-    csat = sql(warehouse, "SELECT toString(day) AS day, responses, positive FROM csat_daily ORDER BY day")
+    csat = sql(
+        warehouse, "SELECT toString(day) AS day, responses, positive FROM csat_daily ORDER BY day"
+    )
     assert [(r["day"], int(r["responses"]), int(r["positive"])) for r in csat] == [
         ("2026-03-02", 1, 1),
         ("2026-03-04", 1, 0),  # Tue 21:30 UTC is Wednesday in Moscow
     ]
-    nps = sql(warehouse, "SELECT toString(day) AS day, promoters, passives, detractors FROM nps_daily ORDER BY day")
-    assert [(r["day"], int(r["promoters"]), int(r["passives"]), int(r["detractors"])) for r in nps] == [
+    nps = sql(
+        warehouse,
+        "SELECT toString(day) AS day, promoters, passives, detractors FROM nps_daily ORDER BY day",
+    )
+    assert [
+        (r["day"], int(r["promoters"]), int(r["passives"]), int(r["detractors"])) for r in nps
+    ] == [
         ("2026-03-05", 1, 0, 1),
     ]
