@@ -2095,6 +2095,10 @@ def _ledger(entries: Sequence[_Entry]) -> list[PlannedTicket]:
     return tickets
 
 
+STREAM_LEAD = timedelta(minutes=2)
+"""How long after ``start`` the stream's stories begin: the CRM snapshot comes first."""
+
+
 def generate_stream(
     start: datetime,
     seed: int,
@@ -2124,7 +2128,7 @@ def generate_stream(
     kinds = [k for k in MALFORMED_KINDS if k != "bad_json"]
     peak = max(HOUR_WEIGHTS)
     mean_gap = 3600.0 / tickets_per_hour
-    at = start + timedelta(minutes=2)
+    at = start + STREAM_LEAD
     while True:
         at += timedelta(seconds=round(rng.expovariate(1.0) * mean_gap, 3))
         if diurnal and rng.random() > HOUR_WEIGHTS[at.astimezone(MSK).hour] / peak:

@@ -7,12 +7,11 @@ problem without a traceback unless ``--debug`` is given.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
-
-import structlog
 
 from processors.durations import parse_duration
 from processors.ids import Pseudonymizer
@@ -22,8 +21,9 @@ from sinks.backend import QueryError, SinkError
 from sinks.chdb_backend import ChdbBackend
 from sinks.migrate import migrate
 from sinks.writer import ProjectionWriter
-from streams import connect_cli
+from streams import connect_cli, worker_cli
 from streams.local import LocalRunner, replay_file
+from streams.logging import configure_logging
 from streams.settings import Settings, SettingsError
 
 EXIT_OK = 0
@@ -70,12 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a rules file")
     check.add_argument("rules", type=Path, help="rules file (YAML)")
     connect_cli.add_parsers(commands)
+    worker_cli.add_parsers(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.debug)
+    _configure_logging(args.debug, args.command)
     try:
         settings = Settings.from_env()
         return int(_COMMANDS[args.command](args, settings))
@@ -100,21 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def _configure_logging(debug: bool) -> None:
-    import logging
-
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(ensure_ascii=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.DEBUG if debug else logging.WARNING
-        ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=False,
-    )
+def _configure_logging(debug: bool, command: str) -> None:
+    # Services log every stage at info (an SRE follows one contact by its ids). Commands a
+    # person watches (replay, demo, sql) only warn, so events do not flood the terminal;
+    # --debug shows everything.
+    long_running = command in ("worker", "connect")
+    configure_logging(debug, level=None if (debug or long_running) else logging.WARNING)
 
 
 def _pseudonymizer(settings: Settings) -> Pseudonymizer:
@@ -207,6 +199,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         rules_path=args.rules,
         duration_ms=duration_ms,
         tickets_per_hour=args.rate,
+        metrics_port=settings.metrics_port,
     )
 
 
@@ -216,6 +209,7 @@ _COMMANDS = {
     "sql": _cmd_sql,
     "demo": _cmd_demo,
     "connect": connect_cli.run_connect,
+    **worker_cli.COMMANDS,
 }
 
 

@@ -11,23 +11,24 @@ timers. The demo's warehouse is its own directory and is recreated on every run.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import shutil
 import sys
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest.generator import generate_stream, generate_week
+import structlog
+
+from loadtest.generator import STREAM_LEAD, generate_stream, generate_week
 from processors.ids import Pseudonymizer
 from processors.rules import Rules, load_rules
-from processors.timeutil import parse_rfc3339, to_rfc3339
 from sinks.backend import Backend
 from sinks.chdb_backend import ChdbBackend
 from sinks.migrate import migrate
 from sinks.writer import ProjectionWriter
 from streams.live import LiveProgress, run_live
 from streams.local import LocalRunner, replay_file, wall_clock_ms
+from streams.metrics import MetricsServer, PipelineMetrics, process_registry, serve
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_RULES = REPO / "examples" / "rules.demo.yaml"
@@ -48,12 +49,50 @@ def run_demo(
     rules_path: Path | None = None,
     duration_ms: int | None = None,
     tickets_per_hour: float = 1200.0,
+    metrics_port: int = 9108,
 ) -> int:
     rules = load_rules(rules_path or DEMO_RULES)
-    if duration_ms is not None:
-        return _run_live_demo(
-            rules, warehouse, seed, pseudo, pii_key, duration_ms, tickets_per_hour
+    # Like every long-running process, the demo serves the metrics of CONTRACT §6.
+    registry = process_registry()
+    metrics = PipelineMetrics(registry)
+    server: MetricsServer | None = None
+    try:
+        server = serve(metrics_port, registry)
+    except OSError as error:
+        print(
+            f"supportstream demo: metrics not served, port {metrics_port} is taken ({error}); "
+            "set SUPPORTSTREAM_METRICS_PORT",
+            file=sys.stderr,
         )
+    else:
+        print(f"metrics at http://localhost:{server.port}/metrics", file=sys.stderr)
+    observe = _Observe(metrics, structlog.get_logger("supportstream.demo"))
+    try:
+        if duration_ms is not None:
+            return _run_live_demo(
+                rules, warehouse, seed, pseudo, pii_key, duration_ms, tickets_per_hour, observe
+            )
+        return _replay_week(rules, warehouse, seed, tickets, pseudo, pii_key, observe)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+@dataclass(frozen=True)
+class _Observe:
+    metrics: PipelineMetrics
+    logger: Any
+
+
+def _replay_week(
+    rules: Rules,
+    warehouse: Path,
+    seed: int,
+    tickets: int,
+    pseudo: Pseudonymizer,
+    pii_key: str,
+    observe: _Observe,
+) -> int:
     monday = last_monday(dt.datetime.now(dt.UTC).date())
     start = dt.datetime.combine(monday, dt.time(0, 0), tzinfo=dt.timezone(dt.timedelta(hours=3)))
     print(f"supportstream demo: generating a week of traffic from {monday} ({tickets} tickets)")
@@ -67,7 +106,14 @@ def run_demo(
         migrate(backend, reporting_timezone=rules.reporting_timezone)
         writer = ProjectionWriter(backend)
         progress = _Progress()
-        runner = LocalRunner(rules, pseudo, writer, on_output=progress)
+        runner = LocalRunner(
+            rules,
+            pseudo,
+            writer,
+            on_output=progress,
+            metrics=observe.metrics,
+            logger=observe.logger,
+        )
         stats = replay_file(runner, input_path, until=None)
         writer.compact()
         progress.done()
@@ -101,6 +147,7 @@ def _run_live_demo(
     pii_key: str,
     duration_ms: int,
     tickets_per_hour: float,
+    observe: _Observe,
 ) -> int:
     _fresh(warehouse)
     start = dt.datetime.now(dt.UTC)
@@ -108,14 +155,17 @@ def _run_live_demo(
         f"supportstream demo: live for {duration_ms / 1000:g}s, about {tickets_per_hour:g} "
         "tickets an hour; the wall clock drives the SLA timers"
     )
-    traffic = _snapshot_first(
-        generate_stream(start, seed, tickets_per_hour=tickets_per_hour, pii_key=pii_key), start
+    # The stream opens with the CRM's snapshot of every customer, then stories follow
+    # STREAM_LEAD later. Starting it that much in the past loads the snapshot at once (records
+    # whose instant has passed are applied on arrival) and contacts flow from the first second.
+    traffic = generate_stream(
+        start - STREAM_LEAD, seed, tickets_per_hour=tickets_per_hour, pii_key=pii_key
     )
     backend = ChdbBackend(warehouse)
     try:
         migrate(backend, reporting_timezone=rules.reporting_timezone)
         writer = ProjectionWriter(backend)
-        runner = LocalRunner(rules, pseudo, writer)
+        runner = LocalRunner(rules, pseudo, writer, metrics=observe.metrics, logger=observe.logger)
         last_report = [0]
 
         def on_tick(progress: LiveProgress) -> None:
@@ -143,26 +193,6 @@ def _run_live_demo(
     finally:
         backend.close()
     return 0
-
-
-def _snapshot_first(
-    records: Iterator[dict[str, Any]], start: dt.datetime
-) -> Iterator[dict[str, Any]]:
-    """The generated stream opens with the CRM's snapshot of every customer, spread over its
-    first minute. Live, the snapshot is loaded at the start instant and the traffic after it
-    is moved earlier by the same span, so contacts flow from the first second."""
-    first_contact: dict[str, Any] | None = None
-    for record in records:
-        if record["source"] != "crm":
-            first_contact = record
-            break
-        yield {**record, "at": start.isoformat()}
-    if first_contact is None:
-        return
-    shift = parse_rfc3339(first_contact["at"]) - int(start.timestamp() * 1000) - 1000
-    for record in itertools.chain([first_contact], records):
-        at = parse_rfc3339(record["at"]) - shift
-        yield {**record, "at": to_rfc3339(at)}
 
 
 class _Progress:

@@ -69,7 +69,7 @@ def run_live(
             pending = _next_record(records, progress)
         runner.advance_to(now, inclusive=False)
         if now - last_flush >= flush_every_ms:
-            runner.writer.flush()
+            runner.flush()
             last_flush = now
         progress.ticks += 1
         if on_tick is not None:

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -36,9 +37,16 @@ from processors.model import (
 from processors.parsing import parse_envelope, parse_record
 from processors.pii import Masker
 from processors.rules import Rules
+from sinks.backend import SinkError
 from sinks.writer import ProjectionWriter
+from streams.logging import log_flush, log_output, log_parsed
+from streams.metrics import PipelineMetrics
 
 log = structlog.get_logger("supportstream.local")
+
+
+def wall_clock_ms() -> Millis:
+    return int(time.time() * 1000)
 
 
 @dataclass
@@ -72,6 +80,9 @@ class LocalRunner:
         writer: ProjectionWriter,
         *,
         on_output: OutputHook | None = None,
+        metrics: PipelineMetrics | None = None,
+        logger: Any = None,
+        clock: Callable[[], Millis] = wall_clock_ms,
     ) -> None:
         self._pseudo = pseudo
         self.masker = Masker()
@@ -79,6 +90,11 @@ class LocalRunner:
         self.writer = writer
         self.stats = RunStats()
         self._on_output = on_output
+        # Observability is injected: a long-running process passes its metrics and logger, a
+        # replay passes neither and pays nothing for them. The clock only dates the lag gauge.
+        self._metrics = metrics
+        self._log = logger
+        self._clock = clock
         self._now: Millis | None = None
 
     # -- time ---------------------------------------------------------------------------------
@@ -97,7 +113,11 @@ class LocalRunner:
         self.stats.records += 1
         self.advance_to(record.at, inclusive=False)
         self.stats.last_event_time = record.at
+        if self._metrics is not None:
+            self._metrics.observe_lag("parse", record.at, self._clock())
         for item in parse_record(record, self._pseudo, self.masker.mask):
+            if self._log is not None:
+                log_parsed(self._log, item, record.ref)
             self._apply(item, record)
 
     def dead_letter(self, letter: DeadLetter) -> None:
@@ -138,9 +158,38 @@ class LocalRunner:
             self.stats.events[event.event_type] += 1
             if event.event_type == "ticket.opened":
                 self.stats.tickets_opened += 1
-        self.writer.add_output(output)
+        self._sink(lambda: self.writer.add_output(output))
+        if self._metrics is not None:
+            self._metrics.observe_output(output, self._clock())
+        if self._log is not None:
+            log_output(self._log, output, stage="desk")
         if self._on_output is not None:
             self._on_output(output)
+
+    def flush(self) -> None:
+        """Write what the sink holds now (a live run does this on a timer)."""
+        self._sink(self.writer.flush)
+
+    def _sink(self, write: Callable[[], object]) -> None:
+        before = dict(self.writer.rows_written) if self._log is not None else {}
+        try:
+            write()
+        except SinkError as error:
+            if self._metrics is not None:
+                self._metrics.observe_sink_failure()
+            if self._log is not None:
+                log_flush(self._log, {}, failed=str(error))
+            raise
+        if self._metrics is not None:
+            self._metrics.observe_sink(self.writer.rows_written, self._clock())
+        if self._log is not None:
+            written = {
+                table: count - before.get(table, 0)
+                for table, count in self.writer.rows_written.items()
+                if count != before.get(table, 0)
+            }
+            if written:
+                log_flush(self._log, written)
 
     # -- whole runs ---------------------------------------------------------------------------
 
@@ -150,7 +199,7 @@ class LocalRunner:
         end = until if until is not None else self._now
         if end is not None:
             self.advance_to(end, inclusive=True)
-        self.writer.flush()
+        self.flush()
 
 
 def read_records(
@@ -206,7 +255,3 @@ def replay_file(runner: LocalRunner, path: Path, *, until: Millis | None = None)
         dead_letters=sum(runner.stats.dead_letters.values()),
     )
     return runner.stats
-
-
-def wall_clock_ms() -> Millis:
-    return int(time.time() * 1000)
