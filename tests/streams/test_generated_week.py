@@ -6,41 +6,23 @@ planted and the records it broke on purpose. Nothing here asks the processors wh
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from loadtest.generator import GeneratedTraffic, generate_week
+from tests.support.cli import run_cli as run
+from tests.support.cli import sql_rows as sql
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "examples" / "rules.demo.yaml"
 KEY = "generated-week-test-key"
 START = datetime.fromisoformat("2026-03-02T00:00:00+03:00")  # a Monday
 REPORTING_TZ = ZoneInfo("Europe/Moscow")  # reporting_timezone of the demo rules
-
-
-def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-
-
-def sql(warehouse: Path, query: str, env: dict[str, str]) -> list[dict[str, Any]]:
-    done = run("sql", "--warehouse", str(warehouse), "--format", "JSONEachRow", query, env=env)
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
 def replay(source: Path, warehouse: Path, env: dict[str, str]) -> None:

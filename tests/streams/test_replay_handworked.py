@@ -41,12 +41,13 @@ import hashlib
 import hmac
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.cli import run_cli as run
+from tests.support.cli import sql_rows as sql
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 RULES = FIXTURES / "rules.handworked.yaml"
@@ -305,22 +306,6 @@ def records() -> list[str]:
         rec("2026-03-04T12:05:00+03:00", "email", ""),
     ]
     return lines
-
-
-def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-
-
-def sql(warehouse: Path, query: str, env: dict[str, str]) -> list[dict[str, Any]]:
-    done = run("sql", "--warehouse", str(warehouse), "--format", "JSONEachRow", query, env=env)
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")

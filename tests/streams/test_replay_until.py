@@ -26,11 +26,12 @@ import hmac
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.cli import run_cli, sql_rows
 
 RULES = Path(__file__).resolve().parents[1] / "fixtures" / "rules.handworked.yaml"
 KEY = "until-test-key"
@@ -100,15 +101,11 @@ LAST_WEEK = (
 )
 
 
+ENV = {**os.environ, "SUPPORTSTREAM_PII_KEY": KEY}
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SUPPORTSTREAM_PII_KEY": KEY}
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    return run_cli(*args, env=ENV)
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +130,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def sql(warehouse: Path, query: str) -> list[dict[str, Any]]:
-    done = cli("sql", "--warehouse", str(warehouse), "--format", "JSONEachRow", query)
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines()]
+    return sql_rows(warehouse, query, ENV)
 
 
 def test_sla_achievement_by_policy_last_week(warehouse: Path) -> None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 
 from loadtest.generator import GeneratedTraffic, generate_week
 from tests.streams import sla_oracle as oracle
+from tests.support.cli import run_cli as run
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "tests" / "fixtures" / "rules.sla-week.yaml"
@@ -53,16 +52,6 @@ COLUMNS = (
 
 def ms(column: str) -> str:
     return f"toUnixTimestamp64Milli({column}) AS {column}"
-
-
-def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
