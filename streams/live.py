@@ -58,9 +58,7 @@ def run_live(
             break
         while pending is not None and pending[0] <= now:
             _, line = pending
-            parsed = parse_envelope(
-                line, f"live:{progress.records}", runner.masker.redact_json_text
-            )
+            parsed = parse_envelope(line, f"live:{progress.records}", runner.redact)
             if isinstance(parsed, DeadLetter):
                 # A record whose own instant cannot be read is dated at its arrival.
                 runner.dead_letter(parsed if parsed.at >= 0 else replace(parsed, at=now))

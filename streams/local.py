@@ -115,10 +115,15 @@ class LocalRunner:
         self.stats.last_event_time = record.at
         if self._metrics is not None:
             self._metrics.observe_lag("parse", record.at, self._clock())
-        for item in parse_record(record, self._pseudo, self.masker.mask):
+        for item in parse_record(record, self._pseudo, self.redact):
             if self._log is not None:
                 log_parsed(self._log, item, record.ref)
             self._apply(item, record)
+
+    def redact(self, text: str) -> str:
+        """A dead letter's record as stored: personal values masked, identities as keyed
+        hashes (CONTRACT §4), whatever shape the record had."""
+        return self.masker.redact_json_text(text, self._pseudo.h)
 
     def dead_letter(self, letter: DeadLetter) -> None:
         self.stats.records += 1
@@ -142,7 +147,7 @@ class LocalRunner:
         output = self.desk.handle(item)
         if output.dead_letters:
             # The desk names the problem; the offending record is this one, redacted.
-            redacted = self.masker.redact_json_text(record.text)
+            redacted = self.redact(record.text)
             letters = tuple(
                 DeadLetter(d.at, d.source, d.reason, redacted, record.ref)
                 for d in output.dead_letters
@@ -203,7 +208,7 @@ class LocalRunner:
 
 
 def read_records(
-    lines: Iterable[str], source_name: str, masker: Masker
+    lines: Iterable[str], source_name: str, redact: Callable[[str], str]
 ) -> tuple[list[RawRecord], list[DeadLetter]]:
     """Parse the envelopes of a JSON Lines input and order the records by ``at``, file order
     among equals (Python's sort is stable). Lines that are not records become dead letters; a
@@ -214,9 +219,7 @@ def read_records(
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        parsed = parse_envelope(
-            line.rstrip("\n"), f"{source_name}:{number}", masker.redact_json_text
-        )
+        parsed = parse_envelope(line.rstrip("\n"), f"{source_name}:{number}", redact)
         if isinstance(parsed, DeadLetter):
             letters.append((len(records), parsed))
         else:
@@ -238,7 +241,7 @@ def replay_file(runner: LocalRunner, path: Path, *, until: Millis | None = None)
     (they are counted in ``stats.not_replayed`` and reported), so ``--until`` shows the
     warehouse as it stood at that instant."""
     with path.open(encoding="utf-8", errors="replace") as handle:
-        records, letters = read_records(handle, path.name, runner.masker)
+        records, letters = read_records(handle, path.name, runner.redact)
     for letter in letters:
         if until is None or letter.at <= until:
             runner.dead_letter(letter)

@@ -422,6 +422,11 @@ def test_dead_letters_name_their_reasons(replayed: tuple[Path, dict[str, str]]) 
     assert "out of range" in reasons
     assert "chat:nope" in reasons
     assert "whatsapp_business_account" in reasons
+    # The offending record is kept, redacted: the sender as its keyed hash, not in clear.
+    records = sql(warehouse, "SELECT record FROM dead_letters FINAL WHERE source = 'whatsapp'", env)
+    assert len(records) == 1
+    assert f'"from":"{h("79161112233")}"' in records[0]["record"].replace(" ", "")
+    assert "79161112233" not in records[0]["record"]
 
 
 def test_replaying_again_changes_no_row_count(
