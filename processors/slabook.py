@@ -85,7 +85,8 @@ class SlaBook:
         return self.timers.peek()
 
     @property
-    def open_cycles(self) -> int:
+    def timed_tickets(self) -> int:
+        """Tickets with a pending SLA timer (a warning or a breach still to come)."""
         return len(self.timers)
 
     def _keep(self, ticket_id: str, state: sla.SlaTicket, output: sla.SlaOutput) -> sla.SlaOutput:

@@ -7,8 +7,11 @@ the domain.
 
 A binary heap with lazy invalidation: rescheduling or cancelling a key only updates the index;
 the old heap entry stays behind, is recognised as stale when it surfaces and is skipped. Firing
-costs O(log n) per timer whatever the number of keys. Entries are plain tuples; when stale
-entries outnumber live ones two to one the heap is rebuilt from the index, which bounds memory
+costs O(log n) per timer whatever the number of keys. Entries are plain ``(at, seq, key)``
+tuples and the index maps a key to its live entry itself (an entry is live when the index holds
+that very object), so a pending timer costs one tuple, one int and one dict slot: with a million
+open tickets every byte per key counts (``loadtest/bench.py``). When stale entries outnumber
+live ones the heap is rebuilt from the index, which bounds the heap to twice the live timers
 and keeps the amortised cost logarithmic.
 """
 
@@ -31,7 +34,7 @@ class TimerQueue:
 
     def __init__(self) -> None:
         self._heap: list[tuple[Millis, int, str]] = []
-        self._index: dict[str, tuple[Millis, int]] = {}  # key -> its live (at, seq)
+        self._index: dict[str, tuple[Millis, int, str]] = {}  # key -> its live heap entry
         self._seq = 0
 
     def __len__(self) -> int:
@@ -57,8 +60,9 @@ class TimerQueue:
             return
         seq = self._seq
         self._seq = seq + 1
-        self._index[key] = (at, seq)
-        heapq.heappush(self._heap, (at, seq, key))
+        entry = (at, seq, key)
+        self._index[key] = entry
+        heapq.heappush(self._heap, entry)
         self._maybe_compact()
 
     def cancel(self, key: str) -> None:
@@ -90,8 +94,9 @@ class TimerQueue:
         heap, index = self._heap, self._index
         fired: list[tuple[Millis, str]] = []
         while heap and heap[0][0] <= now:
-            at, seq, key = heapq.heappop(heap)
-            if index.get(key) == (at, seq):
+            entry = heapq.heappop(heap)
+            at, _, key = entry
+            if index.get(key) is entry:
                 del index[key]
                 fired.append((at, key))
         return fired
@@ -99,13 +104,14 @@ class TimerQueue:
     def _drop_stale_top(self) -> None:
         heap, index = self._heap, self._index
         while heap:
-            at, seq, key = heap[0]
-            if index.get(key) == (at, seq):
+            entry = heap[0]
+            if index.get(entry[2]) is entry:
                 return
             heapq.heappop(heap)
 
     def _maybe_compact(self) -> None:
         heap_size, live = len(self._heap), len(self._index)
-        if heap_size > _COMPACT_MIN and heap_size - live > 2 * live:
-            self._heap = [(at, seq, key) for key, (at, seq) in self._index.items()]
+        if heap_size > _COMPACT_MIN and heap_size - live > live:
+            # The live entries are the index's values: the rebuild allocates no new tuples.
+            self._heap = list(self._index.values())
             heapq.heapify(self._heap)

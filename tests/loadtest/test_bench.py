@@ -1,0 +1,122 @@
+"""The benchmark harness runs end to end at a tiny size and reports what BENCHMARKS.md shows.
+
+No timing thresholds: the machine is shared. These tests check the report's structure and that
+its values are sane (counts add up, sizes and times are positive, variants agree on the work).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from loadtest.bench import (
+    OPERATIONS,
+    BookResult,
+    Report,
+    bench_book,
+    main,
+    render_markdown,
+    run_benchmark,
+)
+
+TICKETS = 2000
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return run_benchmark([TICKETS], ops=400, replay_tickets=20, replay_repeats=1, book_repeats=2)
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def test_the_book_holds_two_open_cycles_per_ticket(report: Report) -> None:
+    [book] = report.book
+    assert book.tickets == TICKETS
+    assert book.cycles == 2 * TICKETS
+    assert book.rss_after >= book.rss_before > 0
+    assert book.peak_rss >= book.rss_after
+
+
+def test_memory_per_cycle_is_measured_by_tracemalloc(report: Report) -> None:
+    [book] = report.book
+    assert book.traced_bytes is not None and book.neutral_traced_bytes is not None
+    per_cycle = book.traced_per_cycle
+    assert per_cycle is not None
+    # A cycle is a few Python objects: hundreds of bytes, not tens and not kilobytes.
+    assert 100 < per_cycle < 2000
+    # The book holds more than a bare dict + heap entry per ticket.
+    assert book.traced_bytes > book.neutral_traced_bytes > 0
+
+
+def test_every_operation_has_a_cost_and_a_load_normalised_ratio(report: Report) -> None:
+    [book] = report.book
+    assert set(book.ns) == set(book.units) == set(OPERATIONS)
+    for name in OPERATIONS:
+        assert _positive(book.ns[name]), name
+        assert _positive(book.units[name]), name
+    assert _positive(book.unit_ns) and _positive(book.neutral_build_ns)
+    assert book.fired >= min(400, TICKETS) // 2  # each advance fired at least one timer
+
+
+def test_the_replay_variants_do_the_same_work(report: Report) -> None:
+    assert [r.variant for r in report.replay] == ["no-op writer", "discarding backend", "chdb"]
+    first = report.replay[0]
+    assert first.records == report.lines > 0
+    assert first.events > first.records // 2
+    for r in report.replay:
+        assert (r.records, r.events) == (first.records, first.events), r.variant
+        assert _positive(r.seconds) and _positive(r.json_seconds)
+        assert _positive(r.records_per_s) and _positive(r.vs_json)
+
+
+def test_the_markdown_report_has_its_tables(report: Report) -> None:
+    text = render_markdown(report)
+    for heading in (
+        "# Benchmarks",
+        "## Headline",
+        "## SLA book: memory per open cycle",
+        "## SLA book: cost per event",
+        "## End to end: LocalRunner replaying a generated week",
+        "## How to rerun",
+    ):
+        assert heading in text
+    assert f"| {TICKETS:,} | {2 * TICKETS:,} |" in text
+    assert "| chdb |" in text and "vs JSON" in text
+    assert report.machine.python in text and f"{report.machine.cores} cores" in text
+    assert "nan" not in text
+
+
+def test_bench_book_runs_in_process() -> None:
+    result = bench_book(500, ops=100)
+    assert isinstance(result, BookResult)
+    assert result.cycles == 1000 and result.traced_bytes is None
+
+
+def test_the_command_writes_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    code = main(
+        [
+            "--sizes",
+            "500",
+            "--ops",
+            "100",
+            "--replay-tickets",
+            "10",
+            "--book-repeats",
+            "1",
+            "--no-sink",
+            "--no-traced",
+            "--out",
+            str(out),
+            "--json",
+            str(tmp_path / "bench.json"),
+        ]
+    )
+    assert code == 0
+    text = out.read_text(encoding="utf-8")
+    assert "| 500 | 1,000 |" in text and "| chdb |" not in text
+    assert (tmp_path / "bench.json").stat().st_size > 0
