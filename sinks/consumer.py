@@ -1,0 +1,354 @@
+"""The sink: domain events and state snapshots from Kafka into ClickHouse, each fact once.
+
+``SinkConsumer`` reads the four output topics of the desk (``domain-events``, ``ticket-state``,
+``sla-state``, ``dead-letters``), decodes each message (``schemas.codec``), hands the records to
+a :class:`sinks.writer.ProjectionWriter` (batches per table, one insert per batch, a
+deterministic deduplication token per batch), and commits the consumed offsets *after* the
+rows are in ClickHouse.
+
+Delivery is at-least-once end to end, and the warehouse makes it look exactly-once:
+
+* Offsets are committed only after ``writer.flush()`` returned, i.e. after every row taken
+  from those offsets was accepted by ClickHouse. A crash before the commit redelivers
+  messages whose rows may already be stored; nothing is ever committed that is not stored.
+* A redelivered row writes nothing new: event ids are deterministic (ticket id + sequence),
+  snapshots carry their version, and every table is a ReplacingMergeTree on that identity,
+  so ``FINAL`` (and after ``OPTIMIZE ... FINAL``, a plain ``count()``) shows one row per fact.
+  A batch resent unchanged (a retried insert) is dropped outright by its token.
+* While ClickHouse is down, flushing raises a retryable :class:`SinkError`; the consumer keeps
+  its sealed batches (same rows, same tokens), stops reading, backs off exponentially and
+  tries again, for as long as it takes: no message is skipped, so nothing is lost. A
+  non-retryable error (the schema does not match) stops the sink without committing.
+* A message that cannot be decoded is not dropped either: it becomes a ``dead_letters`` row
+  naming the topic, partition and offset.
+
+The Kafka client is behind :class:`RecordSource` (the production adapter is
+:class:`KafkaSource`, kafka-python), so the ordering above is tested without a broker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from processors.model import DeadLetter
+from schemas.codec import CODEC, CodecError
+from sinks.backend import SinkError
+from sinks.writer import ProjectionWriter
+
+__all__ = [
+    "SINK_TOPICS",
+    "Backoff",
+    "KafkaSource",
+    "RecordSource",
+    "SinkConsumer",
+    "SinkStats",
+    "SourceRecord",
+]
+
+log = structlog.get_logger("supportstream.sink")
+
+SINK_TOPICS: tuple[str, ...] = ("domain-events", "ticket-state", "sla-state", "dead-letters")
+"""The topology topics the sink consumes (logical names, without the deployment's prefix)."""
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    topic: str  # logical name, one of SINK_TOPICS
+    partition: int
+    offset: int
+    value: bytes
+
+
+class RecordSource(Protocol):
+    """Where the sink's messages come from (Kafka in production, a list in tests)."""
+
+    def poll(self, timeout_s: float, max_records: int) -> Sequence[SourceRecord]:
+        """The next messages, in offset order per partition; empty after ``timeout_s``."""
+        ...
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit ``offsets`` (the next offset to read, per partition)."""
+        ...
+
+    def keep_alive(self) -> None:
+        """Called while the sink waits for ClickHouse: stay in the group, read nothing."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff for retryable warehouse errors: ``first_s`` doubling up to
+    ``max_s``. ``give_up_after_s`` (None: never) bounds the total wait."""
+
+    first_s: float = 0.5
+    max_s: float = 30.0
+    give_up_after_s: float | None = None
+
+    def delays(self) -> Callable[[], float]:
+        current = self.first_s
+
+        def next_delay() -> float:
+            nonlocal current
+            delay = current
+            current = min(current * 2, self.max_s)
+            return delay
+
+        return next_delay
+
+
+@dataclass
+class SinkStats:
+    messages: int = 0
+    flushes: int = 0
+    commits: int = 0
+    retries: int = 0
+    undecodable: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+class SinkConsumer:
+    """Consume, batch, insert, then commit.
+
+    ``batch_rows`` bounds the messages taken between two flushes; ``linger_s`` bounds how long
+    a message waits for its batch to fill. ``sleep`` and ``clock`` are injected for tests.
+    ``on_flush`` sees the rows written per table after each successful flush (metrics).
+    """
+
+    def __init__(
+        self,
+        source: RecordSource,
+        writer: ProjectionWriter,
+        *,
+        batch_rows: int = 5000,
+        linger_s: float = 1.0,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        on_flush: Callable[[Mapping[str, int]], None] | None = None,
+    ) -> None:
+        if batch_rows <= 0 or linger_s < 0:
+            raise ValueError("batch_rows must be positive and linger_s not negative")
+        self.source = source
+        self.writer = writer
+        self.batch_rows = batch_rows
+        self.linger_s = linger_s
+        self.backoff = backoff if backoff is not None else Backoff()
+        self._sleep = sleep
+        self._clock = clock
+        self._on_flush = on_flush
+        self.stats = SinkStats()
+        self._pending: dict[TopicPartition, int] = {}  # next offset, taken but not committed
+        self._taken = 0
+        self._oldest: float | None = None  # when the oldest uncommitted message was taken
+        self._last_message: float = clock()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(
+        self, *, should_stop: Callable[[], bool] = lambda: False, idle_exit_s: float | None = None
+    ) -> SinkStats:
+        """Consume until ``should_stop()`` or, with ``idle_exit_s``, until no message came
+        for that long; then flush and commit what was taken."""
+        try:
+            while not should_stop():
+                if self.step() or idle_exit_s is None:
+                    continue
+                if self._clock() - self._last_message >= idle_exit_s:
+                    break
+        finally:
+            self.checkpoint()
+        return self.stats
+
+    def step(self, timeout_s: float = 0.2) -> int:
+        """Poll once, take what came, and checkpoint when the batch is full or old enough."""
+        records = self.source.poll(timeout_s, max(1, self.batch_rows - self._taken))
+        now = self._clock()
+        for record in records:
+            self._take(record)
+        if records:
+            self._last_message = now
+            if self._oldest is None:
+                self._oldest = now
+        due = self._oldest is not None and now - self._oldest >= self.linger_s
+        if self._taken >= self.batch_rows or due:
+            self.checkpoint()
+        return len(records)
+
+    def checkpoint(self) -> None:
+        """Make everything taken durable, then commit it — in that order.
+
+        1. ``writer.flush()``: every buffered row goes to ClickHouse (events first, then the
+           current-state tables, then dead letters). Retried with backoff while ClickHouse
+           is unreachable; the writer resends its sealed batches with the same tokens.
+        2. Only then ``source.commit(offsets)``. Committing first would lose the rows of a
+           crash between the two steps; flushing first at worst redelivers rows that are
+           already stored, which the tokens and ReplacingMergeTree absorb.
+        """
+        if not self._pending:
+            return
+        self._flush_with_retry()
+        offsets = dict(self._pending)
+        try:
+            self.source.commit(offsets)
+            self.stats.commits += 1
+        except Exception as exc:
+            # A rebalance took the partitions away, or the broker is gone for a moment: the
+            # rows are stored, so the worst outcome is that they are delivered again.
+            log.warning("offset commit failed; messages will be redelivered", error=str(exc))
+        self._pending.clear()
+        self._taken = 0
+        self._oldest = None
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _take(self, record: SourceRecord) -> None:
+        self.stats.messages += 1
+        try:
+            self._add(record)
+        except CodecError as exc:
+            self.stats.undecodable += 1
+            self.writer.add_dead_letters(
+                [
+                    DeadLetter(
+                        at=0,  # its instant is unknown: the epoch, never the wall clock
+                        source="sink",
+                        reason=f"undecodable {record.topic} message: {exc}",
+                        record=record.value[:2000].hex(),
+                        ref=f"{record.topic}/{record.partition}/{record.offset}",
+                    )
+                ]
+            )
+        self._pending[(record.topic, record.partition)] = record.offset + 1
+        self._taken += 1
+
+    def _add(self, record: SourceRecord) -> None:
+        if record.topic == "domain-events":
+            self.writer.add_events([CODEC.decode_event(record.value)])
+        elif record.topic == "ticket-state":
+            self.writer.add_tickets([CODEC.decode_ticket(record.value)])
+        elif record.topic == "sla-state":
+            self.writer.add_cycles([CODEC.decode_cycle(record.value)])
+        elif record.topic == "dead-letters":
+            self.writer.add_dead_letters([CODEC.decode_dead_letter(record.value)])
+        else:
+            raise CodecError(f"the sink does not consume topic {record.topic!r}")
+
+    def _flush_with_retry(self) -> None:
+        next_delay = self.backoff.delays()
+        started = self._clock()
+        before = dict(self.writer.rows_written)
+        while True:
+            try:
+                self.writer.flush()
+                break
+            except SinkError as exc:
+                waited = self._clock() - started
+                limit = self.backoff.give_up_after_s
+                if not exc.retryable or (limit is not None and waited >= limit):
+                    raise
+                delay = next_delay()
+                self.stats.retries += 1
+                log.warning("ClickHouse unavailable; retrying", error=str(exc), in_s=delay)
+                self.source.keep_alive()
+                self._sleep(delay)
+        self.stats.flushes += 1
+        written = {
+            table: count - before.get(table, 0)
+            for table, count in self.writer.rows_written.items()
+            if count != before.get(table, 0)
+        }
+        for table, count in written.items():
+            self.stats.rows[table] = self.stats.rows.get(table, 0) + count
+        if self._on_flush is not None and written:
+            self._on_flush(written)
+
+
+class KafkaSource:
+    """:class:`RecordSource` over kafka-python: one consumer in group ``group_id`` on the four
+    sink topics (``prefix`` + logical name). Auto-commit is off: :class:`SinkConsumer`
+    commits, after the rows are stored. Offsets start at the earliest message for a new group.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        prefix: str,
+        *,
+        topics: Sequence[str] = SINK_TOPICS,
+        client_id: str = "supportstream-sink",
+        on_revoke: Callable[[], None] | None = None,
+    ) -> None:
+        self._prefix = prefix
+        self._logical = {f"{prefix}{name}": name for name in topics}
+        try:
+            self._consumer: Any = KafkaConsumer(
+                bootstrap_servers=bootstrap,
+                group_id=group_id,
+                client_id=client_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_interval_ms=600_000,
+            )
+        except KafkaError as exc:
+            raise SinkError(f"cannot reach Kafka at {bootstrap}: {exc}", retryable=True) from exc
+        self._consumer.subscribe(list(self._logical), listener=_Listener(on_revoke))
+
+    def poll(self, timeout_s: float, max_records: int) -> Sequence[SourceRecord]:
+        batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        out: list[SourceRecord] = []
+        for tp, messages in batches.items():
+            name = self._logical[tp.topic]
+            out.extend(SourceRecord(name, tp.partition, m.offset, m.value) for m in messages)
+        return out
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        self._consumer.commit(
+            {
+                KafkaTopicPartition(f"{self._prefix}{topic}", partition): OffsetAndMetadata(
+                    offset, "", -1
+                )
+                for (topic, partition), offset in offsets.items()
+            }
+        )
+
+    def keep_alive(self) -> None:
+        # Polling with every partition paused keeps the group membership (and the heartbeat)
+        # alive without taking messages the sink could not store yet.
+        assigned = self._consumer.assignment()
+        self._consumer.pause(*assigned)
+        try:
+            self._consumer.poll(timeout_ms=0)
+        finally:
+            self._consumer.resume(*assigned)
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
+    """Before partitions move to another sink, what was taken from them is stored and
+    committed (``on_revoke`` is the consumer's checkpoint)."""
+
+    def __init__(self, on_revoke: Callable[[], None] | None) -> None:
+        self._on_revoke = on_revoke
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if self._on_revoke is not None and revoked:
+            self._on_revoke()
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        pass

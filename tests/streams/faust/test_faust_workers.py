@@ -1,0 +1,110 @@
+"""The production path against the reference: the same generated week through ``replay`` and
+through raw topic -> Faust workers -> sink must give identical tables. Real processes on a
+real Kafka-protocol broker (noida-db): ``supportstream migrate``, ``publish``, ``worker`` and
+``sink``, configured by environment as an operator would.
+
+The week is published before the workers start: the workers' wall clock would otherwise fire
+the historical week's timers between records (live mode, CONTRACT §3), which replay does not.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.broker import Broker
+from tests.support.pipeline import DUPLICATES, Pipeline, dump, replay, wait_until, write_week
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def week(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_week(tmp_path_factory.mktemp("scenario") / "week.jsonl", tickets=60)
+
+
+@pytest.fixture(scope="module")
+def reference(week: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    warehouse = tmp_path_factory.mktemp("replay") / "warehouse"
+    replay(week, warehouse)
+    tables = dump(warehouse)
+    assert len(tables["tickets"]) >= 50
+    assert any(r["status"] == "breached" for r in tables["sla_metrics"])
+    return tables
+
+
+def _prepare(pipeline: Pipeline, week: Path) -> int:
+    assert "ClickHouse schema" in pipeline.run("migrate")
+    assert "already there" in pipeline.run("migrate")  # safe to run twice
+    return int(pipeline.run("publish", "--input", str(week)).split()[1])
+
+
+def _finish(pipeline: Pipeline) -> dict[str, Any]:
+    """Wait for the sink to go idle (it exits, compacting), stop the workers, read tables."""
+    sink = next(p for p in pipeline.processes if p.args[1] == "sink")  # type: ignore[index]
+    try:
+        assert pipeline.wait(sink, timeout=150) == 0
+    finally:
+        pipeline.stop_all()
+    tables = dump(pipeline.warehouse)
+    duplicates = dump(pipeline.warehouse, DUPLICATES)
+    assert {name: rows[0]["n"] for name, rows in duplicates.items()} == dict.fromkeys(DUPLICATES, 0)
+    return tables
+
+
+def _assert_identical(got: dict[str, Any], want: dict[str, Any]) -> None:
+    for table in ("tickets", "sla_metrics", "contact_reasons_daily", "events", "dead_letters"):
+        assert len(got[table]) == len(want[table]), table
+        for g, w in zip(got[table], want[table], strict=True):
+            assert g == w, table
+
+
+def test_one_worker_computes_what_replay_computes(
+    kafka_broker: Broker, week: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    pipeline = Pipeline(tmp_path, kafka_broker.bootstrap)
+    _prepare(pipeline, week)
+    pipeline.worker()
+    pipeline.sink()
+
+    _assert_identical(_finish(pipeline), reference)
+
+
+def test_two_workers_share_the_work_and_agree_with_replay(
+    kafka_broker: Broker, week: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    pipeline = Pipeline(tmp_path, kafka_broker.bootstrap)
+    _prepare(pipeline, week)
+    pipeline.worker()
+    pipeline.worker()
+    pipeline.sink()
+
+    _assert_identical(_finish(pipeline), reference)
+
+
+def test_a_killed_worker_resumes_from_offsets_and_changelog(
+    kafka_broker: Broker, week: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    pipeline = Pipeline(tmp_path, kafka_broker.bootstrap)
+    records = _prepare(pipeline, week)
+    first = pipeline.worker()
+    sink = pipeline.sink(idle_s=20)
+    # Killed (no goodbye, no final commit) once it has committed part of the week.
+    assert wait_until(lambda: pipeline.committed(pipeline.raw_topic) > 0, timeout=60)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    committed = pipeline.committed(pipeline.raw_topic)
+    # The broker forgets a member only when it leaves: restart it, as an operator's broker
+    # would expire the dead member's session.
+    kafka_broker.restart()
+    pipeline.worker()
+
+    tables = _finish(pipeline)
+
+    assert sink.returncode == 0
+    print(f"killed at committed offset {committed} of {records}")
+    assert 0 < committed < records
+    _assert_identical(tables, reference)
