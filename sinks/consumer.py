@@ -124,7 +124,8 @@ class SinkConsumer:
 
     ``batch_rows`` bounds the messages taken between two flushes; ``linger_s`` bounds how long
     a message waits for its batch to fill. ``sleep`` and ``clock`` are injected for tests.
-    ``on_flush`` sees the rows written per table after each successful flush (metrics).
+    ``on_flush`` sees the rows written per table after each successful flush, ``on_failure``
+    each failed flush (metrics).
     """
 
     def __init__(
@@ -138,6 +139,7 @@ class SinkConsumer:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         on_flush: Callable[[Mapping[str, int]], None] | None = None,
+        on_failure: Callable[[SinkError], None] | None = None,
     ) -> None:
         if batch_rows <= 0 or linger_s < 0:
             raise ValueError("batch_rows must be positive and linger_s not negative")
@@ -149,6 +151,7 @@ class SinkConsumer:
         self._sleep = sleep
         self._clock = clock
         self._on_flush = on_flush
+        self._on_failure = on_failure
         self.stats = SinkStats()
         self._pending: dict[TopicPartition, int] = {}  # next offset, taken but not committed
         self._taken = 0
@@ -255,6 +258,8 @@ class SinkConsumer:
                 self.writer.flush()
                 break
             except SinkError as exc:
+                if self._on_failure is not None:
+                    self._on_failure(exc)
                 waited = self._clock() - started
                 limit = self.backoff.give_up_after_s
                 if not exc.retryable or (limit is not None and waited >= limit):

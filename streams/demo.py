@@ -28,7 +28,12 @@ from sinks.migrate import migrate
 from sinks.writer import ProjectionWriter
 from streams.live import LiveProgress, run_live
 from streams.local import LocalRunner, replay_file, wall_clock_ms
-from streams.metrics import MetricsServer, PipelineMetrics, process_registry, serve
+from streams.metrics import (
+    MetricsServer,
+    PipelineMetrics,
+    process_registry,
+    start_pipeline_metrics,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_RULES = REPO / "examples" / "rules.demo.yaml"
@@ -53,12 +58,11 @@ def run_demo(
 ) -> int:
     rules = load_rules(rules_path or DEMO_RULES)
     # Like every long-running process, the demo serves the metrics of CONTRACT §6.
-    registry = process_registry()
-    metrics = PipelineMetrics(registry)
     server: MetricsServer | None = None
     try:
-        server = serve(metrics_port, registry)
+        metrics, server = start_pipeline_metrics(metrics_port)
     except OSError as error:
+        metrics = PipelineMetrics(process_registry())
         print(
             f"supportstream demo: metrics not served, port {metrics_port} is taken ({error}); "
             "set SUPPORTSTREAM_METRICS_PORT",

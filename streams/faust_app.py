@@ -64,8 +64,10 @@ from faust.types import TP
 from processors.ids import Pseudonymizer
 from processors.rules import Rules
 from streams.faust_runner import SEP, Message, PartitionDesk
+from streams.metrics import PipelineMetrics
 from streams.settings import Settings
 from streams.topology import TOPICS, Topic
+from streams.topology import topic as topology_topic
 
 log = structlog.get_logger("supportstream.worker")
 
@@ -77,14 +79,11 @@ TICKS = Topic("desk-ticks", "desk partition", "-", DESK_PARTITIONS, 3600 * 1000)
 
 
 def production_topics() -> tuple[Topic, ...]:
-    """The topology's topics as the Faust runner lays them out: ``raw-contacts`` with the
-    desk's single partition, plus the tick topic."""
-    topics = []
-    for t in TOPICS:
-        if t.name == "raw-contacts":
-            t = Topic(t.name, t.key, t.schema, DESK_PARTITIONS, t.retention_ms, t.compacted)
-        topics.append(t)
-    return (*topics, TICKS)
+    """The topology's topics (``raw-contacts`` already has the desk's single partition) plus
+    the tick topic."""
+    if topology_topic("raw-contacts").partitions != DESK_PARTITIONS:
+        raise RuntimeError("the topology's raw-contacts must have the desk's single partition")
+    return (*TOPICS, TICKS)
 
 
 @dataclass(frozen=True)
@@ -103,6 +102,7 @@ class WorkerConfig:
     replication_factor: int = 1
     standby_replicas: int = 1
     rebalance_timeout_s: float = 60.0
+    metrics: PipelineMetrics | None = None  # the §6 metrics this worker serves
 
     @classmethod
     def from_env(
@@ -140,7 +140,9 @@ class _Host:
         desk = self.desks.get(partition)
         if desk is None:
             # Built from the recovered table: state, due index and assigner as committed.
-            desk = PartitionDesk(self.config.rules, self.config.pseudo, table)
+            desk = PartitionDesk(
+                self.config.rules, self.config.pseudo, table, metrics=self.config.metrics
+            )
             self.desks[partition] = desk
             log.info("desk partition taken", partition=partition)
         return desk

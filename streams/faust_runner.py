@@ -30,6 +30,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
+import structlog
+
 from processors.assignment import AssignerState
 from processors.calendar import BusinessCalendar
 from processors.desk import Desk, DeskStores, Ticket
@@ -44,6 +46,9 @@ from processors.timeutil import to_rfc3339
 from schemas.codec import CODEC, RAW_CONTACT, CodecError
 from sinks.writer import ProjectionWriter
 from streams.local import LocalRunner, read_records
+from streams.metrics import PipelineMetrics
+
+log = structlog.get_logger("supportstream.worker")
 
 V = TypeVar("V")
 
@@ -360,7 +365,10 @@ class TableStore(MutableMapping[str, V]):
 
 class _Discard:
     """The local runner hands output to a writer; here the output goes to topics instead
-    (collected through ``on_output``)."""
+    (collected through ``on_output``). It writes no rows: the sink process counts those."""
+
+    def __init__(self) -> None:
+        self.rows_written: dict[str, int] = {}
 
     def add_output(self, output: Output) -> None:
         pass
@@ -397,12 +405,18 @@ class PartitionDesk:
         rules: Rules,
         pseudo: Pseudonymizer,
         table: MutableMapping[str, Any],
+        metrics: PipelineMetrics | None = None,
     ) -> None:
         self.table = table
         self._recover()
         self._outputs: list[Output] = []
         self._runner = LocalRunner(
-            rules, pseudo, cast(ProjectionWriter, _Discard()), on_output=self._outputs.append
+            rules,
+            pseudo,
+            cast(ProjectionWriter, _Discard()),
+            on_output=self._outputs.append,
+            metrics=metrics,
+            logger=log,
         )
         codecs: dict[str, ValueCodec[Any]] = {
             "tickets": TICKETS,

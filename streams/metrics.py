@@ -399,6 +399,14 @@ class MetricsServer:
         self.thread.join(timeout=5)
 
 
+def start_pipeline_metrics(port: int) -> tuple[PipelineMetrics, MetricsServer]:
+    """What a long-running process (demo, worker, sink) does at start: the §6 metrics on a
+    fresh registry with the process collectors, served on ``port`` (OSError if it is taken)."""
+    registry = process_registry()
+    metrics = PipelineMetrics(registry)
+    return metrics, serve(port, registry)
+
+
 def serve(port: int, registry: CollectorRegistry, addr: str = "0.0.0.0") -> MetricsServer:
     """Serve ``registry`` at ``http://addr:port/metrics`` from a daemon thread (port 0: any
     free port, see :attr:`MetricsServer.port`)."""

@@ -41,7 +41,10 @@ class Stage:
 TOPICS: tuple[Topic, ...] = (
     # Key: the conversation id as the parsers compute it; e-mail ``email:{h(thread root)}``, a crm
     # upsert ``crm:{customer_id}`` (streams/connectors/envelope.py).
-    Topic("raw-contacts", "conversation id (or source:record id)", "RawContact", None, 30 * DAY_MS),
+    # One partition: the desk applies every record in one global event-time order, because
+    # threading, identities and assignment span conversations (docs/PRODUCTION.md). Everything
+    # after the desk is partitioned by ticket and scales with SUPPORTSTREAM_PARTITIONS.
+    Topic("raw-contacts", "conversation id (or source:record id)", "RawContact", 1, 30 * DAY_MS),
     Topic("domain-events", "ticket id", "DomainEvent", None, -1),
     Topic("ticket-state", "ticket id", "TicketState", None, -1, compacted=True),
     Topic("sla-state", "ticket id/metric/cycle", "CycleState", None, -1, compacted=True),

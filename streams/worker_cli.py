@@ -23,6 +23,7 @@ from processors.ids import Pseudonymizer
 from processors.rules import load_rules
 from sinks.backend import Backend, open_backend
 from sinks.migrate import migrate
+from streams.metrics import start_pipeline_metrics
 from streams.settings import Settings
 
 EXIT_OK = 0
@@ -95,16 +96,21 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.faust_app import WorkerConfig, run_worker
 
     rules = load_rules(args.rules)
-    config = WorkerConfig.from_env(
-        settings,
-        rules,
-        _pseudo(settings),
-        store=args.store,
-        tick_interval_s=args.tick_interval,
-        wall_clock=not args.no_wall_clock,
-        idle_exit_s=args.exit_when_idle,
-    )
-    return run_worker(config, loglevel=args.loglevel)
+    metrics, server = start_pipeline_metrics(settings.metrics_port)
+    try:
+        config = WorkerConfig.from_env(
+            settings,
+            rules,
+            _pseudo(settings),
+            store=args.store,
+            tick_interval_s=args.tick_interval,
+            wall_clock=not args.no_wall_clock,
+            idle_exit_s=args.exit_when_idle,
+            metrics=metrics,
+        )
+        return run_worker(config, loglevel=args.loglevel)
+    finally:
+        server.stop()
 
 
 class _StopFlag:
@@ -119,6 +125,7 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     from sinks.consumer import KafkaSource, SinkConsumer
     from sinks.writer import ProjectionWriter
 
+    metrics, server = start_pipeline_metrics(settings.metrics_port)
     backend = open_backend(_warehouse_url(args.warehouse, settings))
     flag = _StopFlag()
     signal.signal(signal.SIGTERM, flag)
@@ -134,7 +141,14 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
             settings.topic_prefix,
             on_revoke=lambda: holder[0].checkpoint() if holder else None,
         )
-        sink = SinkConsumer(source, writer, batch_rows=args.batch_rows, linger_s=args.linger)
+        sink = SinkConsumer(
+            source,
+            writer,
+            batch_rows=args.batch_rows,
+            linger_s=args.linger,
+            on_flush=lambda _written: metrics.observe_sink(writer.rows_written),
+            on_failure=lambda _error: metrics.observe_sink_failure(),
+        )
         holder.append(sink)
         stats = sink.run(should_stop=lambda: flag.stop, idle_exit_s=args.exit_when_idle)
         if args.compact_on_exit:
@@ -143,6 +157,7 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
         if source is not None:
             source.close()
         backend.close()
+        server.stop()
     print(
         f"sink stopped: {stats.messages} messages, {sum(stats.rows.values())} rows in "
         f"{stats.flushes} flushes, {stats.retries} retries, {stats.undecodable} undecodable"

@@ -13,12 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from loadtest.generator import generate_week
+from tests.support.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "examples" / "rules.demo.yaml"
@@ -122,6 +124,7 @@ class Pipeline:
             SUPPORTSTREAM_REBALANCE_TIMEOUT="6",
         )
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.metrics_ports: dict[int, int] = {}  # pid -> the port its /metrics is served on
         self._logs = 0
 
     @property
@@ -147,16 +150,27 @@ class Pipeline:
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         self._logs += 1
         log = (self.root / f"{args[0]}-{self._logs}.log").open("wb")
+        port = free_port()  # every long-running process serves its own /metrics
         process = subprocess.Popen(
             [str(SUPPORTSTREAM), *args],
-            env=self.env,
+            env={**self.env, "SUPPORTSTREAM_METRICS_PORT": str(port)},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=ROOT,
         )
         self.processes.append(process)
+        self.metrics_ports[process.pid] = port
         return process
+
+    def scrape(self, process: subprocess.Popen[bytes]) -> str:
+        """The process's /metrics page ("" while it does not answer)."""
+        url = f"http://127.0.0.1:{self.metrics_ports[process.pid]}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(response.read().decode())
+        except OSError:
+            return ""
 
     def worker(self) -> subprocess.Popen[bytes]:
         return self.start("worker", "--rules", str(RULES), "--loglevel", "info")

@@ -9,6 +9,7 @@ the historical week's timers between records (live mode, CONTRACT §3), which re
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,19 @@ def _prepare(pipeline: Pipeline, week: Path) -> int:
     return int(pipeline.run("publish", "--input", str(week)).split()[1])
 
 
+SECTION_6 = (
+    "supportstream_contacts_total",
+    "supportstream_tickets_opened_total",
+    "supportstream_sla_breaches_total",
+    "supportstream_sla_warnings_total",
+    "supportstream_sla_active_cycles",
+    "supportstream_sla_fulfilment_business_seconds",
+    "supportstream_dead_letters_total",
+    "supportstream_sink_rows_total",
+    "supportstream_event_lag_seconds",
+)
+
+
 def _finish(pipeline: Pipeline) -> dict[str, Any]:
     """Wait for the sink to go idle (it exits, compacting), stop the workers, read tables."""
     sink = next(p for p in pipeline.processes if p.args[1] == "sink")  # type: ignore[index]
@@ -67,8 +81,22 @@ def test_one_worker_computes_what_replay_computes(
 ) -> None:
     pipeline = Pipeline(tmp_path, kafka_broker.bootstrap)
     _prepare(pipeline, week)
-    pipeline.worker()
-    pipeline.sink()
+    worker = pipeline.worker()
+    sink = pipeline.sink()
+
+    # The running worker serves the metrics of CONTRACT §6, and they move with the week.
+    def counted(process: Any, name: str) -> float:
+        found = re.findall(
+            rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+-]+)$", pipeline.scrape(process), re.M
+        )
+        return sum(float(value) for value in found)
+
+    assert wait_until(lambda: counted(worker, "supportstream_tickets_opened_total") > 0, timeout=90)
+    page = pipeline.scrape(worker)
+    for name in SECTION_6:
+        assert re.search(rf"^# TYPE {name} ", page, re.M), name
+    assert counted(worker, "supportstream_contacts_total") > 0
+    assert wait_until(lambda: counted(sink, "supportstream_sink_rows_total") > 0, timeout=90)
 
     _assert_identical(_finish(pipeline), reference)
 
