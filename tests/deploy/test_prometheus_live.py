@@ -9,6 +9,7 @@ every second. One chat contact (P1, 3 s first response) is left unanswered; the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -102,9 +103,12 @@ def pipeline(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
         print(stop(proc)[-3000:])
 
 
-@pytest.fixture
-def prometheus(tmp_path: Path, pipeline: Any) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    _, metrics_port = pipeline
+@contextlib.contextmanager
+def running_prometheus(
+    tmp_path: Path, metrics_port: int
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Debian's Prometheus on loopback with the real alert rules, scraping ``metrics_port`` and
+    evaluating every second."""
     port = free_port()
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -137,11 +141,23 @@ def prometheus(tmp_path: Path, pipeline: Any) -> Iterator[tuple[subprocess.Popen
         print(log[-3000:])
 
 
-def test_a_missed_p1_first_response_fires_the_breach_alert(pipeline: Any, prometheus: Any) -> None:
-    pipe, _ = pipeline
-    prom, port = prometheus
-    api = f"http://127.0.0.1:{port}/api/v1"
-    procs = [pipe, prom]
+@pytest.fixture
+def prometheus(tmp_path: Path, pipeline: Any) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    with running_prometheus(tmp_path, pipeline[1]) as running:
+        yield running
+
+
+def breach_alert(api: str) -> dict[str, Any] | None:
+    for alert in get_json(f"{api}/alerts")["data"]["alerts"]:
+        if alert["labels"]["alertname"] == "SupportstreamP1SlaBreach" and (
+            alert["state"] == "firing"
+        ):
+            return dict(alert)
+    return None
+
+
+def scraped(api: str, procs: list[subprocess.Popen[str]]) -> None:
+    port = api.split(":")[2].split("/")[0]
 
     def ready() -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as response:
@@ -155,6 +171,14 @@ def test_a_missed_p1_first_response_fires_the_breach_alert(pipeline: Any, promet
 
     wait_for(target_up, 30, "the pipeline target to be scraped", procs)
 
+
+def test_a_missed_p1_first_response_fires_the_breach_alert(pipeline: Any, prometheus: Any) -> None:
+    pipe, _ = pipeline
+    prom, port = prometheus
+    api = f"http://127.0.0.1:{port}/api/v1"
+    procs = [pipe, prom]
+    scraped(api, procs)
+
     # A contact nobody answers: its cycle's series are created at 0 at once and scraped before
     # the 3 s target runs out, so the breach is an increase.
     assert pipe.stdin is not None and pipe.stdout is not None
@@ -162,15 +186,7 @@ def test_a_missed_p1_first_response_fires_the_breach_alert(pipeline: Any, promet
     pipe.stdin.flush()
     assert pipe.stdout.readline().startswith("FED ")
 
-    def breach_firing() -> dict[str, Any] | None:
-        for alert in get_json(f"{api}/alerts")["data"]["alerts"]:
-            if alert["labels"]["alertname"] == "SupportstreamP1SlaBreach" and (
-                alert["state"] == "firing"
-            ):
-                return dict(alert)
-        return None
-
-    alert = wait_for(breach_firing, 45, "SupportstreamP1SlaBreach firing", procs)
+    alert = wait_for(lambda: breach_alert(api), 45, "SupportstreamP1SlaBreach firing", procs)
     assert alert["labels"]["queue"] == "vip"
     assert alert["labels"]["metric"] == "first_response"
     assert alert["labels"]["severity"] == "page"
@@ -184,3 +200,44 @@ def test_a_missed_p1_first_response_fires_the_breach_alert(pipeline: Any, promet
     assert query('supportstream_contacts_total{channel="chat"}') == 1
     assert query('supportstream_tickets_opened_total{priority="P1"}') == 1
     assert wait_for(lambda: query("supportstream_sink_rows_total") > 0, 10, "sink rows", procs)
+
+
+def test_the_running_demo_is_scraped_and_its_missed_first_responses_fire_the_alert(
+    tmp_path: Path,
+) -> None:
+    """The product itself: ``supportstream demo --duration`` with generated live traffic and the
+    same 3 s first-response rules; nobody answers that fast, so P1 first responses breach."""
+    metrics_port = free_port()
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "demo",
+            "--duration",
+            "90s",
+            "--rules",
+            str(REPO / "tests" / "deploy" / "live_rules.yaml"),
+            "--rate",
+            "3600",
+            "--warehouse",
+            str(tmp_path / "demo"),
+        ],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SUPPORTSTREAM_METRICS_PORT": str(metrics_port)},
+    )
+    try:
+        with running_prometheus(tmp_path, metrics_port) as (prom, port):
+            api = f"http://127.0.0.1:{port}/api/v1"
+            scraped(api, [demo, prom])
+            alert = wait_for(
+                lambda: breach_alert(api), 60, "SupportstreamP1SlaBreach firing", [demo, prom]
+            )
+            assert alert["labels"]["metric"] == "first_response"
+            assert alert["labels"]["queue"] == "vip"  # the live rules route every P1 there
+    finally:
+        print(stop(demo)[-3000:])
