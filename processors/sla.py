@@ -497,39 +497,31 @@ class _Step:
         return self._record("sla.cycle_resumed", c, at, business_seconds=c.spent / 1000)
 
     def fulfil(self, c: Cycle, at: Millis) -> Cycle:
-        spent = self._elapsed(c, at)
-        status = BREACHED if c.status == BREACHED else MET
-        c = c._replace(
-            status=status,
-            live=False,
-            spent=spent,
-            since=None,
-            warn_due=None,
-            fulfilled_at=at,
-            business_ms=spent,
-            version=c.version + 1,
-        )
+        c = self._stop(c, at, MET)
+        c = c._replace(fulfilled_at=at, business_ms=c.spent)
         return self._record(
             "sla.cycle_fulfilled",
             c,
             at,
-            business_seconds=spent / 1000,
-            breached=status == BREACHED,
+            business_seconds=c.spent / 1000,
+            breached=c.status == BREACHED,
         )
 
     def cancel(self, c: Cycle, at: Millis) -> Cycle:
-        # A breached cycle keeps its status (a breach stands) but stops running like any other.
-        spent = self._elapsed(c, at)
-        status = BREACHED if c.status == BREACHED else CANCELLED
-        c = c._replace(
-            status=status,
+        c = self._stop(c, at, CANCELLED)
+        return self._record("sla.cycle_cancelled", c, at, business_seconds=c.spent / 1000)
+
+    def _stop(self, c: Cycle, at: Millis, status: str) -> Cycle:
+        """The cycle stops running for good with ``status``; a breached cycle keeps its status
+        (a breach stands) but stops like any other. Its business time is kept exactly."""
+        return c._replace(
+            status=BREACHED if c.status == BREACHED else status,
             live=False,
-            spent=spent,
+            spent=self._elapsed(c, at),
             since=None,
             warn_due=None,
             version=c.version + 1,
         )
-        return self._record("sla.cycle_cancelled", c, at, business_seconds=spent / 1000)
 
     def reactivate(self, c: Cycle, at: Millis, *, running: bool) -> Cycle:
         """Revive a fulfilled resolution; fulfilled_at and business_ms stay until the next solve."""
