@@ -217,15 +217,13 @@ class Desk:
             conversation_id = self.threads.conversation_of(contact.threading)
             self.threads.remember(contact.threading.message_id, conversation_id)
         customer = self.customers.resolve(contact.identities, fallback=conversation_id)
-        text = self._masker.mask(contact.body)
-        subject = self._masker.mask(contact.subject)
         message_key = f"{contact.channel}\x1f{contact.channel_message_id}"
         data: dict[str, Any] = {
             "channel": contact.channel,
             "message_id": self._pseudo.h(contact.channel_message_id),
             "sender": customer.sender,
-            "subject": subject,
-            "text": text,
+            "subject": self._masker.mask(contact.subject),
+            "text": self._masker.mask(contact.body),
             "call_status": contact.call_status,
             "duplicate": False,
         }
@@ -246,7 +244,7 @@ class Desk:
             and contact.at - latest.solved_at > self.rules.reopen_within_ms
         ):
             number = 1 if latest is None else latest.number + 1
-            ticket = self._open(step, contact, conversation_id, number, customer, subject, text)
+            ticket = self._open(step, contact, conversation_id, number, customer, data)
         else:
             ticket = self._emit(step, latest, "contact.received", contact.at, data)
             ticket = replace(ticket, inbound_count=ticket.inbound_count + 1)
@@ -268,8 +266,7 @@ class Desk:
         conversation_id: str,
         number: int,
         customer: Resolved,
-        subject: str,
-        text: str,
+        received: dict[str, Any],
     ) -> Ticket:
         decided = self._classifier.classify(
             contact.channel, contact.subject, contact.body, customer.tier
@@ -293,15 +290,6 @@ class Desk:
             updated_at=at,
         )
         self.stores.latest[conversation_id] = ticket.ticket_id
-        received = {
-            "channel": contact.channel,
-            "message_id": self._pseudo.h(contact.channel_message_id),
-            "sender": customer.sender,
-            "subject": subject,
-            "text": text,
-            "call_status": contact.call_status,
-            "duplicate": False,
-        }
         ticket = self._emit(step, ticket, "contact.received", at, received)
         classification = {
             "channel": ticket.channel,
