@@ -19,10 +19,8 @@ from processors.rules import RulesError, check_config, load_rules
 from processors.timeutil import parse_rfc3339
 from sinks.backend import QueryError, SinkError
 from sinks.chdb_backend import ChdbBackend
-from sinks.migrate import migrate
-from sinks.writer import ProjectionWriter
 from streams import connect_cli, worker_cli
-from streams.local import LocalRunner, replay_file
+from streams.local import LocalRunner, embedded_warehouse, replay_file
 from streams.logging import configure_logging
 from streams.settings import Settings, SettingsError
 
@@ -142,22 +140,10 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_FAILURE
     pseudo = _pseudonymizer(settings)
     warehouse = _warehouse(args.warehouse, settings)
-    backend = ChdbBackend(warehouse)
-    try:
-        migrate(backend, reporting_timezone=rules.reporting_timezone)
-        writer = ProjectionWriter(backend)
-        runner = LocalRunner(rules, pseudo, writer)
-        stats = replay_file(runner, args.input, until=until)
+    with embedded_warehouse(warehouse, rules) as writer:
+        stats = replay_file(LocalRunner(rules, pseudo, writer), args.input, until=until)
         writer.compact()
-    finally:
-        backend.close()
-    letters = sum(stats.dead_letters.values())
-    print(
-        f"replayed {stats.records} records from {args.input}: "
-        f"{sum(stats.contacts.values())} contacts, {stats.tickets_opened} tickets opened, "
-        f"{sum(stats.events.values())} events, {letters} dead letters, "
-        f"{sum(stats.ignored.values())} ignored; warehouse {warehouse}"
-    )
+    print(f"replayed {args.input}: {stats.summary()}; warehouse {warehouse}")
     if stats.not_replayed:
         print(f"{stats.not_replayed} records after --until were not replayed", file=sys.stderr)
     return EXIT_OK

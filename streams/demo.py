@@ -23,11 +23,8 @@ from loadtest.generator import STREAM_LEAD, generate_stream, generate_week
 from processors.ids import Pseudonymizer
 from processors.rules import Rules, load_rules
 from sinks.backend import Backend
-from sinks.chdb_backend import ChdbBackend
-from sinks.migrate import migrate
-from sinks.writer import ProjectionWriter
 from streams.live import LiveProgress, run_live
-from streams.local import LocalRunner, replay_file, wall_clock_ms
+from streams.local import LocalRunner, embedded_warehouse, replay_file, wall_clock_ms
 from streams.metrics import (
     MetricsServer,
     PipelineMetrics,
@@ -105,10 +102,7 @@ def _replay_week(
     input_path = warehouse.parent / f"{warehouse.name}-week.jsonl"
     traffic.write_jsonl(input_path)
 
-    backend = ChdbBackend(warehouse)
-    try:
-        migrate(backend, reporting_timezone=rules.reporting_timezone)
-        writer = ProjectionWriter(backend)
+    with embedded_warehouse(warehouse, rules) as writer:
         progress = _Progress()
         runner = LocalRunner(
             rules,
@@ -121,15 +115,8 @@ def _replay_week(
         stats = replay_file(runner, input_path, until=None)
         writer.compact()
         progress.done()
-        print(
-            f"replayed {stats.records} records: {sum(stats.contacts.values())} contacts, "
-            f"{stats.tickets_opened} tickets, {sum(stats.events.values())} events, "
-            f"{sum(stats.ignored.values())} ignored, "
-            f"{sum(stats.dead_letters.values())} dead letters"
-        )
-        print(report(backend))
-    finally:
-        backend.close()
+        print(f"replayed {stats.summary()}")
+        print(report(writer.backend))
     print(
         f"Explore it yourself: supportstream sql --warehouse {warehouse} "
         '"SELECT queue, count() FROM tickets FINAL GROUP BY queue"'
@@ -165,10 +152,7 @@ def _run_live_demo(
     traffic = generate_stream(
         start - STREAM_LEAD, seed, tickets_per_hour=tickets_per_hour, pii_key=pii_key
     )
-    backend = ChdbBackend(warehouse)
-    try:
-        migrate(backend, reporting_timezone=rules.reporting_timezone)
-        writer = ProjectionWriter(backend)
+    with embedded_warehouse(warehouse, rules) as writer:
         runner = LocalRunner(rules, pseudo, writer, metrics=observe.metrics, logger=observe.logger)
         last_report = [0]
 
@@ -187,15 +171,8 @@ def _run_live_demo(
 
         run_live(runner, traffic, duration_ms=duration_ms, on_tick=on_tick)
         writer.compact()
-        stats = runner.stats
-        print(
-            f"live run: {stats.records} records, {sum(stats.contacts.values())} contacts, "
-            f"{stats.tickets_opened} tickets, {sum(stats.events.values())} events, "
-            f"{sum(stats.dead_letters.values())} dead letters"
-        )
-        print(report(backend))
-    finally:
-        backend.close()
+        print(f"live run: {runner.stats.summary()}")
+        print(report(writer.backend))
     return 0
 
 

@@ -12,9 +12,10 @@ A live run (the demo) feeds records as they come and lets the wall clock advance
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ from processors.parsing import parse_envelope, parse_record
 from processors.pii import Masker
 from processors.rules import Rules
 from sinks.backend import SinkError
+from sinks.chdb_backend import ChdbBackend
+from sinks.migrate import migrate
 from sinks.writer import ProjectionWriter
 from streams.logging import log_flush, log_output, log_parsed
 from streams.metrics import PipelineMetrics
@@ -61,6 +64,14 @@ class RunStats:
     tickets_opened: int = 0
     not_replayed: int = 0
     last_event_time: Millis | None = None
+
+    def summary(self) -> str:
+        """One line for the person who ran it."""
+        return (
+            f"{self.records} records, {sum(self.contacts.values())} contacts, "
+            f"{self.tickets_opened} tickets opened, {sum(self.events.values())} events, "
+            f"{sum(self.ignored.values())} ignored, {sum(self.dead_letters.values())} dead letters"
+        )
 
 
 OutputHook = Callable[[Output], None]
@@ -127,7 +138,7 @@ class LocalRunner:
 
     def dead_letter(self, letter: DeadLetter) -> None:
         self.stats.records += 1
-        self.stats.dead_letters[letter.reason.split(":")[0]] += 1
+        self.stats.dead_letters[letter.source] += 1
         self._emit(Output(dead_letters=(letter,)))
 
     def _apply(
@@ -205,6 +216,19 @@ class LocalRunner:
         if end is not None:
             self.advance_to(end, inclusive=True)
         self.flush()
+
+
+@contextlib.contextmanager
+def embedded_warehouse(path: Path, rules: Rules) -> Iterator[ProjectionWriter]:
+    """The embedded (chdb) warehouse a local run writes to: opened, migrated with the rules'
+    reporting time zone (the daily views' days), and closed whatever happens. Callers compact
+    it (``writer.compact()``) when their run is complete."""
+    backend = ChdbBackend(path)
+    try:
+        migrate(backend, reporting_timezone=rules.reporting_timezone)
+        yield ProjectionWriter(backend)
+    finally:
+        backend.close()
 
 
 def read_records(
