@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from loadtest.generator import GeneratedTraffic, generate_week
+from tests.support.cli import replay_cli
 from tests.support.cli import run_cli as run
 from tests.support.cli import sql_rows as sql
 
@@ -23,20 +24,6 @@ RULES = REPO / "examples" / "rules.demo.yaml"
 KEY = "generated-week-test-key"
 START = datetime.fromisoformat("2026-03-02T00:00:00+03:00")  # a Monday
 REPORTING_TZ = ZoneInfo("Europe/Moscow")  # reporting_timezone of the demo rules
-
-
-def replay(source: Path, warehouse: Path, env: dict[str, str]) -> None:
-    done = run(
-        "replay",
-        "--rules",
-        str(RULES),
-        "--input",
-        str(source),
-        "--warehouse",
-        str(warehouse),
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +40,7 @@ def replayed(
     week.write_jsonl(source)
     env = {**os.environ, "SUPPORTSTREAM_PII_KEY": KEY}
     warehouse = work / "warehouse"
-    replay(source, warehouse, env)
+    replay_cli(RULES, source, warehouse, env)
     return source, warehouse, env
 
 
@@ -200,6 +187,6 @@ def test_replaying_again_changes_no_count(
         return {r["t"]: int(r["n"]) for r in sql(warehouse, query, env)}
 
     before = counts()
-    replay(source, warehouse, env)
+    replay_cli(RULES, source, warehouse, env)
     assert counts() == before
     assert before["events"] > 3000

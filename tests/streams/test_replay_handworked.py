@@ -46,6 +46,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import replay_cli
 from tests.support.cli import run_cli as run
 from tests.support.cli import sql_rows as sql
 
@@ -315,17 +316,7 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     source.write_text("\n".join(records()) + "\n", encoding="utf-8")
     env = {**os.environ, "SUPPORTSTREAM_PII_KEY": KEY}
     warehouse = work / "warehouse"
-    done = run(
-        "replay",
-        "--rules",
-        str(RULES),
-        "--input",
-        str(source),
-        "--warehouse",
-        str(warehouse),
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
+    replay_cli(RULES, source, warehouse, env)
     return warehouse, env
 
 
@@ -437,17 +428,7 @@ def test_replaying_again_changes_no_row_count(
     before = {t: sql(warehouse, f"SELECT count() AS n FROM {t}", env)[0]["n"] for t in tables}
     source = tmp_path / "week.jsonl"
     source.write_text("\n".join(records()) + "\n", encoding="utf-8")
-    done = run(
-        "replay",
-        "--rules",
-        str(RULES),
-        "--input",
-        str(source),
-        "--warehouse",
-        str(warehouse),
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
+    replay_cli(RULES, source, warehouse, env)
     after = {t: sql(warehouse, f"SELECT count() AS n FROM {t}", env)[0]["n"] for t in tables}
     assert after == before
     assert int(before["events"]) > 50

@@ -25,13 +25,12 @@ import hashlib
 import hmac
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cli import run_cli, sql_rows
+from tests.support.cli import replay_cli, sql_rows
 
 RULES = Path(__file__).resolve().parents[1] / "fixtures" / "rules.handworked.yaml"
 KEY = "until-test-key"
@@ -104,27 +103,12 @@ LAST_WEEK = (
 ENV = {**os.environ, "SUPPORTSTREAM_PII_KEY": KEY}
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, env=ENV)
-
-
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("until")
     source = work / "in.jsonl"
     source.write_text("\n".join(LINES) + "\n", encoding="utf-8")
-    done = cli(
-        "replay",
-        "--rules",
-        str(RULES),
-        "--input",
-        str(source),
-        "--until",
-        T,
-        "--warehouse",
-        str(work / "w"),
-    )
-    assert done.returncode == 0, done.stderr
+    done = replay_cli(RULES, source, work / "w", ENV, until=T)
     assert "1 records after --until were not replayed" in done.stderr
     return work / "w"
 

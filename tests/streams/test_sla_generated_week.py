@@ -11,7 +11,6 @@ window by contacts and by agents, follow-ups after it, warnings and breaches.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -22,7 +21,7 @@ import pytest
 
 from loadtest.generator import GeneratedTraffic, generate_week
 from tests.streams import sla_oracle as oracle
-from tests.support.cli import run_cli as run
+from tests.support.cli import replay_cli, sql_rows
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "tests" / "fixtures" / "rules.sla-week.yaml"
@@ -68,28 +67,13 @@ def replayed(
     week.write_jsonl(source)
     env = {**os.environ, "SUPPORTSTREAM_PII_KEY": KEY}
     warehouse = work / "warehouse"
-    done = run(
-        "replay",
-        "--rules",
-        str(RULES),
-        "--input",
-        str(source),
-        "--until",
-        UNTIL.isoformat(),
-        "--warehouse",
-        str(warehouse),
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr
+    replay_cli(RULES, source, warehouse, env, until=UNTIL.isoformat())
     query = (
         "SELECT ticket_id, metric, cycle, policy, status, "
         f"{ms('started_at')}, {ms('due_at')}, {ms('warned_at')}, {ms('breached_at')}, "
         f"{ms('fulfilled_at')}, business_seconds, target_seconds FROM sla_metrics FINAL"
     )
-    done = run("sql", "--warehouse", str(warehouse), "--format", "JSONEachRow", query, env=env)
-    assert done.returncode == 0, done.stderr
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-    return source, rows
+    return source, sql_rows(warehouse, query, env)
 
 
 @pytest.fixture(scope="module")

@@ -26,3 +26,28 @@ def sql_rows(warehouse: Path, query: str, env: Mapping[str, str]) -> list[dict[s
     done = run_cli("sql", "--warehouse", str(warehouse), "--format", "JSONEachRow", query, env=env)
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def replay_cli(
+    rules: Path,
+    source: Path,
+    warehouse: Path,
+    env: Mapping[str, str],
+    *,
+    until: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``supportstream replay`` of ``source`` into ``warehouse``, which must succeed."""
+    extra = ("--until", until) if until is not None else ()
+    done = run_cli(
+        "replay",
+        "--rules",
+        str(rules),
+        "--input",
+        str(source),
+        *extra,
+        "--warehouse",
+        str(warehouse),
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return done
