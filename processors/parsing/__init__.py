@@ -17,8 +17,9 @@ pipeline. Only the ``record`` text of a dead letter is masked here, with the ``m
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from processors.ids import Pseudonymizer
 from processors.model import DeadLetter, Millis, Parsed, RawRecord
@@ -35,7 +36,14 @@ from processors.parsing.vk import parse_vk
 from processors.parsing.whatsapp import parse_whatsapp
 from processors.timeutil import parse_rfc3339, to_rfc3339
 
-__all__ = ["PARSERS", "UNKNOWN_AT", "parse_envelope", "parse_line", "parse_record"]
+__all__ = [
+    "PARSERS",
+    "UNKNOWN_AT",
+    "load_json_text",
+    "parse_envelope",
+    "parse_line",
+    "parse_record",
+]
 
 PARSERS: Final[Mapping[str, Parser]] = {
     "telegram": parse_telegram,
@@ -81,9 +89,11 @@ def parse_envelope(line: str, ref: str, mask: Mask) -> RawRecord | DeadLetter:
     source = ""
     try:
         try:
-            envelope = json.loads(text, parse_constant=_refuse_constant)
+            envelope = load_json_text(text)
         except json.JSONDecodeError as exc:
             raise Reject(f"invalid json: {exc.msg} at column {exc.colno}") from None
+        except ValueError as exc:  # NaN / Infinity
+            raise Reject(str(exc)) from None
         except RecursionError:
             raise Reject("invalid json: nested too deeply") from None
         if not isinstance(envelope, dict):
@@ -112,10 +122,34 @@ def parse_envelope(line: str, ref: str, mask: Mask) -> RawRecord | DeadLetter:
     return RawRecord(at=at, source=source, payload=envelope["payload"], ref=ref, text=text)
 
 
+def load_json_text(text: str) -> Any:
+    """``json.loads`` for input records and payloads. ``NaN`` and ``Infinity`` are refused
+    (``ValueError``): JSON has no such values, and a NaN score or mrr would compare false with
+    everything and slip through every range check. Half of a surrogate pair, which JSON can
+    escape (``"\\ud83d"``, a truncated emoji) but no UTF-8 text can hold, becomes U+FFFD:
+    kept, it would make every later encoding of the text fail (a warehouse insert, a topic)."""
+    value = json.loads(text, parse_constant=_refuse_constant)
+    if _SURROGATE_ESCAPE.search(text):
+        value = _without_surrogates(value)
+    return value
+
+
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def _refuse_constant(name: str) -> object:
-    # Python's json accepts NaN and Infinity, JSON does not; a NaN score or mrr would compare
-    # false with everything and slip through every range check.
-    raise Reject(f"invalid json: {name} is not a json value")
+    raise ValueError(f"invalid json: {name} is not a json value")
 
 
 def parse_record(record: RawRecord, pseudo: Pseudonymizer, mask: Mask) -> list[Parsed]:

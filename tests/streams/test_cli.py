@@ -119,3 +119,33 @@ def test_demo_runs_live_for_its_duration(tmp_path: Path) -> None:
     assert "live run:" in done.stdout
     contacts = int(done.stdout.split("live run:")[1].split("records, ")[1].split(" contacts")[0])
     assert contacts > 0
+
+
+def test_half_an_emoji_escaped_in_json_is_kept_as_a_replacement_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """JSON can escape half of a surrogate pair (a client cut an emoji in two); no UTF-8 text
+    can hold it. It must not stop the run at the warehouse insert: the character becomes
+    U+FFFD and the rest of the message is kept."""
+    from tests.support.cli import sql_rows
+
+    source = tmp_path / "half-emoji.jsonl"
+    source.write_text(
+        '{"at":"2026-09-07T10:00:00Z","source":"chat","payload":{"session_id":"s-1",'
+        '"message_id":"m-1","visitor":{"id":"v-1"},"text":"where is my order \\ud83d?"}}\n',
+        encoding="utf-8",
+    )
+    warehouse = tmp_path / "warehouse"
+    done = run(
+        "replay", "--rules", str(RULES), "--input", str(source), "--warehouse", str(warehouse)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 contacts" in done.stdout
+    env = {**os.environ, "SUPPORTSTREAM_PII_KEY": "cli-test-key"}
+    rows = sql_rows(
+        warehouse,
+        "SELECT JSONExtractString(data, 'text') AS text FROM supportstream.events "
+        "WHERE event_type = 'contact.received'",
+        env,
+    )
+    assert rows == [{"text": "where is my order \ufffd?"}]
