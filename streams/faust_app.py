@@ -2,45 +2,59 @@
 
 Topics (``{SUPPORTSTREAM_TOPIC_PREFIX}{name}``)::
 
-    raw-contacts (1 partition) --desk agent--> domain-events  (N, key: ticket id)
-    desk-ticks   (1 partition) --'             ticket-state   (N, key: ticket id, compacted)
-                                               sla-state      (N, key: ticket/metric/cycle)
-                                               dead-letters   (1, key: source)
+    raw-contacts (N, key: conversation) --intake agent (parse)--> desk-input (1)
+    desk-input + desk-ticks (1)  --desk agent--> domain-events  (N, key: ticket id)
+                                                 ticket-state   (N, key: ticket id, compacted)
+                                                 sla-state      (N, key: ticket/metric/cycle)
+                                                 dead-letters   (1, key: source)
     desk state: one Faust table, changelog ``{group}-desk-state-changelog`` (1 partition)
 
-The sink (``supportstream sink``, ``sinks.consumer``) reads the four output topics in its own
-consumer group, split over as many sink processes as there are partitions.
+N is ``SUPPORTSTREAM_PARTITIONS``. The workers of one consumer group split the partitions of
+``raw-contacts``: each parses the raw messages of the partitions it owns (the ``intake`` agent,
+``streams.intake``) and forwards what each means to ``desk-input``. The desk (the ``desk``
+agent, on whichever worker owns ``desk-input``'s one partition) merges those entries back into
+``replay``'s order (``streams.sequencer``) and applies them. The sink (``supportstream sink``,
+``sinks.consumer``) reads the four output topics in its own consumer group, split over as many
+sink processes as there are partitions.
 
-**Why the desk is one partition.** ``replay`` applies every record in one global order of
+**Why the desk applies one order.** ``replay`` applies every record in one global order of
 ``at``, and the desk's decisions are not all keyed by conversation: e-mail threading maps
 message ids to conversations, identity resolution maps crm identities to customers (a crm
 record changes the tier every later contact of that customer sees, whatever its channel), and
 automatic assignment reads the open-ticket load of every agent across queues. A conversation-
 partitioned desk gives different tickets as soon as a crm update and a contact, or two tickets
-competing for the same agent, land in different partitions and are applied in another order
-than event time. So the log that orders the desk is a single partition, and the results are
-exactly those of ``replay`` (the differential tests prove it). What scales out: the output
-topics and the sink (the expensive part: ClickHouse inserts) are partitioned by ticket; the
-desk fails over to a hot standby (``table_standby_replicas``) in seconds. One partition of
-``raw-contacts`` carries tens of MB/s, and one desk applies over a thousand records a second:
-two orders of magnitude above a large support desk's contact rate. docs/PRODUCTION.md discusses
-the partitioned alternatives and what each would give up.
+competing for the same agent, are applied in another order than event time. So the parse
+stage, the per-record work (Avro, native payloads, e-mail MIME, keyed hashes), runs in
+parallel over the raw partitions, and the desk, the cross-conversation decisions, applies the
+merged order: exactly what ``replay`` computes (the differential tests prove it with one
+worker, two workers splitting the partitions, and a worker killed mid-stream). The desk fails
+over to a hot standby (``table_standby_replicas``) in seconds. docs/PRODUCTION.md discusses
+the alternatives and what each would give up.
+
+**The merge's marks.** An entry is applied once every raw partition has gone past its instant.
+A partition that holds nothing more says so: every ``tick_interval_s`` the timer sends, for
+each raw partition this worker actively owns whose committed offset is its end (everything in
+it parsed, forwarded and flushed: Faust flushes the producer before it commits), a mark with
+that offset and the wall clock less ``tick_grace_ms`` (``streams.intake.Mark``).
 
 **SLA timers.** Faust has no per-key timers. The desk's table holds every ticket's SLA state,
 from which the desk rebuilds its due index (``processors.timers.TimerQueue``) whenever it
 takes a partition (after a restart, a rebalance or a failover). Event time fires timers as in
 replay: before a record at ``t``, everything due before ``t``. The wall clock fires the rest
-(CONTRACT §3, live mode): every ``tick_interval_s`` each worker sends a tick, ``now - grace``,
-to ``desk-ticks`` for each desk partition it *actively* owns (``assigned_actives``) and has
-fully caught up on (applied offset == high-water mark: while a backlog is being applied the
-records move time themselves, and a wall-clock tick would fire timers ahead of records still
-waiting). The tick goes through the topic rather than straight to the desk so that it is
-applied in the same stream as the records, one at a time, with the table writes attributed
+(CONTRACT §3, live mode): every ``tick_interval_s`` the worker that *actively* owns the desk
+partition (``assigned_actives``) sends a tick, the wall clock, to ``desk-ticks``. The desk
+moves event time to the tick, but never past the merge's frontier
+(``streams.sequencer.Merge.fire_bound``): while a backlog is being applied the records move
+time themselves, and a wall-clock tick must not fire timers ahead of records still waiting on
+a raw partition. The tick goes through the topic rather than straight to the desk so that it
+is applied in the same stream as the entries, one at a time, with the table writes attributed
 to the partition (Faust tables are written only inside stream iteration). Firing is
 idempotent: a timer that has fired is no longer in the state, so a repeated, duplicated (two
-workers during a rebalance) or late tick emits nothing new. With a 1 s interval and a 2 s
-grace a breach is raised 2-3 s after its due instant; the grace lets a record stamped just
-before the due instant, still in flight from a connector, be applied first.
+workers during a rebalance) or late tick emits nothing new. The grace is in the marks: a
+mark promises that what its partition receives later is stamped at or after ``now - grace``,
+which lets a record stamped just before a due instant, still in flight from a connector, be
+applied first. With a 1 s interval and a 2 s grace a breach is raised 2-4 s after its due
+instant.
 
 **Delivery.** ``processing_guarantee=at_least_once``: Faust flushes the producer (outputs and
 changelog) before committing source offsets. What a crash between the two could do to the
@@ -63,27 +77,33 @@ from faust.types import TP
 
 from processors.ids import Pseudonymizer
 from processors.rules import Rules
-from streams.faust_runner import SEP, Message, PartitionDesk
+from streams.faust_runner import Message, PartitionDesk
+from streams.intake import Intake, Mark, encode_input
+from streams.local import ParseStage
 from streams.metrics import PipelineMetrics
 from streams.settings import Settings
-from streams.topology import TOPICS, Topic
-from streams.topology import topic as topology_topic
+from streams.topology import DAY_MS, TOPICS, Topic
 
 log = structlog.get_logger("supportstream.worker")
 
 DESK_PARTITIONS = 1
-"""Partitions of ``raw-contacts`` and ``desk-ticks``: the desk's one global order (above)."""
+"""Partitions of ``desk-input`` and ``desk-ticks``: the desk's one global order (above)."""
+
+DESK_KEY = b"desk"
+
+DESK_INPUT = Topic(
+    "desk-input", "desk", "desk-input JSON (streams.intake)", DESK_PARTITIONS, 30 * DAY_MS
+)
+"""What the intake forwards to the desk: parsed entries and partition marks. It holds what
+``raw-contacts`` holds, so it has its retention."""
 
 TICKS = Topic("desk-ticks", "desk partition", "-", DESK_PARTITIONS, 3600 * 1000)
 """Wall-clock ticks for the desk; an hour of them is plenty (they are idempotent)."""
 
 
 def production_topics() -> tuple[Topic, ...]:
-    """The topology's topics (``raw-contacts`` already has the desk's single partition) plus
-    the tick topic."""
-    if topology_topic("raw-contacts").partitions != DESK_PARTITIONS:
-        raise RuntimeError("the topology's raw-contacts must have the desk's single partition")
-    return (*TOPICS, TICKS)
+    """The topology's topics plus the workers' internal ones (the desk's input and ticks)."""
+    return (*TOPICS, DESK_INPUT, TICKS)
 
 
 @dataclass(frozen=True)
@@ -149,7 +169,8 @@ class _Host:
 
 
 def build_app(config: WorkerConfig) -> faust.App:
-    """The Faust app of one worker: topics, the desk table, the desk agent, the tick timer."""
+    """The Faust app of one worker: topics, the intake agent, the desk table and agent, and
+    the timer that sends the intake's marks and the desk's wall-clock ticks."""
     settings = config.settings
     app = faust.App(
         settings.consumer_group,
@@ -168,53 +189,74 @@ def build_app(config: WorkerConfig) -> faust.App:
         web_enabled=False,
         autodiscover=False,
     )
-    raw_name, ticks_name = config.topic("raw-contacts"), config.topic(TICKS.name)
-    outputs = {
-        name: app.topic(
-            config.topic(name),
+    raw_name = config.topic("raw-contacts")
+    input_name, ticks_name = config.topic(DESK_INPUT.name), config.topic(TICKS.name)
+
+    def raw_topic(*names: str, partitions: int | None) -> Any:
+        return app.topic(
+            *names,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
-            partitions=_partitions(name, settings),
+            partitions=partitions,
         )
+
+    outputs = {
+        name: raw_topic(config.topic(name), partitions=_partitions(name, settings))
         for name in ("domain-events", "ticket-state", "sla-state", "dead-letters")
     }
-    source = app.topic(
-        raw_name,
-        ticks_name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=DESK_PARTITIONS,
-    )
-    ticks = app.topic(
-        ticks_name, value_serializer="raw", key_serializer="raw", partitions=DESK_PARTITIONS
-    )
+    raw = raw_topic(raw_name, partitions=settings.partitions)
+    desk_input = raw_topic(input_name, partitions=DESK_PARTITIONS)
+    desk_source = raw_topic(input_name, ticks_name, partitions=DESK_PARTITIONS)
+    ticks = raw_topic(ticks_name, partitions=DESK_PARTITIONS)
     # Keys and values are JSON (str keys; values are what streams.faust_runner encodes).
     table = app.Table("desk-state", partitions=DESK_PARTITIONS, key_type=str)
     host = _Host(config)
+    intake = Intake(ParseStage(config.pseudo, metrics=config.metrics, logger=log))
+
+    def raw_partitions(at_least: int = 0) -> int:
+        # From the consumer's metadata of the topic it reads; never a guess from settings: a
+        # count above the real one would hold the desk back for ever (the merge only raises
+        # it). Unknown, it is at least what a message's own partition proves.
+        return max(app.consumer.topic_partitions(raw_name) or 0, at_least)
 
     async def publish(messages: list[Message]) -> None:
         for topic, key, value in messages:
             await outputs[topic].send(key=key, value=value)
 
-    @app.agent(source, name="desk")
+    @app.agent(raw, name="intake")
+    async def intake_agent(stream: Any) -> None:
+        # Stage parse, on the raw partitions this worker owns: one entry per raw message.
+        async for event in stream.events():
+            message = event.message
+            entry = intake.entry(
+                event.value,
+                partition=message.partition,
+                offset=message.offset,
+                partitions=raw_partitions(at_least=message.partition + 1),
+                timestamp=int(message.timestamp * 1000),
+            )
+            await desk_input.send(key=DESK_KEY, value=encode_input(entry), partition=0)
+            if config.metrics is not None:
+                config.metrics.observe_intake(message.partition)
+            host.last_activity = time.monotonic()
+
+    @app.agent(desk_source, name="desk")
     async def desk_agent(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
             partition = message.partition
             desk = host.desk(partition, table)
-            if message.topic == raw_name:
-                ref = f"{message.topic}/{partition}/{message.offset}"
-                published = desk.apply_raw(event.value, partition, message.offset, ref)
-                host.last_activity = time.monotonic()
+            if message.topic == input_name:
+                published = desk.apply_input(event.value, partition, message.offset)
             else:
                 now = int(event.value.decode())
                 published = desk.tick(now, partition, message.offset)
-                if published:
-                    host.last_activity = time.monotonic()
+            if published:
+                host.last_activity = time.monotonic()
+            if config.metrics is not None:
+                config.metrics.observe_merge(desk.merge.pending)
             await publish(published)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -222,41 +264,72 @@ def build_app(config: WorkerConfig) -> faust.App:
         # Whoever takes a partition next rebuilds its desk from the table; a desk kept
         # here would miss what another worker applied meanwhile.
         for tp in revoked:
-            if tp.topic in (raw_name, ticks_name):
+            if tp.topic in (input_name, ticks_name):
                 host.desks.pop(tp.partition, None)
+                if config.metrics is not None:
+                    config.metrics.observe_merge(0)  # the desk's new owner reports it now
 
     @app.timer(interval=config.tick_interval_s)  # type: ignore[untyped-decorator]
     async def wall_clock() -> None:
-        actives = [tp for tp in app.assignor.assigned_actives() if tp.topic == raw_name]
+        actives = list(app.assignor.assigned_actives())
+        now = int(time.time() * 1000)
+        quiet = True
         for tp in actives:
-            caught_up = await _caught_up(app, table, tp)
-            host.caught_up[tp.partition] = caught_up
-            if caught_up and config.wall_clock:
-                now = int(time.time() * 1000) - config.tick_grace_ms
-                await ticks.send(value=str(now).encode(), partition=tp.partition)
+            if tp.topic == raw_name:
+                # The intake's mark: this partition's entries up to its committed offset are
+                # on desk-input (committed after the producer flushed), and it holds no more.
+                committed = await _intake_caught_up(app, tp)
+                if committed is None:
+                    quiet = False
+                    continue
+                count = raw_partitions(at_least=tp.partition + 1)
+                mark = Mark(tp.partition, committed, count, now - config.tick_grace_ms)
+                await desk_input.send(key=DESK_KEY, value=encode_input(mark), partition=0)
+            elif tp.topic == input_name:
+                caught_up = await _desk_caught_up(app, host, tp)
+                quiet = quiet and caught_up
+                if config.wall_clock:
+                    await ticks.send(value=str(now).encode(), partition=tp.partition)
         if config.idle_exit_s is not None:
             idle = time.monotonic() - host.last_activity
-            quiet = all(host.caught_up.get(tp.partition) for tp in actives)
             if idle >= config.idle_exit_s and quiet:
                 log.info("idle; stopping", idle_s=round(idle, 1))
                 os.kill(os.getpid(), signal.SIGTERM)
 
-    _ = (desk_agent, on_revoked, wall_clock)
+    _ = (intake_agent, desk_agent, on_revoked, wall_clock)
     return app
 
 
-async def _caught_up(app: faust.App, table: Any, tp: TP) -> bool:
-    """Whether the desk of ``tp`` has applied everything the partition holds. Read from the
-    table (what the desk committed), so it is known before the first record after a restart."""
-    applied = table.get(f"progress{SEP}raw:{tp.partition}")
+async def _highwater(app: faust.App, tp: TP) -> int | None:
     try:
         highwaters = await asyncio.wait_for(app.consumer.highwaters(tp), timeout=5.0)
-    except Exception:  # the broker is slow or away: simply no tick this time
-        return False
+    except Exception:  # the broker is slow or away: simply not this time
+        return None
     end = highwaters.get(tp)
-    if end is None:
-        return False
-    return end == 0 or (applied is not None and int(applied) >= end)
+    return None if end is None else int(end)
+
+
+async def _intake_caught_up(app: faust.App, tp: TP) -> int | None:
+    """The committed offset of raw partition ``tp`` if it is the partition's end (everything
+    in it parsed and forwarded, the producer flushed), else None. Faust keeps the offset it
+    last committed (or found committed when the partition was assigned) per partition."""
+    end = await _highwater(app, tp)
+    # Faust's own record of it (no public accessor): what the consumer last committed.
+    committed = getattr(app.consumer, "_committed_offset", {}).get(tp) or 0
+    if end is None or committed < end:
+        return None
+    return int(committed)
+
+
+async def _desk_caught_up(app: faust.App, host: _Host, tp: TP) -> bool:
+    """Whether the desk has applied everything ``desk-input`` holds and has no entry waiting
+    for another partition."""
+    desk = host.desks.get(tp.partition)
+    end = await _highwater(app, tp)
+    if desk is None or end is None:
+        return end == 0
+    applied = desk.next_offset(f"in:{tp.partition}")
+    return desk.merge.pending == 0 and (end == 0 or (applied is not None and applied >= end))
 
 
 def _partitions(name: str, settings: Settings) -> int:

@@ -6,8 +6,9 @@ it can be tested, and compared with the local runner, without a broker.
 * **Raw messages.** A connector publishes each input record to ``raw-contacts`` as an Avro
   ``RawContact`` (``schemas/raw_contact.avsc``): ``payload`` is the source's payload as text,
   JSON (``application/json``) or, for e-mail, the RFC 5322 message (``message/rfc822``).
-  :func:`encode_raw` / :func:`decode_raw` are the two directions; :func:`publish_jsonl` loads a
-  JSON Lines file into the topic in replay order (a backfill, or the tests' scenario).
+  :func:`encode_raw` writes one (``streams.connectors.envelope.decode_sequenced`` reads it);
+  :func:`publish_jsonl` loads a JSON Lines file into the topic in replay order (a backfill,
+  or the tests' scenario).
 * **Desk state in tables.** The desk's mappings (``DeskStores``, the SLA states, the assigner
   state) live in Faust tables with changelog topics. :class:`TableStore` puts the domain
   objects in front of a table: reads decode the JSON the table holds, writes are kept until
@@ -24,7 +25,6 @@ it can be tested, and compared with the local runner, without a broker.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -37,16 +37,17 @@ from processors.calendar import BusinessCalendar
 from processors.desk import Desk, DeskStores, Ticket
 from processors.identity import Profile
 from processors.ids import Pseudonymizer
-from processors.model import DeadLetter, Identity, Millis, Output, RawRecord
-from processors.pii import Masker
+from processors.model import DeadLetter, Identity, Ignored, Millis, Output, RawRecord
 from processors.rules import Rules
 from processors.sla import Cycle, SlaTerms, SlaTicket
 from processors.slabook import SlaBook
-from processors.timeutil import to_rfc3339
-from schemas.codec import CODEC, RAW_CONTACT, CodecError
+from schemas.codec import CODEC, RAW_CONTACT
 from sinks.writer import ProjectionWriter
-from streams.local import LocalRunner, read_records
+from streams.connectors.envelope import conversation_key
+from streams.intake import IntakeError, decode_input
+from streams.local import LocalRunner, ParseStage, read_records, wall_clock_ms
 from streams.metrics import PipelineMetrics
+from streams.sequencer import Merge
 
 log = structlog.get_logger("supportstream.worker")
 
@@ -70,6 +71,7 @@ def encode_raw(
     connector: str,
     received_at: Millis | None = None,
     channel_message_id: str = "",
+    sequence: int | None = None,
 ) -> bytes:
     """One input record as a ``RawContact`` message. An e-mail's payload string travels as
     the message itself; every other payload as JSON text."""
@@ -88,30 +90,9 @@ def encode_raw(
             "connector": connector,
             "channel_message_id": channel_message_id,
             "content_type": content_type,
+            "sequence": sequence,
         },
     )
-
-
-def decode_raw(data: bytes, ref: str, *, at_if_unknown: Millis) -> RawRecord | DeadLetter:
-    """A ``RawContact`` message as the record the parsers take, or a dead letter when the
-    message cannot be read (it is never dropped; ``at_if_unknown`` dates it)."""
-    try:
-        name, raw = CODEC.decode(data)
-    except CodecError as exc:
-        return DeadLetter(at_if_unknown, "", f"unreadable raw message: {exc}", "", ref)
-    if name != RAW_CONTACT:
-        return DeadLetter(at_if_unknown, "", f"expected a raw_contact message, got {name}", "", ref)
-    at, source, text = int(raw["at"]), str(raw["source"]), str(raw["payload"])
-    payload: Any = text
-    if raw["content_type"] == JSON_PAYLOAD:
-        try:
-            payload = json.loads(text)
-        except ValueError as exc:
-            return DeadLetter(at, source, f"invalid json payload: {exc}", "", ref)
-    line = json.dumps(
-        {"at": to_rfc3339(at), "source": source, "payload": payload}, ensure_ascii=False
-    )
-    return RawRecord(at=at, source=source, payload=payload, ref=ref, text=line)
 
 
 @dataclass(frozen=True)
@@ -129,21 +110,22 @@ def publish_jsonl(
     connector: str = "publish",
 ) -> Published:
     """Load a JSON Lines file into the raw topic in ``replay`` order (``at``, file order among
-    equals), so the workers see the records in the order replay applies them. Lines that are
-    not records at all go straight to the dead-letter topic, redacted as replay redacts them.
-    ``send_*`` take (key, value)."""
-    masker = Masker()
-
-    def redact(text: str) -> str:
-        return masker.redact_json_text(text, pseudo.h)
-
+    equals), each record stamped with its place in that order (``sequence``) so the desk puts
+    records of one instant back in file order whichever partitions they land on. Keys are the
+    connectors' (the conversation, as far as one record tells). Lines that are not records at
+    all go straight to the dead-letter topic, redacted as replay redacts them. ``send_*`` take
+    (key, value)."""
+    parser = ParseStage(pseudo)
     with path.open(encoding="utf-8", errors="replace") as handle:
-        records, letters = read_records(handle, path.name, redact)
+        records, letters = read_records(handle, path.name, parser.redact)
     for letter in letters:
         send_dead_letter(letter.source.encode(), CODEC.encode_dead_letter(letter))
-    for record in records:
-        key = record.source.encode()
-        send_raw(key, encode_raw(record, connector=connector))
+    for sequence, record in enumerate(records):
+        acted = [
+            item for item in parser.parse(record) if not isinstance(item, Ignored | DeadLetter)
+        ]
+        key = conversation_key(acted[0], pseudo) if acted else f"{record.source}:unparsed"
+        send_raw(key.encode(), encode_raw(record, connector=connector, sequence=sequence))
     return Published(len(records), len(letters))
 
 
@@ -246,6 +228,7 @@ ASSIGNER: ValueCodec[AssignerState] = ValueCodec(_encode_assigner, _decode_assig
 TEXT: ValueCodec[str] = ValueCodec(_same, str)
 NUMBER: ValueCodec[int] = ValueCodec(_same, int)
 OUTBOX: ValueCodec[Any] = ValueCodec(_same, _same)
+JSON: ValueCodec[Any] = ValueCodec(_same, _same)
 
 DESK_STORES: tuple[str, ...] = (
     "tickets",
@@ -259,11 +242,15 @@ DESK_STORES: tuple[str, ...] = (
     "assigner",
     "progress",
     "outbox",
+    "intake",
+    "buffer",
 )
 """The desk's stores, namespaces of one table: one per ``DeskStores`` mapping, the SLA states
 (the durable due index: every pending timer is a function of a state here), the assigner state
-(key ``"state"``), ``progress`` (per input stream, ``raw:P`` or ``tick:P``, the next offset not
-yet applied) and ``outbox`` (what each of the last ``OUTBOX_WINDOW`` inputs published)."""
+(key ``"state"``), ``progress`` (per input stream, ``in:P`` or ``tick:P``, the next offset not
+yet applied), ``outbox`` (what each of the last ``OUTBOX_WINDOW`` inputs published), and the
+merge of the raw partitions (``streams.sequencer``): ``intake`` (per raw partition its next
+offset and frontier) and ``buffer`` (the entries waiting for the other partitions)."""
 
 OUTBOX_WINDOW = 50_000
 """Inputs whose published messages are kept, to publish them again if they are redelivered.
@@ -378,13 +365,15 @@ class _Discard:
 
 
 class PartitionDesk:
-    """The desk that owns one partition of ``raw-contacts``, its state in ``table``.
+    """The desk: the one partition of ``desk-input``, its state in ``table``.
 
     It *is* the local runner (``streams.local.LocalRunner``) with a desk whose mappings are
-    :class:`TableStore` views, so a record goes through the same code as in ``replay``:
-    timers due strictly before its instant fire, then the record is parsed and applied.
-    ``apply_raw`` and ``tick`` return the messages to publish and leave every table write of
-    that input committed to the table.
+    :class:`TableStore` views, fed by the merge of the raw partitions
+    (``streams.sequencer.Merge``): the entries the parse stage forwarded are applied in
+    ``replay``'s order, each as replay applies a record (timers due before its instant fire
+    first), and a tick moves event time to the wall clock as far as the merge allows
+    (CONTRACT §3, live mode). ``apply_input`` and ``tick`` return the messages to publish and
+    leave every table write of that input committed to the table.
 
     **One input, all or nothing.** Under at-least-once delivery a worker can die after some
     of an input's table writes reached the changelog and others did not. Applying that input
@@ -397,7 +386,8 @@ class PartitionDesk:
     previous values before doing anything else (:meth:`_recover`), and the input, whose offset
     was never committed, is delivered again and applied once. ``progress`` (written with the
     input's changes) makes an input whose changes *are* complete a no-op when it is
-    redelivered (:meth:`apply_raw` skips offsets below it).
+    redelivered (:meth:`_input` skips offsets below it). The merge's buffer and partition
+    frontiers are stores of the same table, so they are part of each input's transaction.
     """
 
     def __init__(
@@ -430,6 +420,8 @@ class PartitionDesk:
             "assigner": ASSIGNER,
             "progress": NUMBER,
             "outbox": OUTBOX,
+            "intake": JSON,
+            "buffer": JSON,
         }
         self.stores: dict[str, TableStore[Any]] = {
             name: TableStore(Namespace(table, name), codecs[name]) for name in DESK_STORES
@@ -453,38 +445,43 @@ class PartitionDesk:
         desk.assignments = s["assigner"].get("state", desk.assignments)
         self._runner.desk = desk
         self._assignments = desk.assignments
-        self.now: Millis | None = None
+        self.merge = Merge(s["intake"], s["buffer"])
 
     @property
     def desk(self) -> Desk:
         return self._runner.desk
 
     def next_offset(self, stream: str) -> int | None:
-        """The next offset of ``stream`` (``raw:P``, ``tick:P``) not applied yet, or None."""
+        """The next offset of ``stream`` (``in:P``, ``tick:P``) not applied yet, or None."""
         value = self.stores["progress"].get(stream)
         return None if value is None else int(value)
 
-    def apply_raw(self, data: bytes, partition: int, offset: int, ref: str) -> list[Message]:
-        """One raw message, as ``replay`` applies one record."""
+    def apply_input(self, data: bytes, partition: int, offset: int) -> list[Message]:
+        """One ``desk-input`` message: an entry (or a mark) goes into the merge, and every
+        entry the merge lets through is applied, in order, as ``replay`` applies a record."""
 
         def apply() -> None:
-            at_if_unknown = self.now if self.now is not None else int(time.time() * 1000)
-            decoded = decode_raw(data, ref, at_if_unknown=at_if_unknown)
-            if isinstance(decoded, DeadLetter):
-                self._runner.dead_letter(decoded)
-            else:
-                self._runner.feed(decoded)
-                self.now = decoded.at if self.now is None else max(self.now, decoded.at)
+            try:
+                message = decode_input(data)
+            except IntakeError as exc:
+                ref = f"desk-input/{partition}/{offset}"
+                at = self._runner.now if self._runner.now is not None else wall_clock_ms()
+                self._runner.dead_letter(DeadLetter(at, "", str(exc), "", ref))
+                return
+            for entry in self.merge.accept(message):
+                self._runner.apply_parsed(entry.at, entry.items, _constant(entry.record))
 
-        return self._input(f"raw:{partition}", offset, apply)
+        return self._input(f"in:{partition}", offset, apply)
 
     def tick(self, now: Millis, partition: int, offset: int) -> list[Message]:
-        """Event time moves to ``now`` (the wall clock): fire every timer due at or before it.
-        Idempotent: a tick repeated, or older than time already reached, fires nothing."""
+        """Event time moves to ``now`` (the wall clock), no further than the merge allows:
+        fire every timer due by then. Idempotent: a tick repeated, or older than time
+        already reached, fires nothing."""
 
         def apply() -> None:
-            self._runner.advance_to(now, inclusive=True)
-            self.now = now if self.now is None else max(self.now, now)
+            bound = self.merge.fire_bound()
+            if bound is not None:
+                self._runner.advance_to(min(now, bound), inclusive=True)
 
         return self._input(f"tick:{partition}", offset, apply)
 
@@ -540,6 +537,10 @@ class PartitionDesk:
             else:
                 self.table[key] = value
         self.table[_DONE] = int(undo["step"])
+
+
+def _constant(text: str) -> Callable[[], str]:
+    return lambda: text
 
 
 def output_messages(output: Output) -> Iterable[tuple[str, bytes, bytes]]:

@@ -24,17 +24,7 @@ import structlog
 
 from processors.desk import Desk
 from processors.ids import Pseudonymizer
-from processors.model import (
-    AgentAction,
-    Contact,
-    CrmUpsert,
-    DeadLetter,
-    Ignored,
-    Millis,
-    Output,
-    RawRecord,
-    SurveyAnswer,
-)
+from processors.model import Contact, DeadLetter, Ignored, Millis, Output, Parsed, RawRecord
 from processors.parsing import parse_envelope, parse_record
 from processors.pii import Masker
 from processors.rules import Rules
@@ -77,6 +67,41 @@ class RunStats:
 OutputHook = Callable[[Output], None]
 
 
+class ParseStage:
+    """Stage ``parse``: a raw record to what it means (``processors.parsing``), pure apart
+    from logging and the parse-lag gauge. The local runner runs it just before the desk; the
+    Faust workers run it in parallel, one raw partition each, ahead of the desk
+    (``streams.intake``)."""
+
+    def __init__(
+        self,
+        pseudo: Pseudonymizer,
+        *,
+        metrics: PipelineMetrics | None = None,
+        logger: Any = None,
+        clock: Callable[[], Millis] = wall_clock_ms,
+    ) -> None:
+        self.masker = Masker()
+        self._pseudo = pseudo
+        self._metrics = metrics
+        self._log = logger
+        self._clock = clock
+
+    def parse(self, record: RawRecord) -> list[Parsed]:
+        if self._metrics is not None:
+            self._metrics.observe_lag("parse", record.at, self._clock())
+        items = parse_record(record, self._pseudo, self.redact)
+        if self._log is not None:
+            for item in items:
+                log_parsed(self._log, item, record.ref)
+        return items
+
+    def redact(self, text: str) -> str:
+        """A dead letter's record as stored: personal values masked, identities as keyed
+        hashes (CONTRACT §4), whatever shape the record had."""
+        return self.masker.redact_json_text(text, self._pseudo.h)
+
+
 class LocalRunner:
     """Drives the desk with records and time, and writes what it emits.
 
@@ -95,8 +120,8 @@ class LocalRunner:
         logger: Any = None,
         clock: Callable[[], Millis] = wall_clock_ms,
     ) -> None:
-        self._pseudo = pseudo
-        self.masker = Masker()
+        self.parser = ParseStage(pseudo, metrics=metrics, logger=logger, clock=clock)
+        self.masker = self.parser.masker
         self.desk = Desk(rules, pseudo, self.masker)
         self.writer = writer
         self.stats = RunStats()
@@ -110,6 +135,11 @@ class LocalRunner:
 
     # -- time ---------------------------------------------------------------------------------
 
+    @property
+    def now(self) -> Millis | None:
+        """Event time: the last instant applied, None before the first."""
+        return self._now
+
     def advance_to(self, now: Millis, *, inclusive: bool) -> None:
         """Move event time to ``now``, firing the timers it passes."""
         if self._now is not None and now < self._now:
@@ -121,31 +151,32 @@ class LocalRunner:
 
     def feed(self, record: RawRecord) -> None:
         """Apply one record: timers before its instant fire first."""
+        self.apply_parsed(record.at, self.parse(record), lambda: self.redact(record.text))
+
+    def parse(self, record: RawRecord) -> list[Parsed]:
+        return self.parser.parse(record)
+
+    def apply_parsed(
+        self, at: Millis, items: Iterable[Parsed], redacted_record: Callable[[], str]
+    ) -> None:
+        """Stage ``desk`` of one record parsed into ``items``: timers due before ``at`` fire
+        first. ``redacted_record`` gives the record as a dead letter stores it, should the
+        desk refuse one of the items."""
         self.stats.records += 1
-        self.advance_to(record.at, inclusive=False)
-        self.stats.last_event_time = record.at
-        if self._metrics is not None:
-            self._metrics.observe_lag("parse", record.at, self._clock())
-        for item in parse_record(record, self._pseudo, self.redact):
-            if self._log is not None:
-                log_parsed(self._log, item, record.ref)
-            self._apply(item, record)
+        self.advance_to(at, inclusive=False)
+        self.stats.last_event_time = at
+        for item in items:
+            self._apply(item, redacted_record)
 
     def redact(self, text: str) -> str:
-        """A dead letter's record as stored: personal values masked, identities as keyed
-        hashes (CONTRACT §4), whatever shape the record had."""
-        return self.masker.redact_json_text(text, self._pseudo.h)
+        return self.parser.redact(text)
 
     def dead_letter(self, letter: DeadLetter) -> None:
         self.stats.records += 1
         self.stats.dead_letters[letter.source] += 1
         self._emit(Output(dead_letters=(letter,)))
 
-    def _apply(
-        self,
-        item: Contact | AgentAction | SurveyAnswer | CrmUpsert | Ignored | DeadLetter,
-        record: RawRecord,
-    ) -> None:
+    def _apply(self, item: Parsed, redacted_record: Callable[[], str]) -> None:
         if isinstance(item, Ignored):
             self.stats.ignored[item.source] += 1
             return
@@ -158,10 +189,9 @@ class LocalRunner:
         output = self.desk.handle(item)
         if output.dead_letters:
             # The desk names the problem; the offending record is this one, redacted.
-            redacted = self.redact(record.text)
+            redacted = redacted_record()
             letters = tuple(
-                DeadLetter(d.at, d.source, d.reason, redacted, record.ref)
-                for d in output.dead_letters
+                DeadLetter(d.at, d.source, d.reason, redacted, d.ref) for d in output.dead_letters
             )
             self.stats.dead_letters.update(d.source for d in letters)
             output = Output(output.events, output.tickets, output.cycles, letters)

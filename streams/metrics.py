@@ -244,6 +244,18 @@ class PipelineMetrics:
             ["stage"],
             registry=registry,
         )
+        self.intake_records = Counter(
+            "supportstream_intake_records_total",
+            "Raw messages this worker parsed and forwarded to the desk, by raw partition.",
+            ["partition"],
+            registry=registry,
+        )
+        self.desk_waiting = Gauge(
+            "supportstream_desk_waiting_entries",
+            "Parsed records the desk holds back until every raw partition has reached their "
+            "instant (streams/sequencer.py); stays above 0 while a partition is unowned or stuck.",
+            registry=registry,
+        )
         self.sink_failures = Counter(
             "supportstream_sink_failures_total",
             "Failed warehouse writes (the batch is kept and retried), by table.",
@@ -369,6 +381,16 @@ class PipelineMetrics:
     def observe_sink_failure(self, table: str = UNKNOWN) -> None:
         """A write to ``table`` failed (``SinkError``); the writer keeps the batch for a retry."""
         self.sink_failures.labels(table).inc()
+
+    # -- the production path's parse stage and merge --------------------------------------
+
+    def observe_intake(self, partition: int) -> None:
+        """One raw message of ``partition`` parsed and forwarded to the desk."""
+        self.intake_records.labels(str(partition)).inc()
+
+    def observe_merge(self, waiting: int) -> None:
+        """The desk's merge holds ``waiting`` entries for the other partitions."""
+        self.desk_waiting.set(waiting)
 
     # -- lag ------------------------------------------------------------------------------
 

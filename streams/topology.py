@@ -4,11 +4,14 @@ Runners interpret this declaration; they do not restate it. The local runner
 (``streams.local``) executes the stages in one process, in event-time order, with the topics
 as in-memory hand-offs. The Faust runner creates the same topics on Kafka and one agent per stage.
 
-Keys decide ordering and state locality: everything about one conversation is processed in
-order by one owner because both the raw contacts and the desk's state are keyed by
-conversation. E-mail threading and identity resolution need indexes that are not keyed by
-conversation (message ids, identities); the local runner holds them in one process, the Faust
-runner repartitions for them.
+Keys decide ordering and state locality. Raw contacts are keyed by conversation and split
+over ``SUPPORTSTREAM_PARTITIONS`` partitions, so stage ``parse`` runs in parallel, one owner per
+partition. The desk's decisions are not all keyed by conversation: e-mail threading maps
+message ids, identity resolution maps crm identities to customers, and automatic assignment
+reads every agent's load. So the desk applies everything in one event-time order, ``replay``'s:
+the Faust runner merges the parsed partitions back into that order on its internal topic
+``desk-input`` (``streams.intake``, ``streams.sequencer``); the local runner simply parses
+and applies in order. Everything after the desk is partitioned by ticket.
 """
 
 from __future__ import annotations
@@ -40,11 +43,10 @@ class Stage:
 
 TOPICS: tuple[Topic, ...] = (
     # Key: the conversation id as the parsers compute it; e-mail ``email:{h(thread root)}``, a crm
-    # upsert ``crm:{customer_id}`` (streams/connectors/envelope.py).
-    # One partition: the desk applies every record in one global event-time order, because
-    # threading, identities and assignment span conversations (docs/PRODUCTION.md). Everything
-    # after the desk is partitioned by ticket and scales with SUPPORTSTREAM_PARTITIONS.
-    Topic("raw-contacts", "conversation id (or source:record id)", "RawContact", 1, 30 * DAY_MS),
+    # upsert ``crm:{customer_id}`` (streams/connectors/envelope.py). SUPPORTSTREAM_PARTITIONS
+    # partitions, parsed in parallel by the workers that own them; the desk merges them back
+    # into one event-time order (streams/sequencer.py, docs/PRODUCTION.md).
+    Topic("raw-contacts", "conversation id (or source:record id)", "RawContact", None, 30 * DAY_MS),
     Topic("domain-events", "ticket id", "DomainEvent", None, -1),
     Topic("ticket-state", "ticket id", "TicketState", None, -1, compacted=True),
     Topic("sla-state", "ticket id/metric/cycle", "CycleState", None, -1, compacted=True),
@@ -55,20 +57,32 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="parse",
         consumes="raw-contacts",
-        produces=("dead-letters",),
+        produces=("desk-input",),
         keyed_by="conversation",
         state=(),
         doc="Native channel payloads become contacts, desk actions, surveys and crm upserts; "
-        "what cannot be understood becomes a dead letter.",
+        "what cannot be understood becomes a dead letter. In parallel over the raw partitions; "
+        "the Faust runner forwards each record's meaning on its internal desk-input topic.",
     ),
     Stage(
         name="desk",
-        consumes="raw-contacts",
+        consumes="desk-input",
         produces=("domain-events", "ticket-state", "sla-state", "dead-letters"),
-        keyed_by="conversation",
-        state=("tickets", "latest", "seen", "profiles", "identities", "message_ids", "sla"),
-        doc="Threading, identity, ticket lifecycle, classification, routing, assignment and "
-        "SLA timers; emits every change as an event and a state snapshot.",
+        keyed_by="one event-time order (at, then publisher sequence, then raw partition)",
+        state=(
+            "tickets",
+            "latest",
+            "seen",
+            "profiles",
+            "identities",
+            "message_ids",
+            "sla",
+            "assigner",
+            "merge buffer",
+        ),
+        doc="Merges the parsed partitions into replay's order, then threading, identity, "
+        "ticket lifecycle, classification, routing, assignment and SLA timers; emits every "
+        "change as an event and a state snapshot.",
     ),
     Stage(
         name="sink",

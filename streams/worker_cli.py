@@ -41,7 +41,7 @@ def add_parsers(commands: Any) -> None:
     worker.add_argument(
         "--no-wall-clock",
         action="store_true",
-        help="let only event time fire SLA timers (loading history without a live clock)",
+        help="no wall-clock ticks: only records move the desk's event time and fire SLA timers",
     )
     worker.add_argument(
         "--exit-when-idle", type=float, default=None, metavar="S", help="stop after S idle s"
@@ -200,14 +200,16 @@ def publish_file(settings: Settings, path: Path) -> int:
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
         linger_ms=5,
-        max_in_flight_requests_per_connection=1,  # retries must not reorder the desk's log
+        # Retries must not reorder a partition: the desk's merge relies on each raw
+        # partition's records coming in replay order.
+        max_in_flight_requests_per_connection=1,
     )
     try:
         raw = f"{settings.topic_prefix}raw-contacts"
         dead = f"{settings.topic_prefix}dead-letters"
         published = publish_jsonl(
             path,
-            lambda key, value: producer.send(raw, key=key, value=value, partition=0) and None,
+            lambda key, value: producer.send(raw, key=key, value=value) and None,
             lambda key, value: producer.send(dead, key=key, value=value) and None,
             Pseudonymizer.from_text(settings.pii_key),
         )

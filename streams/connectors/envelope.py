@@ -43,7 +43,7 @@ from processors.model import (
     RawRecord,
     SurveyAnswer,
 )
-from processors.parsing import parse_record
+from processors.parsing import load_json_text, parse_record
 from processors.timeutil import to_rfc3339
 from schemas.codec import CODEC, RAW_CONTACT, CodecError
 
@@ -82,6 +82,7 @@ class Envelope:
             "connector": self.connector,
             "channel_message_id": self.channel_message_id,
             "content_type": self.content_type,
+            "sequence": None,  # a connector's records of one instant go by partition
         }
 
     def encode(self) -> bytes:
@@ -102,10 +103,6 @@ class Verdict:
     refused: DeadLetter | None = None
 
 
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"invalid json: {name} is not a json value")
-
-
 def check_json(
     source: str,
     text: str,
@@ -119,7 +116,7 @@ def check_json(
 ) -> Verdict:
     """A JSON body of ``source`` (everything but e-mail), checked by the source's parser."""
     try:
-        payload = json.loads(text, parse_constant=_refuse_constant)
+        payload = load_json_text(text)
     except json.JSONDecodeError as exc:
         return _refused(at, source, f"invalid json: {exc.msg} at column {exc.colno}", ref)
     except ValueError as exc:  # NaN / Infinity
@@ -202,7 +199,7 @@ def _verdict(
     if not acted:
         return Verdict(None, ignored=ignored)
     envelope = Envelope(
-        key=_key(acted[0], pseudo),
+        key=conversation_key(acted[0], pseudo),
         at=at,
         source=source,
         payload=payload,
@@ -214,7 +211,9 @@ def _verdict(
     return Verdict(envelope, contacts=contacts, ignored=ignored)
 
 
-def _key(item: Parsed, pseudo: Pseudonymizer) -> str:
+def conversation_key(item: Parsed, pseudo: Pseudonymizer) -> str:
+    """The raw topic's key of a record whose first acted item is ``item``: its conversation
+    (an e-mail's thread root, a crm record's customer)."""
     if isinstance(item, Contact):
         if item.threading is not None:
             threading = item.threading
@@ -241,24 +240,30 @@ def _message_id(item: Parsed) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def decode_raw_contact(data: bytes, ref: str, mask: Mask) -> RawRecord | DeadLetter:
+def decode_raw_contact(
+    data: bytes, ref: str, mask: Mask, *, at_if_unknown: Millis = 0
+) -> RawRecord | DeadLetter:
     """A ``raw_contact`` message as the ``RawRecord`` a runner feeds to ``parse_record``.
 
     ``ref`` names the message's position (``raw-contacts/3/1042``). A message that cannot be
-    decoded becomes a dead letter rather than stopping the consumer."""
+    decoded becomes a dead letter dated ``at_if_unknown`` rather than stopping the consumer."""
+    return decode_sequenced(data, ref, mask, at_if_unknown=at_if_unknown)[0]
+
+
+def decode_sequenced(
+    data: bytes, ref: str, mask: Mask, *, at_if_unknown: Millis = 0
+) -> tuple[RawRecord | DeadLetter, int]:
+    """:func:`decode_raw_contact`, and the publisher's ``sequence`` among records of the
+    same instant (0 when it set none: a connector)."""
     try:
         name, fields = CODEC.decode(data)
     except CodecError as exc:
-        return DeadLetter(at=0, source="", reason=str(exc), record="", ref=ref)
+        reason = f"unreadable raw message: {exc}"
+        return DeadLetter(at=at_if_unknown, source="", reason=reason, record="", ref=ref), 0
     if name != RAW_CONTACT:
-        return DeadLetter(
-            at=0,
-            source="",
-            reason=f"expected a raw_contact message, got {name}",
-            record="",
-            ref=ref,
-        )
-    return raw_record(fields, ref, mask)
+        reason = f"expected a raw_contact message, got {name}"
+        return DeadLetter(at=at_if_unknown, source="", reason=reason, record="", ref=ref), 0
+    return raw_record(fields, ref, mask), int(fields.get("sequence") or 0)
 
 
 def raw_record(fields: Mapping[str, Any], ref: str, mask: Mask) -> RawRecord | DeadLetter:
@@ -266,7 +271,7 @@ def raw_record(fields: Mapping[str, Any], ref: str, mask: Mask) -> RawRecord | D
     payload: Any = text
     if str(fields.get("content_type", "")).startswith(JSON_CONTENT_TYPE):
         try:
-            payload = json.loads(text, parse_constant=_refuse_constant)
+            payload = load_json_text(text)
         except (ValueError, RecursionError) as exc:
             return DeadLetter(at=at, source=source, reason=str(exc), record=mask(text), ref=ref)
     line = json.dumps(

@@ -256,6 +256,7 @@ def test_raw_contact_schema_is_the_connector_envelope() -> None:
         ("connector", "string"),
         ("channel_message_id", "string"),
         ("content_type", "string"),
+        ("sequence", ["null", "long"]),
     ]
 
 

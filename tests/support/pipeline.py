@@ -131,9 +131,8 @@ class Pipeline:
     def bootstrap(self) -> str:
         return self.env["SUPPORTSTREAM_KAFKA_BOOTSTRAP"]
 
-    @property
-    def raw_topic(self) -> str:
-        return f"{self.env['SUPPORTSTREAM_TOPIC_PREFIX']}raw-contacts"
+    def topic(self, name: str) -> str:
+        return f"{self.env['SUPPORTSTREAM_TOPIC_PREFIX']}{name}"
 
     def run(self, *args: str) -> str:
         done = subprocess.run(
@@ -172,21 +171,26 @@ class Pipeline:
         except OSError:
             return ""
 
-    def worker(self) -> subprocess.Popen[bytes]:
-        return self.start("worker", "--rules", str(RULES), "--loglevel", "info")
+    def worker(self, store: str = "memory://") -> subprocess.Popen[bytes]:
+        return self.start("worker", "--rules", str(RULES), "--loglevel", "info", "--store", store)
 
     def sink(self, idle_s: float = 12.0) -> subprocess.Popen[bytes]:
         return self.start("sink", "--exit-when-idle", str(idle_s), "--compact-on-exit")
 
     def committed(self, topic: str) -> int:
-        """The desk group's committed offset on partition 0 of ``topic`` (0 if none)."""
+        """The workers' group's committed offsets on ``topic``, summed over its partitions
+        (the records of the topic consumed for good)."""
         from kafka import KafkaConsumer, TopicPartition
 
         consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False
         )
         try:
-            return int(consumer.committed(TopicPartition(topic, 0)) or 0)
+            partitions = consumer.partitions_for_topic(topic) or set()
+            return sum(
+                int(consumer.committed(TopicPartition(topic, partition)) or 0)
+                for partition in partitions
+            )
         finally:
             consumer.close(autocommit=False)
 

@@ -1,10 +1,13 @@
 """The desk the Faust workers run (``streams.faust_runner.PartitionDesk``) against the local
-runner, without a broker: the same generated week, record by record, must give the same
-output, with every table value round-tripped through JSON as a changelog would."""
+runner, without a broker: the same generated week, split over raw partitions, parsed by the
+intake and interleaved on ``desk-input`` in an arbitrary order, must give the same output,
+with every table value round-tripped through JSON as a changelog would."""
 
 from __future__ import annotations
 
 import json
+import random
+import zlib
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +21,10 @@ from processors.model import Output
 from processors.pii import Masker
 from processors.rules import load_rules
 from schemas.codec import CODEC
-from streams.faust_runner import PartitionDesk, decode_raw, encode_raw
-from streams.local import LocalRunner, read_records
+from streams.connectors.envelope import decode_sequenced
+from streams.faust_runner import PartitionDesk, encode_raw
+from streams.intake import Intake, Mark, encode_input
+from streams.local import LocalRunner, ParseStage, read_records
 
 RULES = Path(__file__).resolve().parents[3] / "examples" / "rules.demo.yaml"
 KEY = "faust-differential-key"
@@ -127,23 +132,68 @@ def _reference(rules: Any, pseudo: Pseudonymizer, records: list[Any], until: int
     return reference.outputs
 
 
-@pytest.mark.parametrize("restart_every", [0, 37])
-def test_partition_desk_matches_the_local_runner(tmp_path: Path, restart_every: int) -> None:
+PARTITIONS = 3
+END = 2**62  # a mark's instant when every record is already published
+
+
+def _desk_input(pseudo: Pseudonymizer, records: list[Any], seed: int) -> list[bytes]:
+    """The week as ``desk-input`` would hold it: records published in replay order (with
+    their ``sequence``) over ``PARTITIONS`` partitions, each partition parsed by the intake
+    in order, the partitions interleaved at random, then every partition's closing mark."""
+    intake = Intake(ParseStage(pseudo))
+    lanes: list[list[bytes]] = [[] for _ in range(PARTITIONS)]
+    for sequence, record in enumerate(records):
+        raw = encode_raw(record, connector="test", sequence=sequence)
+        partition = zlib.crc32(record.source.encode() + bytes([sequence % 7])) % PARTITIONS
+        entry = intake.entry(
+            raw,
+            partition=partition,
+            offset=len(lanes[partition]),
+            partitions=PARTITIONS,
+            timestamp=0,
+        )
+        lanes[partition].append(encode_input(entry))
+    assert all(lanes), "every partition has records"
+    rng = random.Random(seed)
+    cursors = [0] * PARTITIONS
+    merged: list[bytes] = []
+    while any(cursors[p] < len(lanes[p]) for p in range(PARTITIONS)):
+        partition = rng.choice([p for p in range(PARTITIONS) if cursors[p] < len(lanes[p])])
+        merged.append(lanes[partition][cursors[partition]])
+        cursors[partition] += 1
+    for partition in range(PARTITIONS):
+        merged.append(encode_input(Mark(partition, len(lanes[partition]), PARTITIONS, END)))
+    return merged
+
+
+def test_raw_messages_decode_to_their_record_and_sequence(tmp_path: Path) -> None:
+    _, _, records, _ = _week(tmp_path)
+    for sequence, record in enumerate(records[:50]):
+        decoded, got = decode_sequenced(
+            encode_raw(record, connector="test", sequence=sequence), "x", Masker().mask
+        )
+        assert (decoded.payload, decoded.at, got) == (record.payload, record.at, sequence)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("restart_every", "seed"), [(0, 1), (37, 2), (0, 3)])
+def test_partition_desk_matches_the_local_runner(
+    tmp_path: Path, restart_every: int, seed: int
+) -> None:
     rules, pseudo, records, until = _week(tmp_path)
     table = JsonTable()
     desk = PartitionDesk(rules, pseudo, table)
     got: list[tuple[str, bytes, bytes]] = []
-    for offset, record in enumerate(records):
+    inputs = _desk_input(pseudo, records, seed)
+    for offset, data in enumerate(inputs):
         if restart_every and offset % restart_every == 0:
             desk = PartitionDesk(rules, pseudo, table)  # a restart: state only from the table
-        raw = encode_raw(record, connector="test")
-        assert decode_raw(raw, "x", at_if_unknown=0).payload == record.payload  # type: ignore[union-attr]
-        published = desk.apply_raw(raw, 0, offset, f"raw/0/{offset}")
+        published = desk.apply_input(data, 0, offset)
         got.extend(published)
         # a redelivery changes nothing and publishes the same messages again
-        assert desk.apply_raw(raw, 0, offset, f"raw/0/{offset}") == published
+        assert desk.apply_input(data, 0, offset) == published
+    assert desk.merge.pending == 0
     got.extend(desk.tick(until, 0, 0))
-    assert desk.next_offset("raw:0") == len(records)
+    assert desk.next_offset("in:0") == len(inputs)
     assert desk.tick(until, 0, 1) == []  # a repeated tick fires nothing
 
     want_tickets, want_cycles, want_events = _final(_reference(rules, pseudo, records, until))
@@ -160,14 +210,14 @@ def test_an_input_cut_short_by_a_crash_is_undone_and_applied_once(tmp_path: Path
     desk = PartitionDesk(rules, pseudo, table)
     got: list[tuple[str, bytes, bytes]] = []
     crashed: set[int] = set()
+    inputs = _desk_input(pseudo, records, seed=4)
     offset = 0
-    while offset < len(records):
-        raw = encode_raw(records[offset], connector="test")
+    while offset < len(inputs):
         if offset % 23 == 5 and offset not in crashed:
             crashed.add(offset)
             table.budget = 1 + offset % 4  # the undo entry and a few of the changes
         try:
-            got.extend(desk.apply_raw(raw, 0, offset, f"raw/0/{offset}"))
+            got.extend(desk.apply_input(inputs[offset], 0, offset))
         except Crash:
             table.budget = None
             desk = PartitionDesk(rules, pseudo, table)  # restart: recover, then redelivery

@@ -101,38 +101,64 @@ def test_one_worker_computes_what_replay_computes(
     _assert_identical(_finish(pipeline), reference)
 
 
-def test_two_workers_share_the_work_and_agree_with_replay(
+def _parsed(pipeline: Pipeline, process: Any) -> dict[int, float]:
+    """Raw messages the worker parsed, by raw partition (its /metrics)."""
+    found = re.findall(
+        r'^supportstream_intake_records_total\{partition="(\d+)"\} ([0-9.e+-]+)$',
+        pipeline.scrape(process),
+        re.M,
+    )
+    return {int(partition): float(count) for partition, count in found}
+
+
+def test_two_workers_split_the_raw_partitions_and_agree_with_replay(
     kafka_broker: Broker, week: Path, reference: dict[str, Any], tmp_path: Path
 ) -> None:
-    pipeline = Pipeline(tmp_path, kafka_broker.bootstrap)
-    _prepare(pipeline, week)
-    pipeline.worker()
-    pipeline.worker()
+    pipeline = Pipeline(tmp_path, kafka_broker.bootstrap, partitions=3)
+    records = _prepare(pipeline, week)
+    first, second = pipeline.worker(), pipeline.worker()
     pipeline.sink()
+
+    def parsed() -> tuple[dict[int, float], dict[int, float]]:
+        return _parsed(pipeline, first), _parsed(pipeline, second)
+
+    assert wait_until(lambda: sum(map(sum, (p.values() for p in parsed()))) >= records, 120)
+    by_first, by_second = parsed()
+    print(f"raw partitions parsed: first worker {by_first}, second {by_second}")
+    # Both workers parse, each its own raw partitions, and together all of them.
+    assert sum(by_first.values()) > 0 and sum(by_second.values()) > 0
+    assert set(by_first) | set(by_second) == {0, 1, 2}
 
     _assert_identical(_finish(pipeline), reference)
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_a_killed_worker_resumes_from_offsets_and_changelog(
-    kafka_broker: Broker, week: Path, reference: dict[str, Any], tmp_path: Path
+    kafka_broker: Broker, week: Path, reference: dict[str, Any], tmp_path: Path, store: str
 ) -> None:
+    """With ``rocksdb://`` the restarted worker finds the table on its disk as the killed one
+    left it, and reads only the changelog's tail; with ``memory://`` it reads it all."""
     pipeline = Pipeline(tmp_path, kafka_broker.bootstrap)
     records = _prepare(pipeline, week)
-    first = pipeline.worker()
+    first = pipeline.worker(store)
     sink = pipeline.sink(idle_s=20)
-    # Killed (no goodbye, no final commit) once it has committed part of the week.
-    assert wait_until(lambda: pipeline.committed(pipeline.raw_topic) > 0, timeout=60)
+    # Killed (no goodbye, no final commit) once the desk has committed part of the week: the
+    # parse stage is far ahead by then, so its entries wait on desk-input, some applied.
+    desk_input = pipeline.topic("desk-input")
+    assert wait_until(lambda: pipeline.committed(desk_input) > 0, timeout=60, step=0.02)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=10)
-    committed = pipeline.committed(pipeline.raw_topic)
+    committed = pipeline.committed(desk_input)
     # The broker forgets a member only when it leaves: restart it, as an operator's broker
     # would expire the dead member's session.
     kafka_broker.restart()
-    pipeline.worker()
+    pipeline.worker(store)
 
     tables = _finish(pipeline)
 
     assert sink.returncode == 0
-    print(f"killed at committed offset {committed} of {records}")
+    if store == "rocksdb://":  # the table lived on disk, where the restarted worker found it
+        assert (tmp_path / "state" / "v1" / "tables" / "desk-state-0.db" / "CURRENT").is_file()
+    print(f"killed at desk-input offset {committed}; {records} records")
     assert 0 < committed < records
     _assert_identical(tables, reference)

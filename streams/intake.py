@@ -1,0 +1,205 @@
+"""Stage ``parse`` of the production path: raw-contacts partitions, in parallel, to the desk.
+
+``raw-contacts`` has ``SUPPORTSTREAM_PARTITIONS`` partitions, keyed by conversation (the
+connectors' key), and the workers split them in their consumer group. Each worker parses the
+raw messages of the partitions it owns (Avro envelope, the channel's native payload, e-mail
+MIME, identities and their keyed hashes) and forwards what each message means as one
+:class:`Entry` on ``desk-input``, the desk's one partition. The desk merges the entries of all
+partitions back into the order ``replay`` applies records (``streams.sequencer``); for that,
+each entry carries its position (raw partition and offset) and its order key (``at``, then
+the publisher's ``sequence``), and an owner whose partition holds nothing more sends a
+:class:`Mark` instead (its committed offset and the wall clock).
+
+``desk-input`` is internal, like a changelog: JSON values (``FORMAT``), written and read only by
+the workers of one deployment. It carries what ``raw-contacts`` carries (clear identities and
+text; the desk masks and hashes them), so it is as sensitive and has its retention.
+
+A raw message that cannot be read still yields an entry, holding its dead letter, dated by the
+message's Kafka timestamp: it is never dropped, and a redelivered message yields the same entry.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from processors.model import (
+    AgentAction,
+    Contact,
+    CrmUpsert,
+    DeadLetter,
+    EmailThreading,
+    Identity,
+    Ignored,
+    Millis,
+    Parsed,
+    SurveyAnswer,
+)
+from streams.connectors.envelope import decode_sequenced
+from streams.local import ParseStage
+
+FORMAT: Final = 1
+"""Version of the ``desk-input`` JSON; a desk refuses (dead-letters) any other."""
+
+Key = tuple[int, ...]
+"""An entry's place in the desk's order: (at, sequence, partition, offset)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One raw message, parsed: what the desk applies at ``at``.
+
+    ``record`` is the message as a dead letter stores it (redacted), kept only when the desk
+    may refuse an item (an agent or survey record naming a conversation without a ticket).
+    """
+
+    partition: int
+    offset: int
+    partitions: int
+    at: Millis
+    sequence: int
+    ref: str
+    record: str
+    items: tuple[Parsed, ...]
+
+    @property
+    def key(self) -> Key:
+        return (self.at, self.sequence, self.partition, self.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """The owner of a raw partition has forwarded every message before ``offset`` (its
+    committed offset, so those entries are in ``desk-input`` already) and the partition held
+    nothing more; what comes later is received after the wall-clock instant ``upto``."""
+
+    partition: int
+    offset: int
+    partitions: int
+    upto: Millis
+
+
+class IntakeError(ValueError):
+    """A ``desk-input`` message this desk cannot read."""
+
+
+# --------------------------------------------------------------------------------------------
+# The stage
+# --------------------------------------------------------------------------------------------
+
+
+class Intake:
+    """Parses the raw messages of the partitions a worker owns into entries."""
+
+    def __init__(self, parser: ParseStage) -> None:
+        self.parser = parser
+
+    def entry(
+        self, data: bytes, *, partition: int, offset: int, partitions: int, timestamp: Millis
+    ) -> Entry:
+        ref = f"raw-contacts/{partition}/{offset}"
+        decoded, sequence = decode_sequenced(data, ref, self.parser.redact, at_if_unknown=timestamp)
+        if isinstance(decoded, DeadLetter):
+            return Entry(partition, offset, partitions, decoded.at, 0, ref, "", (decoded,))
+        items = tuple(self.parser.parse(decoded))
+        refusable = any(isinstance(item, AgentAction | SurveyAnswer) for item in items)
+        record = self.parser.redact(decoded.text) if refusable else ""
+        return Entry(partition, offset, partitions, decoded.at, sequence, ref, record, items)
+
+
+# --------------------------------------------------------------------------------------------
+# desk-input messages
+# --------------------------------------------------------------------------------------------
+
+
+def encode_input(message: Entry | Mark) -> bytes:
+    if isinstance(message, Mark):
+        value: dict[str, Any] = {
+            "format": FORMAT,
+            "mark": [message.partition, message.offset, message.partitions, message.upto],
+        }
+    else:
+        value = {"format": FORMAT, "entry": entry_to_json(message)}
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode_input(data: bytes) -> Entry | Mark:
+    """A ``desk-input`` message; ``IntakeError`` names what is wrong with one that is not."""
+    try:
+        value = json.loads(data)
+        if value.get("format") != FORMAT:
+            raise IntakeError(f"desk-input format {value.get('format')!r}, expected {FORMAT}")
+        if "mark" in value:
+            partition, offset, partitions, upto = value["mark"]
+            return Mark(int(partition), int(offset), int(partitions), int(upto))
+        return entry_from_json(value["entry"])
+    except IntakeError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+        raise IntakeError(f"unreadable desk-input message: {type(exc).__name__}: {exc}") from exc
+
+
+def entry_to_json(entry: Entry) -> dict[str, Any]:
+    return {
+        "p": entry.partition,
+        "o": entry.offset,
+        "n": entry.partitions,
+        "at": entry.at,
+        "seq": entry.sequence,
+        "ref": entry.ref,
+        "record": entry.record,
+        "items": [item_to_json(item) for item in entry.items],
+    }
+
+
+def entry_from_json(value: dict[str, Any]) -> Entry:
+    return Entry(
+        partition=int(value["p"]),
+        offset=int(value["o"]),
+        partitions=int(value["n"]),
+        at=int(value["at"]),
+        sequence=int(value["seq"]),
+        ref=str(value["ref"]),
+        record=str(value["record"]),
+        items=tuple(item_from_json(item) for item in value["items"]),
+    )
+
+
+def item_to_json(item: Parsed) -> dict[str, Any]:
+    """A parsed item as JSON: its type's name (``@item``) and its fields (identities as
+    pairs, an e-mail's threading as a triple)."""
+    value: dict[str, Any] = {"@item": type(item).__name__}
+    for name in type(item).__slots__:
+        field_value = getattr(item, name)
+        if name == "identities":
+            field_value = [[i.kind, i.value] for i in field_value]
+        elif name == "threading" and field_value is not None:
+            field_value = [
+                field_value.message_id,
+                list(field_value.references),
+                list(field_value.in_reply_to),
+            ]
+        value[name] = field_value
+    return value
+
+
+def item_from_json(value: dict[str, Any]) -> Parsed:
+    fields = dict(value)
+    kind = fields.pop("@item")
+    if "identities" in fields:
+        fields["identities"] = tuple(Identity(k, v) for k, v in fields["identities"])
+    if fields.get("threading") is not None:
+        message_id, references, in_reply_to = fields["threading"]
+        fields["threading"] = EmailThreading(message_id, tuple(references), tuple(in_reply_to))
+    cls = _ITEM_TYPES.get(kind)
+    if cls is None:
+        raise IntakeError(f"unknown parsed item type {kind!r}")
+    item: Parsed = cls(**fields)
+    return item
+
+
+_ITEM_TYPES: Final[dict[str, Any]] = {
+    cls.__name__: cls
+    for cls in (Contact, AgentAction, SurveyAnswer, CrmUpsert, Ignored, DeadLetter)
+}
