@@ -39,6 +39,21 @@ def metric_names(promql: str) -> set[str]:
     return names
 
 
+def exported_metric_names() -> set[str]:
+    """Every metric name ``streams.metrics.PipelineMetrics`` exports (counters with ``_total``)."""
+    from prometheus_client import CollectorRegistry
+
+    from streams.metrics import PipelineMetrics
+
+    registry = CollectorRegistry()
+    PipelineMetrics(registry)
+    names = set()
+    for family in registry.collect():
+        suffix = "_total" if family.type == "counter" else ""
+        names.add(family.name + suffix)
+    return names
+
+
 def _streams_source() -> str:
     return "\n".join(p.read_text() for p in sorted((REPO / "streams").rglob("*.py")))
 

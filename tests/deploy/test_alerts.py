@@ -10,10 +10,14 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry
 
-from streams.metrics import PipelineMetrics
-from tests.deploy.paths import CONTRACT_METRICS, DEPLOY, PROMTOOL, metric_names
+from tests.deploy.paths import (
+    CONTRACT_METRICS,
+    DEPLOY,
+    PROMTOOL,
+    exported_metric_names,
+    metric_names,
+)
 
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 ALERT_TESTS = DEPLOY / "prometheus" / "alerts_test.yml"
@@ -25,16 +29,6 @@ needs_promtool = pytest.mark.skipif(not PROMTOOL.exists(), reason="promtool not 
 def rules() -> list[dict[str, Any]]:
     data = yaml.safe_load(ALERTS.read_text())
     return [rule for group in data["groups"] for rule in group["rules"] if "alert" in rule]
-
-
-def exported_metric_names() -> set[str]:
-    registry = CollectorRegistry()
-    PipelineMetrics(registry)
-    names = set()
-    for family in registry.collect():
-        suffix = "_total" if family.type == "counter" else ""
-        names.add(family.name + suffix)
-    return names
 
 
 @needs_promtool
