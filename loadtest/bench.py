@@ -1,7 +1,7 @@
 """The benchmark harness: what an open SLA cycle costs in memory and time; end-to-end throughput.
 
 ``python -m loadtest.bench [--sizes 10000,100000,1000000] [--out BENCHMARKS.md]`` (``make bench``)
-writes ``BENCHMARKS.md``. Two parts:
+writes ``BENCHMARKS.md``. Three parts:
 
 * **SLA book at scale.** For each size N an ``SlaBook`` holds N open tickets, two cycles each
   (first_response and resolution, half on a 24/7 policy, half on an office-hours one), with due
@@ -14,13 +14,20 @@ writes ``BENCHMARKS.md``. Two parts:
   with the writer replaced by a no-op, with a writer over a backend that discards the rows, and
   into chdb in a temporary directory (a subprocess per run: chdb serves one directory per
   process).
+* **Production path: parse stage and desk.** The same week as the Faust workers process it,
+  without a broker: what the parallel parse stage costs per record (``streams.intake``: a raw
+  Avro message to a ``desk-input`` message) against what the single desk costs
+  (``streams.faust_runner.PartitionDesk``: the merge of the raw partitions, the desk's state in
+  a table, the messages it publishes), and the local runner doing both in one process for
+  reference. The desk's share of the per-record cost bounds what more parse workers can give.
 
 The machine is shared and busy, so absolute times drift between runs. Times are CPU time of the
 measuring process (waiting for a core does not count), and every figure also comes as a ratio
 against a baseline measured in the same process at the same moment: a unit of plain Python work
 (a dict insert and a ``heapq.heappush``) for the SLA book, JSON-parsing the same lines for the
-replay. Ratios between sizes are of load-normalised costs, so "firing costs 1.3x at 1M what it
-costs at 10k" does not depend on what else ran on the machine at that moment.
+replay and the production path. Ratios between sizes are of load-normalised costs, so "firing
+costs 1.3x at 1M what it costs at 10k" does not depend on what else ran on the machine at that
+moment.
 """
 
 from __future__ import annotations
@@ -28,9 +35,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import gc
 import heapq
 import json
+import math
 import os
 import platform
 import random
@@ -42,13 +51,21 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from processors.rules import SlaPolicy, rules_from_mapping
 from processors.slabook import SlaBook
+
+if TYPE_CHECKING:
+    from processors.ids import Pseudonymizer
+    from processors.model import Parsed, RawRecord
+    from processors.rules import Rules
+    from sinks.backend import Backend
+    from sinks.writer import ProjectionWriter
 
 __all__ = [
     "BookResult",
@@ -56,6 +73,7 @@ __all__ = [
     "ReplayResult",
     "Report",
     "bench_book",
+    "bench_production",
     "bench_replay",
     "main",
     "render_markdown",
@@ -67,6 +85,7 @@ DEMO_RULES = REPO / "examples" / "rules.demo.yaml"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 DEFAULT_OPS = 20_000
 DEFAULT_REPLAY_TICKETS = 400
+RAW_PARTITIONS = 6  # SUPPORTSTREAM_PARTITIONS' default (streams/settings.py)
 GIB = 1 << 30
 
 # 2026-03-02T00:00Z, a Monday; tickets open at instants spread over the week after it.
@@ -157,12 +176,14 @@ class BookResult:
 
 @dataclass
 class ReplayResult:
-    """One end-to-end variant, from the repeat whose time against its baseline was the best:
-    ``json_seconds`` is JSON-parsing the same lines in the same process right before it."""
+    """One end-to-end variant, or one stage of the production path, from the repeat whose time
+    against its baseline was the best: ``json_seconds`` is JSON-parsing the same lines in the
+    same process right before it."""
 
-    variant: str  # "no-op writer", "discarding backend", "chdb"
+    # end to end: "no-op writer", "discarding backend", "chdb"; production path: PRODUCTION_STAGES
+    variant: str
     records: int
-    events: int
+    events: int  # domain events emitted (0 for the parse stage, which emits none)
     seconds: float
     json_seconds: float
 
@@ -173,6 +194,10 @@ class ReplayResult:
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def us_per_record(self) -> float:
+        return self.seconds * 1e6 / self.records
 
     @property
     def vs_json(self) -> float:
@@ -199,6 +224,9 @@ class Report:
     replay_tickets: int
     lines: int  # lines in the replayed week
     book_repeats: int = 1
+    # The production path (PRODUCTION_STAGES, in that order) and its raw partitions.
+    production: list[ReplayResult] = field(default_factory=list)
+    raw_partitions: int = RAW_PARTITIONS
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -496,22 +524,26 @@ class _DiscardingBackend:
         pass
 
 
-def _replay_once(path: Path, variant: str, warehouse: Path | None) -> tuple[int, int, float]:
-    from processors.ids import DEV_PII_KEY, Pseudonymizer
+def _noop_writer(backend: Backend) -> ProjectionWriter:
+    """The writer replaced by a no-op: the runner's output goes nowhere."""
     from processors.model import Output
-    from processors.rules import load_rules
-    from sinks.backend import Backend
     from sinks.writer import ProjectionWriter
-    from streams.local import LocalRunner, replay_file
 
     class _NoopWriter(ProjectionWriter):
-        """The writer replaced by a no-op: the runner's output goes nowhere."""
-
         def add_output(self, output: Output) -> None:
             pass
 
         def flush(self) -> int:
             return 0
+
+    return _NoopWriter(backend)
+
+
+def _replay_once(path: Path, variant: str, warehouse: Path | None) -> tuple[int, int, float]:
+    from processors.ids import DEV_PII_KEY, Pseudonymizer
+    from processors.rules import load_rules
+    from sinks.writer import ProjectionWriter
+    from streams.local import LocalRunner, replay_file
 
     rules = load_rules(DEMO_RULES)
     pseudo = Pseudonymizer.from_text(DEV_PII_KEY)
@@ -526,7 +558,7 @@ def _replay_once(path: Path, variant: str, warehouse: Path | None) -> tuple[int,
     else:
         backend = _DiscardingBackend()
     try:
-        writer = _NoopWriter(backend) if variant == "no-op writer" else ProjectionWriter(backend)
+        writer = _noop_writer(backend) if variant == "no-op writer" else ProjectionWriter(backend)
         runner = LocalRunner(rules, pseudo, writer)
         gc.collect()
         started = time.process_time()
@@ -552,6 +584,219 @@ def bench_replay(
         records, events, seconds = _replay_once(path, variant, warehouse)
         runs.append(ReplayResult(variant, records, events, seconds, json_seconds))
     return min(runs, key=lambda run: run.vs_json)
+
+
+# ---------------------------------------------------------------------------------------------
+# Production path: parse stage and desk (runs inside a subprocess)
+# ---------------------------------------------------------------------------------------------
+
+PARSE_STAGE = "parse stage"
+DESK_DICT = "desk, dict table"
+DESK_JSON = "desk, JSON table"
+LOCAL_BOTH = "LocalRunner parse + apply"
+LOCAL_DESK = "LocalRunner desk alone"
+PRODUCTION_STAGES = (PARSE_STAGE, DESK_DICT, DESK_JSON, LOCAL_BOTH, LOCAL_DESK)
+"""The rows of the production-path table: the two stages of the production path (the desk
+over two kinds of table) and the local runner, which does both in one process, for reference."""
+
+_MARK_UPTO = 2**62  # a closing mark's instant: after every record of the week
+
+
+class _JsonTable(MutableMapping[str, Any]):
+    """A desk table that keeps what its changelog would, JSON text: every write is encoded and
+    every read decoded (as ``tests/streams/faust/test_faust_partition_desk.py`` checks the
+    desk). A Faust table in memory encodes on writes only, so this is an upper bound of the
+    table's cost, and a plain dict, which stores values as given, the lower bound."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        return json.loads(self.data[key])
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.data))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class _RawMessage:
+    """One message of ``raw-contacts``: the Avro value, where it sits, its Kafka timestamp."""
+
+    data: bytes
+    partition: int
+    offset: int
+    timestamp: int
+
+
+def _raw_messages(
+    records: Sequence[RawRecord], pseudo: Pseudonymizer, partitions: int
+) -> list[_RawMessage]:
+    """The week on ``raw-contacts`` as ``streams.faust_runner.publish_jsonl`` publishes it: in
+    replay order, each record stamped with its place in that order (``sequence``) and keyed by
+    its conversation; the partition is a stable hash of the key (crc32; Kafka's default
+    partitioner uses murmur2, and only the spread matters here)."""
+    from processors.model import DeadLetter, Ignored
+    from streams.connectors.envelope import conversation_key
+    from streams.faust_runner import encode_raw
+    from streams.local import ParseStage
+
+    parser = ParseStage(pseudo)
+    offsets = [0] * partitions
+    messages: list[_RawMessage] = []
+    for sequence, record in enumerate(records):
+        acted = [
+            item for item in parser.parse(record) if not isinstance(item, Ignored | DeadLetter)
+        ]
+        key = conversation_key(acted[0], pseudo) if acted else f"{record.source}:unparsed"
+        partition = zlib.crc32(key.encode()) % partitions
+        data = encode_raw(record, connector="bench", sequence=sequence)
+        messages.append(_RawMessage(data, partition, offsets[partition], record.at))
+        offsets[partition] += 1
+    return messages
+
+
+def _parse_stage(pseudo: Pseudonymizer, raw: Sequence[_RawMessage], partitions: int) -> list[bytes]:
+    """Stage parse, as the workers' intake agent runs it on every raw message: the Avro
+    envelope and the channel's payload to an ``Entry`` (``Intake.entry``), and that to the
+    ``desk-input`` JSON it forwards (``encode_input``)."""
+    from streams.intake import Intake, encode_input
+    from streams.local import ParseStage
+
+    intake = Intake(ParseStage(pseudo))
+    return [
+        encode_input(
+            intake.entry(
+                m.data,
+                partition=m.partition,
+                offset=m.offset,
+                partitions=partitions,
+                timestamp=m.timestamp,
+            )
+        )
+        for m in raw
+    ]
+
+
+def _closing_marks(raw: Sequence[_RawMessage], partitions: int) -> list[bytes]:
+    """Each raw partition's owner saying its partition holds nothing more: a ``Mark`` at its
+    end offset, after every record's instant, so the merge releases every entry."""
+    from streams.intake import Mark, encode_input
+
+    ends = [0] * partitions
+    for m in raw:
+        ends[m.partition] = m.offset + 1
+    return [encode_input(Mark(p, ends[p], partitions, _MARK_UPTO)) for p in range(partitions)]
+
+
+def _desk(
+    rules: Rules,
+    pseudo: Pseudonymizer,
+    table: MutableMapping[str, Any],
+    inputs: Sequence[bytes],
+    end: int,
+) -> int:
+    """Stage desk, as the workers' desk agent runs it on the one ``desk-input`` partition:
+    every message through ``PartitionDesk.apply_input`` (decoding, the merge, applying what it
+    releases, the input's transaction in the table, the messages to publish), then a tick to
+    the last record's instant (what ``replay`` fires at the end). Returns the domain events
+    published."""
+    from streams.faust_runner import PartitionDesk
+
+    desk = PartitionDesk(rules, pseudo, table)
+    events = 0
+    for offset, data in enumerate(inputs):
+        events += sum(1 for m in desk.apply_input(data, 0, offset) if m[0] == "domain-events")
+    events += sum(1 for m in desk.tick(end, 0, 0) if m[0] == "domain-events")
+    if desk.merge.pending:
+        raise RuntimeError(f"the merge still holds {desk.merge.pending} entries")
+    return events
+
+
+def _local(
+    rules: Rules,
+    pseudo: Pseudonymizer,
+    records: Sequence[RawRecord],
+    parsed: Sequence[list[Parsed]] | None,
+) -> int:
+    """The local runner over the same records with a no-op writer: parse and apply each
+    (``LocalRunner.feed``), or, given ``parsed``, apply the items parsed beforehand
+    (``apply_parsed``, the desk alone); then ``finish`` as ``replay`` does. Returns the domain
+    events emitted."""
+    from streams.local import LocalRunner
+
+    runner = LocalRunner(rules, pseudo, _noop_writer(_DiscardingBackend()))
+    if parsed is None:
+        for record in records:
+            runner.feed(record)
+    else:
+        for record, items in zip(records, parsed, strict=True):
+            runner.apply_parsed(record.at, items, functools.partial(runner.redact, record.text))
+    runner.finish(None)
+    return sum(runner.stats.events.values())
+
+
+def bench_production(
+    path: Path, *, repeats: int, partitions: int = RAW_PARTITIONS
+) -> list[ReplayResult]:
+    """The production path on the week in ``path``, in this process, one row per
+    ``PRODUCTION_STAGES`` entry, each the best of ``repeats`` against its JSON baseline.
+
+    The records are those ``replay`` applies (the few lines that are not records at all go to
+    the dead-letter topic when published, not through the stages). Encoding them as raw Avro
+    messages over ``partitions`` raw partitions is done once, untimed. The desk gets the
+    entries in the week's order (as if the parse workers kept pace with each other, so the
+    merge holds a few entries at a time), then each partition's closing mark."""
+    import structlog
+
+    from processors.ids import DEV_PII_KEY, Pseudonymizer
+    from processors.rules import load_rules
+    from streams.local import ParseStage, read_records
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # no info lines
+    rules = load_rules(DEMO_RULES)
+    pseudo = Pseudonymizer.from_text(DEV_PII_KEY)
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        records, _letters = read_records(handle, path.name, ParseStage(pseudo).redact)
+    raw = _raw_messages(records, pseudo, partitions)
+    marks = _closing_marks(raw, partitions)
+    parser = ParseStage(pseudo)
+    parsed = [parser.parse(record) for record in records]
+    end = records[-1].at
+    inputs: list[bytes] = []
+
+    def parse() -> int:
+        nonlocal inputs
+        inputs = _parse_stage(pseudo, raw, partitions) + marks
+        return 0
+
+    runs: dict[str, Callable[[], int]] = {
+        PARSE_STAGE: parse,
+        DESK_DICT: lambda: _desk(rules, pseudo, {}, inputs, end),
+        DESK_JSON: lambda: _desk(rules, pseudo, _JsonTable(), inputs, end),
+        LOCAL_BOTH: lambda: _local(rules, pseudo, records, None),
+        LOCAL_DESK: lambda: _local(rules, pseudo, records, parsed),
+    }
+    best: dict[str, ReplayResult] = {}
+    for _ in range(max(1, repeats)):
+        for stage in PRODUCTION_STAGES:
+            json_seconds = _json_seconds(path, 3)  # next to the stage: both see the same load
+            gc.collect()
+            started = time.process_time()
+            events = runs[stage]()
+            seconds = time.process_time() - started
+            run = ReplayResult(stage, len(records), events, seconds, json_seconds)
+            if stage not in best or run.vs_json < best[stage].vs_json:
+                best[stage] = run
+    return [best[stage] for stage in PRODUCTION_STAGES]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -608,12 +853,15 @@ def run_benchmark(
     seed: int = 1,
     with_sink: bool = True,
     traced: bool = True,
+    with_production: bool = True,
+    raw_partitions: int = RAW_PARTITIONS,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """The whole benchmark, each measurement in a fresh subprocess. Each size of the book is
     measured in ``book_repeats`` processes and each cost is the median over them (the memory
     figures are the first process's). ``with_sink`` adds the chdb replay; ``traced`` the
-    tracemalloc pass per size."""
+    tracemalloc pass per size; ``with_production`` the production path (parse stage and desk)
+    over ``raw_partitions`` raw partitions, ``replay_repeats`` repeats in one process."""
     say = progress or (lambda message: None)
     started = time.perf_counter()
     machine = machine_facts()
@@ -647,6 +895,15 @@ def run_benchmark(
                 for _ in range(children)
             ]
             replay.append(min(runs, key=lambda run: run.vs_json))
+        production: list[ReplayResult] = []
+        if with_production:
+            say(f"production path, {raw_partitions} raw partitions")
+            production = [
+                ReplayResult(**row)
+                for row in _child(
+                    ["production", str(path), str(replay_repeats), str(raw_partitions)]
+                )
+            ]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     machine.load_after = os.getloadavg()
@@ -657,6 +914,8 @@ def run_benchmark(
         replay_tickets=replay_tickets,
         lines=lines,
         book_repeats=max(1, book_repeats),
+        production=production,
+        raw_partitions=raw_partitions,
         wall_s=time.perf_counter() - started,
     )
 
@@ -687,6 +946,14 @@ def _child_main(args: Sequence[str]) -> int:
         answer = asdict(
             bench_replay(Path(path), variant, repeats=int(repeats), warehouse=warehouse)
         )
+    elif kind == "production":
+        path, repeats, partitions = rest
+        answer = [
+            asdict(row)
+            for row in bench_production(
+                Path(path), repeats=int(repeats), partitions=int(partitions)
+            )
+        ]
     else:
         raise SystemExit(f"unknown child {kind!r}")
     print(json.dumps(answer))
@@ -727,6 +994,8 @@ def render_markdown(report: Report, *, command: str = "python -m loadtest.bench"
         _render_book(report, add)
     if report.replay:
         _render_replay(report, add)
+    if report.production:
+        _render_production(report, add)
     add("## How to rerun")
     add("")
     add("```sh")
@@ -740,7 +1009,9 @@ def render_markdown(report: Report, *, command: str = "python -m loadtest.bench"
         f"operation, default {DEFAULT_OPS:,}), `--replay-tickets` (tickets in the generated "
         f"week, default {DEFAULT_REPLAY_TICKETS}), `--book-repeats` (processes per size, "
         "default 3), `--no-sink` (skip chdb), `--no-traced` "
-        "(skip the tracemalloc pass, which is the slowest part), `--out`, `--json`. The 1M "
+        "(skip the tracemalloc pass, which is the slowest part), `--no-production` (skip the "
+        "production path), `--raw-partitions` (its raw partitions, default "
+        f"{RAW_PARTITIONS}), `--out`, `--json`. The 1M "
         "size needs about 1.5 GiB of free memory and a few minutes."
     )
     for note in report.notes:
@@ -785,6 +1056,19 @@ def _render_headline(report: Report, add: Callable[[str], None]) -> None:
             f"through the processors alone ({first.variant})"
             + (f"; {rest}" if rest else "")
             + ". One process, one core."
+        )
+    if report.production:
+        rows = _production_rows(report)
+        parse, desk, json_desk = rows[PARSE_STAGE], rows[DESK_DICT], rows[DESK_JSON]
+        share, json_share = _split(rows, DESK_DICT)[0], _split(rows, DESK_JSON)[0]
+        add(
+            f"- **Production path:** the parallel parse stage costs {parse.us_per_record:,.0f} "
+            f"µs per record, the single desk {desk.us_per_record:,.0f} µs "
+            f"({json_desk.us_per_record:,.0f} µs with a JSON round-trip table): **the desk is "
+            f"{share:.0%} of the per-record CPU** ({json_share:.0%}), load-normalised, so "
+            f"parse workers can speed the path up by at most **{1 / share:.2f}x** "
+            f"({1 / json_share:.2f}x); its ceiling is the desk's "
+            f"{desk.records_per_s:,.0f} records/s per core."
         )
     add("")
 
@@ -929,9 +1213,130 @@ def _render_replay(report: Report, add: Callable[[str], None]) -> None:
         add(
             f"The sink's share of the {last.variant} run, from the *vs JSON* ratios, is about "
             f"{share:.0%}; the rest is processing. A local runner is one process on one core; "
-            "the Faust worker scales by partitions."
+            "the Faust workers spread the parse stage over the raw partitions, and the desk "
+            "stays one process (next section)."
         )
         add("")
+
+
+def _production_rows(report: Report) -> dict[str, ReplayResult]:
+    return {r.variant: r for r in report.production}
+
+
+def _split(rows: dict[str, ReplayResult], desk: str) -> tuple[float, float]:
+    """(desk share of parse + desk, parse / desk), from the load-normalised *vs JSON* costs."""
+    parse, applied = rows[PARSE_STAGE].vs_json, rows[desk].vs_json
+    return applied / (parse + applied), parse / applied
+
+
+def _render_production(report: Report, add: Callable[[str], None]) -> None:
+    rows = _production_rows(report)
+    parse, local_both, local_desk = rows[PARSE_STAGE], rows[LOCAL_BOTH], rows[LOCAL_DESK]
+    not_records = report.lines - parse.records
+    add("## Production path: parse stage and desk")
+    add("")
+    add(
+        "What the Faust workers (`streams/faust_app.py`) do with the same week, without a "
+        f"broker, all in one fresh process. The {parse.records:,} records `replay` applies "
+        f"(the {not_records} lines that are not records at all go to the dead-letter topic "
+        "when published) are published as `publish_jsonl` does it, before the clock starts: "
+        "Avro `RawContact` messages (`streams.faust_runner.encode_raw`, with their `sequence`) "
+        f"over {report.raw_partitions} raw partitions keyed by conversation. *parse stage*: "
+        "what a worker does with every raw message of the partitions it owns, in parallel "
+        "over the partitions: `Intake(ParseStage(pseudo)).entry` (`streams/intake.py`: the "
+        "Avro envelope, the channel's payload, e-mail MIME, identities and their keyed "
+        "hashes) and `encode_input`, the `desk-input` JSON. *desk*: what the one desk does "
+        "with all of them: `PartitionDesk.apply_input` per `desk-input` message (decoding it, "
+        "the merge of the raw partitions, `streams/sequencer.py`, applying the entries it "
+        "releases, the input's transaction in the desk table, the Avro messages to publish, "
+        "and its logging, with the lines filtered out), the entries in the week's order, then "
+        "each partition's closing `Mark`, then a tick to the last record's instant as `replay` "
+        "ends. The desk table is either a *dict table*, a plain dict storing values as given "
+        "(a Faust table's in-memory store without its changelog), or a *JSON table* that "
+        "writes every value as JSON text and decodes it on every read (a changelog's encoding "
+        "on each write and, beyond what Faust does, decoding on each read): the desk's real "
+        "cost lies between the two. For reference, *LocalRunner parse + apply* is the local "
+        "runner doing both on the same records with a no-op writer and no logger (the "
+        "end-to-end no-op writer run without reading the file), and *LocalRunner desk alone* "
+        "the same runner applying items parsed beforehand. Baseline and repeats as in the "
+        "end-to-end part (`json.loads` of the week's lines right before each stage, the best "
+        "*vs JSON* of the repeats); every desk and runner row emits the same "
+        f"{local_both.events:,} domain events."
+    )
+    add("")
+    add(
+        "| stage | records | domain events | CPU seconds | records/s | µs / record "
+        "| JSON parse, ms | vs JSON |"
+    )
+    add("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in report.production:
+        events = f"{r.events:,}" if r.variant != PARSE_STAGE else "n/a"
+        add(
+            f"| {r.variant} | {r.records:,} | {events} | {r.seconds:,.2f} "
+            f"| {r.records_per_s:,.0f} | {r.us_per_record:,.0f} "
+            f"| {r.json_seconds * 1000:,.1f} | {r.vs_json:,.0f}x |"
+        )
+    add("")
+    add(
+        "How the production path's per-record CPU splits, from the *vs JSON* figures (each "
+        "stage against its own baseline, so the ratios do not depend on the load of the "
+        "moment):"
+    )
+    add("")
+    add("| | dict table | JSON table |")
+    add("|---|---:|---:|")
+    desks = (rows[DESK_DICT], rows[DESK_JSON])
+    splits = [_split(rows, desk.variant) for desk in desks]
+    add("| desk's share of parse + desk | " + " | ".join(f"{s:.0%}" for s, _ in splits) + " |")
+    add("| parse / desk | " + " | ".join(f"{r:.2f}" for _, r in splits) + " |")
+    add(
+        "| parse + desk vs LocalRunner parse + apply | "
+        + " | ".join(f"{(parse.vs_json + d.vs_json) / local_both.vs_json:.2f}x" for d in desks)
+        + " |"
+    )
+    add(
+        "| desk vs LocalRunner parse + apply | "
+        + " | ".join(f"{d.vs_json / local_both.vs_json:.2f}x" for d in desks)
+        + " |"
+    )
+    add(
+        "| desk vs LocalRunner desk alone | "
+        + " | ".join(f"{d.vs_json / local_desk.vs_json:.2f}x" for d in desks)
+        + " |"
+    )
+    add(
+        "| largest speed-up parse workers can give, (parse + desk) / desk | "
+        + " | ".join(f"{1 / s:.2f}x" for s, _ in splits)
+        + " |"
+    )
+    add("")
+    (share, ratio), (json_share, json_ratio) = splits
+    workers, json_workers = math.floor(ratio) + 1, math.floor(json_ratio) + 1  # least P > ratio
+    limit = f"from P = {workers} on ({json_workers} with the JSON table)"
+    if workers == json_workers == 1:
+        limit = "already with one parse worker on a core of its own beside the desk"
+    add(
+        "What this means for scaling: with P workers parsing, each record costs parse / P of "
+        "parse-stage CPU per worker and the full desk cost on the desk's one core, so the desk "
+        f"is the limit once parse / P < desk, that is P > parse / desk = {ratio:.2f} "
+        f"({json_ratio:.2f} with the JSON table): {limit}. However many parse workers run, "
+        "the path is then at most (parse + desk) / desk = "
+        f"**{1 / share:.2f}x** ({1 / json_share:.2f}x) faster than one core doing both "
+        "stages, and its ceiling is the desk's own throughput, "
+        f"{rows[DESK_JSON].records_per_s:,.0f} to {rows[DESK_DICT].records_per_s:,.0f} "
+        "records/s per core here. "
+        + (
+            "That is less than one local runner parsing and applying on one core "
+            f"({local_both.records_per_s:,.0f} records/s): the desk alone costs "
+            f"{rows[DESK_DICT].vs_json / local_both.vs_json:.2f}x what the local runner's "
+            "parse and apply cost together, load-normalised. "
+            if rows[DESK_DICT].vs_json > local_both.vs_json
+            else f"The local runner does parse and apply at {local_both.records_per_s:,.0f}. "
+        )
+        + "Past that point more workers add availability, not throughput; a faster path "
+        "needs a cheaper desk."
+    )
+    add("")
 
 
 def _mib(n: float) -> str:
@@ -971,8 +1376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _child_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m loadtest.bench",
-        description="SLA book memory and per-event cost at scale, and end-to-end replay "
-        "throughput; writes BENCHMARKS.md.",
+        description="SLA book memory and per-event cost at scale, end-to-end replay "
+        "throughput, and the production path's split between parse stage and desk; writes "
+        "BENCHMARKS.md.",
     )
     parser.add_argument(
         "--sizes",
@@ -987,6 +1393,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-sink", action="store_true", help="skip the chdb replay")
     parser.add_argument("--no-traced", action="store_true", help="skip the tracemalloc pass")
+    parser.add_argument(
+        "--no-production", action="store_true", help="skip the production path (parse and desk)"
+    )
+    parser.add_argument(
+        "--raw-partitions",
+        type=int,
+        default=RAW_PARTITIONS,
+        help=f"raw partitions of the production path (default {RAW_PARTITIONS})",
+    )
     parser.add_argument("--out", default="BENCHMARKS.md", help="markdown report ('-': stdout)")
     parser.add_argument("--json", default=None, help="also write the raw results as JSON here")
     args = parser.parse_args(argv)
@@ -997,11 +1412,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         book_repeats=args.book_repeats,
         with_sink=not args.no_sink,
         traced=not args.no_traced,
+        with_production=not args.no_production,
+        raw_partitions=max(1, args.raw_partitions),
         progress=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
     )
     shown = ["python -m loadtest.bench"]
     if args.sizes != list(DEFAULT_SIZES):
         shown.append("--sizes " + ",".join(str(s) for s in args.sizes))
+    if args.raw_partitions != RAW_PARTITIONS:
+        shown.append(f"--raw-partitions {args.raw_partitions}")
     text = render_markdown(report, command=" ".join(shown))
     if args.out == "-":
         sys.stdout.write(text)

@@ -7,19 +7,27 @@ its values are sane (counts add up, sizes and times are positive, variants agree
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from loadtest.bench import (
     OPERATIONS,
+    PARSE_STAGE,
+    PRODUCTION_STAGES,
+    RAW_PARTITIONS,
     BookResult,
+    ReplayResult,
     Report,
     bench_book,
+    bench_production,
     main,
     render_markdown,
     run_benchmark,
 )
+from loadtest.generator import generate_week
 
 TICKETS = 2000
 
@@ -73,6 +81,41 @@ def test_the_replay_variants_do_the_same_work(report: Report) -> None:
         assert _positive(r.records_per_s) and _positive(r.vs_json)
 
 
+def _same_work(rows: Sequence[ReplayResult]) -> None:
+    """The production rows: every stage took the same records; every desk and runner row
+    emitted the same domain events (the parse stage emits none)."""
+    assert [r.variant for r in rows] == list(PRODUCTION_STAGES)
+    parse, *applying = rows
+    assert parse.variant == PARSE_STAGE and parse.events == 0
+    for r in rows:
+        assert r.records == parse.records > 0, r.variant
+        assert _positive(r.seconds) and _positive(r.json_seconds), r.variant
+        assert _positive(r.records_per_s) and _positive(r.us_per_record), r.variant
+        assert _positive(r.vs_json), r.variant
+    assert len({r.events for r in applying}) == 1
+    assert applying[0].events > parse.records // 2
+
+
+def test_the_production_path_stages_do_the_same_work(report: Report) -> None:
+    _same_work(report.production)
+    assert report.raw_partitions == RAW_PARTITIONS
+    # The lines that are not records (a few malformed ones) never reach the raw topic.
+    assert 0 < report.lines - report.production[0].records <= 20
+    # The same records as the end-to-end replay, which also counts those lines' dead letters.
+    assert report.production[1].events == report.replay[0].events
+
+
+def test_bench_production_runs_in_process(tmp_path: Path) -> None:
+    path = tmp_path / "week.jsonl"
+    generate_week(datetime(2026, 3, 2, tzinfo=UTC), 3, 10).write_jsonl(path)
+    one = bench_production(path, repeats=1, partitions=1)
+    three = bench_production(path, repeats=1, partitions=3)
+    _same_work(one)
+    _same_work(three)
+    # However the records are spread over raw partitions, the desk applies them all the same.
+    assert [r.events for r in one] == [r.events for r in three]
+
+
 def test_the_markdown_report_has_its_tables(report: Report) -> None:
     text = render_markdown(report)
     for heading in (
@@ -81,9 +124,13 @@ def test_the_markdown_report_has_its_tables(report: Report) -> None:
         "## SLA book: memory per open cycle",
         "## SLA book: cost per event",
         "## End to end: LocalRunner replaying a generated week",
+        "## Production path: parse stage and desk",
         "## How to rerun",
     ):
         assert heading in text
+    assert "**Production path:**" in text and "| desk's share of parse + desk |" in text
+    for stage in PRODUCTION_STAGES:
+        assert f"| {stage} | " in text
     assert f"| {TICKETS:,} | {2 * TICKETS:,} |" in text
     assert "| chdb |" in text and "vs JSON" in text
     assert report.machine.python in text and f"{report.machine.cores} cores" in text
@@ -110,6 +157,8 @@ def test_the_command_writes_the_report(tmp_path: Path) -> None:
             "1",
             "--no-sink",
             "--no-traced",
+            "--raw-partitions",
+            "2",
             "--out",
             str(out),
             "--json",
@@ -119,4 +168,5 @@ def test_the_command_writes_the_report(tmp_path: Path) -> None:
     assert code == 0
     text = out.read_text(encoding="utf-8")
     assert "| 500 | 1,000 |" in text and "| chdb |" not in text
+    assert "over 2 raw partitions" in text and "--raw-partitions 2" in text
     assert (tmp_path / "bench.json").stat().st_size > 0
