@@ -85,6 +85,11 @@ class RecordSource(Protocol):
         """Called while the sink waits for ClickHouse: stay in the group, read nothing."""
         ...
 
+    def caught_up(self) -> bool:
+        """Whether there is nothing left to read: partitions assigned, each read to its end.
+        False while a rebalance leaves the sink without partitions."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -164,13 +169,17 @@ class SinkConsumer:
         self, *, should_stop: Callable[[], bool] = lambda: False, idle_exit_s: float | None = None
     ) -> SinkStats:
         """Consume until ``should_stop()`` or, with ``idle_exit_s``, until no message came
-        for that long; then flush and commit what was taken."""
+        for that long and the source has nothing left (a sink that lost its partitions in a
+        rebalance, or the broker for a moment, is waiting, not idle); then flush and commit
+        what was taken."""
         try:
             while not should_stop():
                 if self.step() or idle_exit_s is None:
                     continue
                 if self._clock() - self._last_message >= idle_exit_s:
-                    break
+                    if self.source.caught_up():
+                        break
+                    self._last_message = self._clock()  # not idle: wait another period
         finally:
             self.checkpoint()
         return self.stats
@@ -211,6 +220,18 @@ class SinkConsumer:
             # A rebalance took the partitions away, or the broker is gone for a moment: the
             # rows are stored, so the worst outcome is that they are delivered again.
             log.warning("offset commit failed; messages will be redelivered", error=str(exc))
+        self._pending.clear()
+        self._taken = 0
+        self._oldest = None
+
+    def on_revoked(self) -> None:
+        """Partitions are being taken away (a rebalance): store every row taken, but commit
+        nothing. The Kafka client runs this on its network thread, where a commit cannot be
+        made; the partitions' next owner reads again from the last committed offsets, and the
+        rows it writes a second time are absorbed (tokens, ReplacingMergeTree)."""
+        if not self._pending:
+            return
+        self._flush_with_retry()
         self._pending.clear()
         self._taken = 0
         self._oldest = None
@@ -340,13 +361,23 @@ class KafkaSource:
         finally:
             self._consumer.resume(*assigned)
 
+    def caught_up(self) -> bool:
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return False
+        try:
+            ends = self._consumer.end_offsets(list(assigned))
+            return all(self._consumer.position(tp) >= ends[tp] for tp in assigned)
+        except KafkaError:
+            return False
+
     def close(self) -> None:
         self._consumer.close(autocommit=False)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python is untyped
-    """Before partitions move to another sink, what was taken from them is stored and
-    committed (``on_revoke`` is the consumer's checkpoint)."""
+    """Before partitions move to another sink, what was taken from them is stored
+    (``on_revoke`` is the consumer's ``on_revoked``)."""
 
     def __init__(self, on_revoke: Callable[[], None] | None) -> None:
         self._on_revoke = on_revoke

@@ -139,7 +139,7 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
             settings.kafka_bootstrap,
             f"{settings.consumer_group}-sink",
             settings.topic_prefix,
-            on_revoke=lambda: holder[0].checkpoint() if holder else None,
+            on_revoke=lambda: holder[0].on_revoked() if holder else None,
         )
         sink = SinkConsumer(
             source,
