@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -249,6 +250,7 @@ def build_app(config: WorkerConfig) -> faust.App:
             partition = message.partition
             desk = host.desk(partition, table)
             if message.topic == input_name:
+                await _catch_up(app, config, desk, message, publish)
                 published = desk.apply_input(event.value, partition, message.offset)
             else:
                 now = int(event.value.decode())
@@ -258,6 +260,11 @@ def build_app(config: WorkerConfig) -> faust.App:
             if config.metrics is not None:
                 config.metrics.observe_merge(desk.merge.pending)
             await publish(published)
+            # The input's table writes are changelog messages in Faust's producer buffer. Its
+            # offset may be committed once this iteration ends, and Faust's flush before a
+            # commit gives up on that buffer after 0.1 s without a send: so wait here until
+            # they are all handed to the Kafka producer, which the commit does flush.
+            await _changelog_handed_over(app)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
@@ -298,6 +305,92 @@ def build_app(config: WorkerConfig) -> faust.App:
 
     _ = (intake_agent, desk_agent, on_revoked, wall_clock)
     return app
+
+
+async def _catch_up(
+    app: faust.App,
+    config: WorkerConfig,
+    desk: PartitionDesk,
+    message: Any,
+    publish: Any,
+) -> None:
+    """Apply the ``desk-input`` messages between the desk's own position and ``message``.
+
+    The table, not the committed offset, is the truth about which inputs the desk applied:
+    each input records ``progress`` in the same transaction as its effects. Redelivered inputs
+    below it are recognised already (``PartitionDesk._input``). An input *above* it means the
+    committed offset ran ahead of the changelog (a worker killed between the two: the tests
+    that kill workers under load saw it with faust-streaming 0.15), and the inputs in between
+    would be lost. They are still in ``desk-input``: read them there, by offset, with a plain
+    consumer outside the group, and apply them first, in order."""
+    tp = message.tp
+    expected = desk.next_offset(f"in:{tp.partition}")
+    if expected is None:  # an empty table has applied nothing: the log from its start
+        earliest = await app.consumer.earliest_offsets(tp)
+        expected = int(earliest.get(tp) or 0)
+    if message.offset <= expected:
+        return
+    log.warning(
+        "desk-input is ahead of the desk's table; applying the inputs in between first",
+        partition=tp.partition,
+        offset=message.offset,
+        table_offset=expected,
+    )
+    missing = await asyncio.to_thread(
+        _read_range,
+        config.settings.kafka_bootstrap,
+        tp.topic,
+        tp.partition,
+        expected,
+        message.offset,
+    )
+    if not missing or missing[0][0] != expected:
+        log.error(
+            "desk-input no longer holds the inputs the desk lacks; going on without them",
+            partition=tp.partition,
+            first=missing[0][0] if missing else None,
+            table_offset=expected,
+        )
+    for offset, value in missing:
+        await publish(desk.apply_input(value, tp.partition, offset))
+        await _changelog_handed_over(app)
+
+
+def _read_range(
+    bootstrap: str, topic: str, partition: int, start: int, stop: int
+) -> list[tuple[int, bytes]]:
+    """The messages of ``topic``/``partition`` from offset ``start`` up to ``stop`` (not
+    included), read by a consumer that belongs to no group."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        out: list[tuple[int, bytes]] = []
+        idle = 0
+        while consumer.position(tp) < stop and idle < 50:
+            batch = consumer.poll(timeout_ms=200).get(tp, [])
+            idle = 0 if batch else idle + 1
+            out.extend((m.offset, m.value) for m in batch if m.offset < stop)
+        return out
+    finally:
+        consumer.close(autocommit=False)
+
+
+async def _changelog_handed_over(app: faust.App) -> None:
+    """Wait until Faust's producer buffer (where table changelog writes wait) is empty.
+
+    faust-streaming 0.15's ``ProducerBuffer.flush`` returns as soon as no message was sent for
+    0.1 s, and the commit that follows then commits source offsets whose changelog writes are
+    still in the buffer: a crash at that moment loses them while the offsets stay committed,
+    so a restarted desk resumes after inputs whose effects its table lacks. The tests that kill
+    a worker mid-stream showed it under load. Called after every desk input, it makes the
+    commit's flush of the Kafka producer cover everything the committed inputs wrote."""
+    buffer = app.producer.buffer
+    while buffer.size:
+        await buffer.flush()
 
 
 async def _highwater(app: faust.App, tp: TP) -> int | None:
@@ -344,10 +437,38 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
     from faust.worker import Worker
 
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    _discard_state_of_an_unclean_stop(config)
     app = build_app(config)
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    code = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
+        code = int(exit_.code or 0)
+    if code == 0:
+        (config.state_dir / CLEAN_STOP).touch()
+    return code
+
+
+CLEAN_STOP = "clean-stop"
+"""A file in the state directory: the last worker there stopped cleanly (flushed, committed)."""
+
+
+def _discard_state_of_an_unclean_stop(config: WorkerConfig) -> None:
+    """A local store (``rocksdb://``) is written at once, its changelog a moment later; after
+    a crash the store can hold writes the changelog never got. Faust's recovery replays the
+    changelog's tail over it, which sets a key written in that gap back to an older value and
+    leaves the others new: a mixture the desk's undo entry cannot detect. So local state is
+    kept only after a clean stop; otherwise it is removed and rebuilt from the changelog,
+    which is always a consistent prefix (``streams.faust_runner.PartitionDesk``)."""
+    marker = config.state_dir / CLEAN_STOP
+    clean = marker.exists()
+    marker.unlink(missing_ok=True)
+    tables = config.state_dir / "v1" / "tables"
+    if not config.store.startswith("rocksdb") or clean or not tables.exists():
+        return
+    log.warning(
+        "the last worker here did not stop cleanly; rebuilding its state from the changelog",
+        state_dir=str(tables),
+    )
+    shutil.rmtree(tables)

@@ -1,0 +1,60 @@
+"""A worker's local table store after a crash: kept only when the last worker there stopped
+cleanly (``streams.faust_app._discard_state_of_an_unclean_stop``). A ``rocksdb://`` store is
+written before its changelog, so after a crash it can hold writes the changelog never got;
+rebuilt from the changelog, the table is a consistent prefix again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from processors.ids import Pseudonymizer
+from processors.rules import load_rules
+from streams.faust_app import CLEAN_STOP, WorkerConfig, _discard_state_of_an_unclean_stop
+from streams.settings import Settings
+
+RULES = Path(__file__).resolve().parents[3] / "examples" / "rules.demo.yaml"
+
+
+def _config(state_dir: Path, store: str) -> WorkerConfig:
+    settings = Settings.from_env({})
+    return WorkerConfig(
+        settings=settings,
+        rules=load_rules(RULES),
+        pseudo=Pseudonymizer.from_text("k"),
+        store=store,
+        state_dir=state_dir,
+    )
+
+
+def _tables(state_dir: Path) -> Path:
+    table = state_dir / "v1" / "tables" / "desk-state-0.db"
+    table.mkdir(parents=True)
+    (table / "CURRENT").write_text("MANIFEST-000001\n")
+    return table
+
+
+def test_rocksdb_state_left_by_a_crash_is_discarded(tmp_path: Path) -> None:
+    table = _tables(tmp_path)  # no clean-stop marker: the last worker died
+    _discard_state_of_an_unclean_stop(_config(tmp_path, "rocksdb://"))
+    assert not table.exists()
+
+
+def test_rocksdb_state_of_a_clean_stop_is_kept_once(tmp_path: Path) -> None:
+    table = _tables(tmp_path)
+    (tmp_path / CLEAN_STOP).touch()
+    config = _config(tmp_path, "rocksdb://")
+    _discard_state_of_an_unclean_stop(config)
+    assert table.exists()
+    # The marker is consumed: if this worker now dies, its successor discards the state.
+    assert not (tmp_path / CLEAN_STOP).exists()
+    _discard_state_of_an_unclean_stop(config)
+    assert not table.exists()
+
+
+@pytest.mark.parametrize("store", ["memory://"])
+def test_other_stores_are_left_alone(tmp_path: Path, store: str) -> None:
+    table = _tables(tmp_path)
+    _discard_state_of_an_unclean_stop(_config(tmp_path, store))
+    assert table.exists()
