@@ -575,15 +575,28 @@ def bench_replay(
     """Replay ``path`` ``repeats`` times in this process (chdb: once, into ``warehouse``, as
     chdb serves one directory per process) and return the best time with its same-process
     JSON baseline."""
+    runs: list[ReplayResult] = []
+    with _quiet_logs():
+        for _ in range(1 if variant == "chdb" else repeats):
+            json_seconds = _json_seconds(path, 3)  # next to the replay: both see the same load
+            records, events, seconds = _replay_once(path, variant, warehouse)
+            runs.append(ReplayResult(variant, records, events, seconds, json_seconds))
+    return min(runs, key=lambda run: run.vs_json)
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """structlog filtering out everything below ERROR while measuring (the desk's info lines
+    are not what is measured), and the caller's configuration back afterwards: the benchmark
+    functions also run inside other processes' tests."""
     import structlog
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # no info lines
-    runs: list[ReplayResult] = []
-    for _ in range(1 if variant == "chdb" else repeats):
-        json_seconds = _json_seconds(path, 3)  # next to the replay: both see the same load
-        records, events, seconds = _replay_once(path, variant, warehouse)
-        runs.append(ReplayResult(variant, records, events, seconds, json_seconds))
-    return min(runs, key=lambda run: run.vs_json)
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -747,6 +760,15 @@ def _local(
 def bench_production(
     path: Path, *, repeats: int, partitions: int = RAW_PARTITIONS
 ) -> list[ReplayResult]:
+    """The production path on the week in ``path``, measured in this process with the
+    desk's info lines filtered out (:func:`_bench_production` says what is measured)."""
+    with _quiet_logs():
+        return _bench_production(path, repeats=repeats, partitions=partitions)
+
+
+def _bench_production(
+    path: Path, *, repeats: int, partitions: int = RAW_PARTITIONS
+) -> list[ReplayResult]:
     """The production path on the week in ``path``, in this process, one row per
     ``PRODUCTION_STAGES`` entry, each the best of ``repeats`` against its JSON baseline.
 
@@ -755,13 +777,10 @@ def bench_production(
     messages over ``partitions`` raw partitions is done once, untimed. The desk gets the
     entries in the week's order (as if the parse workers kept pace with each other, so the
     merge holds a few entries at a time), then each partition's closing mark."""
-    import structlog
-
     from processors.ids import DEV_PII_KEY, Pseudonymizer
     from processors.rules import load_rules
     from streams.local import ParseStage, read_records
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # no info lines
     rules = load_rules(DEMO_RULES)
     pseudo = Pseudonymizer.from_text(DEV_PII_KEY)
     with path.open(encoding="utf-8", errors="replace") as handle:
