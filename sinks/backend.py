@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "DATABASE",
     "Backend",
     "QueryError",
     "SinkError",
@@ -31,6 +32,10 @@ __all__ = [
     "quote_identifier",
     "quote_table",
 ]
+
+
+DATABASE = "supportstream"
+"""The database every projection lives in; the migrations' SQL names it too."""
 
 
 class SinkError(Exception):

@@ -29,17 +29,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sinks.backend import (
+    DATABASE,
     SinkError,
     check_dedup_token,
     classify_error,
-    error_code,
     quote_identifier,
     quote_table,
 )
 
 __all__ = ["ChdbBackend"]
 
-DEFAULT_DATABASE = "supportstream"
 
 _FORMAT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _CHUNK_BYTES = 4 << 20  # streaming-insert chunk: bounded memory on the engine's side
@@ -54,7 +53,7 @@ class ChdbBackend:
     ``toDate(x)`` in ad-hoc SQL means the UTC day, as in the views.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, database: str = DEFAULT_DATABASE) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, database: str = DATABASE) -> None:
         self.path = str(Path(path).expanduser().absolute())
         self._lock = threading.Lock()
         try:
@@ -64,12 +63,12 @@ class ChdbBackend:
         self._session = _open_session(self.path)
         try:
             # Denormal floats as "nan"/"inf" strings, not null, so NaN survives a query.
-            self._run("SET output_format_json_quote_denormals = 1", "CSV")
-            self._run("SET session_timezone = 'UTC'", "CSV")
+            self.execute("SET output_format_json_quote_denormals = 1")
+            self.execute("SET session_timezone = 'UTC'")
             if database:
                 db = quote_identifier(database)
-                self._run(f"CREATE DATABASE IF NOT EXISTS {db}", "CSV")
-                self._run(f"USE {db}", "CSV")
+                self.execute(f"CREATE DATABASE IF NOT EXISTS {db}")
+                self.execute(f"USE {db}")
         except BaseException:
             self.close()
             raise
@@ -156,9 +155,6 @@ class ChdbBackend:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _run(self, sql: str, fmt: str) -> None:
-        self._call(lambda s: s.query(sql, fmt), user_sql=False)
-
     def _call(self, fn: Callable[[Any], Any], *, user_sql: bool) -> Any:
         with self._lock:
             session = self._session
@@ -168,7 +164,7 @@ class ChdbBackend:
                 return fn(session)
             except RuntimeError as exc:  # chdb's ChdbError is a RuntimeError
                 message = str(exc)
-                raise classify_error(message, error_code(message), user_sql=user_sql) from exc
+                raise classify_error(message, None, user_sql=user_sql) from exc
 
 
 def _open_session(path: str) -> Any:

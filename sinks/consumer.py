@@ -209,10 +209,9 @@ class SinkConsumer:
            crash between the two steps; flushing first at worst redelivers rows that are
            already stored, which the tokens and ReplacingMergeTree absorb.
         """
-        if not self._pending:
+        offsets = self._store_taken()
+        if not offsets:
             return
-        self._flush_with_retry()
-        offsets = dict(self._pending)
         try:
             self.source.commit(offsets)
             self.stats.commits += 1
@@ -220,21 +219,25 @@ class SinkConsumer:
             # A rebalance took the partitions away, or the broker is gone for a moment: the
             # rows are stored, so the worst outcome is that they are delivered again.
             log.warning("offset commit failed; messages will be redelivered", error=str(exc))
-        self._pending.clear()
-        self._taken = 0
-        self._oldest = None
 
     def on_revoked(self) -> None:
         """Partitions are being taken away (a rebalance): store every row taken, but commit
         nothing. The Kafka client runs this on its network thread, where a commit cannot be
         made; the partitions' next owner reads again from the last committed offsets, and the
         rows it writes a second time are absorbed (tokens, ReplacingMergeTree)."""
+        self._store_taken()
+
+    def _store_taken(self) -> dict[TopicPartition, int]:
+        """Flush every row taken to the warehouse (with retries) and forget what was taken;
+        the offsets those rows came up to, for the caller to commit (empty: nothing taken)."""
         if not self._pending:
-            return
+            return {}
         self._flush_with_retry()
+        offsets = dict(self._pending)
         self._pending.clear()
         self._taken = 0
         self._oldest = None
+        return offsets
 
     # -- internals -------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 
-from sinks.backend import Backend, SinkError
+from sinks.backend import DATABASE, Backend, SinkError
 
 __all__ = [
     "Migration",
@@ -31,7 +31,6 @@ __all__ = [
     "pending_changes",
 ]
 
-DATABASE = "supportstream"
 LEDGER = f"{DATABASE}.schema_migrations"
 
 _BOOTSTRAP = (

@@ -50,20 +50,18 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from processors.model import CycleState, DeadLetter, DomainEvent, Millis, Output, TicketState
-from sinks.backend import Backend, SinkError
+from processors.timeutil import to_datetime
+from sinks.backend import DATABASE, Backend, SinkError
 
 __all__ = ["TABLES", "ProjectionWriter", "dead_letter_id", "instant"]
 
-DATABASE = "supportstream"
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 T = TypeVar("T")
 
 
-def instant(ms: Millis) -> dt.datetime:
-    """``Millis`` -> the UTC-aware datetime a ``DateTime64(3, 'UTC')`` column takes (exact:
-    integer arithmetic, no float rounding)."""
-    return _EPOCH + dt.timedelta(milliseconds=ms)
+instant = to_datetime
+"""``Millis`` -> the UTC-aware datetime a ``DateTime64(3, 'UTC')`` column takes (exact:
+integer arithmetic, no float rounding): ``processors.timeutil.to_datetime``."""
 
 
 def _maybe_instant(ms: Millis | None) -> dt.datetime | None:
