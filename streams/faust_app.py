@@ -155,7 +155,6 @@ class _Host:
     config: WorkerConfig
     desks: dict[int, PartitionDesk] = field(default_factory=dict)
     last_activity: float = field(default_factory=time.monotonic)
-    caught_up: dict[int, bool] = field(default_factory=dict)
 
     def desk(self, partition: int, table: Any) -> PartitionDesk:
         desk = self.desks.get(partition)
@@ -428,7 +427,7 @@ async def _desk_caught_up(app: faust.App, host: _Host, tp: TP) -> bool:
 def _partitions(name: str, settings: Settings) -> int:
     for topic in production_topics():
         if topic.name == name:
-            return topic.partitions or settings.partitions
+            return topic.partition_count(settings.partitions)
     raise KeyError(name)
 
 

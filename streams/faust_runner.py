@@ -227,7 +227,6 @@ PROFILES: ValueCodec[Profile] = ValueCodec(_encode_profile, _decode_profile)
 ASSIGNER: ValueCodec[AssignerState] = ValueCodec(_encode_assigner, _decode_assigner)
 TEXT: ValueCodec[str] = ValueCodec(_same, str)
 NUMBER: ValueCodec[int] = ValueCodec(_same, int)
-OUTBOX: ValueCodec[Any] = ValueCodec(_same, _same)
 JSON: ValueCodec[Any] = ValueCodec(_same, _same)
 
 DESK_STORES: tuple[str, ...] = (
@@ -419,7 +418,7 @@ class PartitionDesk:
             "sla": sla_codec(rules),
             "assigner": ASSIGNER,
             "progress": NUMBER,
-            "outbox": OUTBOX,
+            "outbox": JSON,
             "intake": JSON,
             "buffer": JSON,
         }

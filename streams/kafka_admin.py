@@ -68,7 +68,7 @@ def ensure_topics(
         missing = [
             NewTopic(
                 name,
-                t.partitions or settings.partitions,
+                t.partition_count(settings.partitions),
                 1 if _single_broker(admin) else 3,
                 topic_configs=topic_configs(t),
             )
@@ -116,7 +116,7 @@ def _mismatches(admin: KafkaAdminClient, topics: dict[str, Topic], settings: Set
         topic = topics.get(name)
         if topic is None:
             continue
-        want = topic.partitions or settings.partitions
+        want = topic.partition_count(settings.partitions)
         have = len(described.get("partitions", []))
         if have != want:
             out.append(f"{name}: {have} partitions, the topology declares {want}")

@@ -30,6 +30,10 @@ class Topic:
     retention_ms: int  # -1: forever
     compacted: bool = False
 
+    def partition_count(self, deployment: int) -> int:
+        """The topic's partitions: its own, else the deployment's (SUPPORTSTREAM_PARTITIONS)."""
+        return self.partitions or deployment
+
 
 @dataclass(frozen=True)
 class Stage:
