@@ -192,9 +192,6 @@ class Desk:
             self._sla_effects(step, ticket, effects)
         return step.output()
 
-    def next_timer(self) -> Millis | None:
-        return self.sla.next_timer()
-
     # ---------------------------------------------------------------------------------------
     # Inputs
     # ---------------------------------------------------------------------------------------
@@ -284,7 +281,7 @@ class Desk:
             kind=decided.kind,
             priority=decided.priority,
             queue=decided.queue,
-            sla_policy=policy.name if policy is not None else "",
+            sla_policy=decided.sla_policy_name,
             opened_at=at,
             opened_day=self._day(at),
             updated_at=at,

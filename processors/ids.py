@@ -67,8 +67,3 @@ def normalize_message_id(raw: str) -> str:
 def event_id(aggregate: str, seq: int) -> str:
     """The id of the ``seq``-th event of an aggregate (a ticket, a customer): 32 hex digits."""
     return hashlib.sha256(f"{aggregate}\x1f{seq}".encode()).hexdigest()[:32]
-
-
-def record_id(ref: str, text: str) -> str:
-    """A deterministic id for a record that has no aggregate (a dead letter)."""
-    return hashlib.sha256(f"{ref}\x1f{text}".encode()).hexdigest()[:32]

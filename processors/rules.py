@@ -26,6 +26,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 import yaml
 
+from processors import sla
 from processors.durations import parse_duration
 from processors.model import CHANNELS, TIERS
 
@@ -61,7 +62,7 @@ WEEKDAYS: Final[tuple[str, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "s
 KINDS: Final[tuple[str, ...]] = ("complaint", "thanks", "question")
 """Every kind a contact can have; ``question`` is what no ``kinds`` entry matched."""
 
-METRICS: Final[tuple[str, ...]] = ("first_response", "next_response", "resolution")
+METRICS: Final[tuple[str, ...]] = sla.METRICS  # the SLA engine's metrics, in its order
 
 AssignmentMode = Literal["least_loaded", "round_robin", "none"]
 ASSIGNMENT_MODES: Final[tuple[str, ...]] = ("least_loaded", "round_robin", "none")
@@ -214,11 +215,6 @@ class Rules:
     @property
     def queue_names(self) -> tuple[str, ...]:
         return tuple(queue.name for queue in self.queues)
-
-    @property
-    def category_names(self) -> tuple[str, ...]:
-        """Declared categories then ``other``, the category of a contact no entry matched."""
-        return tuple(dict.fromkeys([c.name for c in self.categories] + [OTHER_CATEGORY]))
 
 
 # --------------------------------------------------------------------------------------------

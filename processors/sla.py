@@ -527,13 +527,9 @@ class _Step:
         """Revive a fulfilled resolution; fulfilled_at and business_ms stay until the next solve."""
         if c.live:  # not fulfilled (cannot happen for a solved ticket); leave it as it is
             return c
-        c = c._replace(live=True, version=c.version + 1)
         if running:
-            c = c._replace(since=at)
-            if c.status != BREACHED:
-                due_at, warn_due = self._timers_from(c, at)
-                c = c._replace(status=ACTIVE, due_at=due_at, warn_due=warn_due)
-            return self._record("sla.cycle_resumed", c, at, business_seconds=c.spent / 1000)
+            return self.resume(c._replace(live=True), at)
+        c = c._replace(live=True, version=c.version + 1)
         if c.status != BREACHED:
             c = c._replace(status=PAUSED)
         return self._record("sla.cycle_paused", c, at, business_seconds=c.spent / 1000)

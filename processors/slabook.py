@@ -84,11 +84,6 @@ class SlaBook:
     def next_timer(self) -> Millis | None:
         return self.timers.peek()
 
-    @property
-    def timed_tickets(self) -> int:
-        """Tickets with a pending SLA timer (a warning or a breach still to come)."""
-        return len(self.timers)
-
     def _keep(self, ticket_id: str, state: sla.SlaTicket, output: sla.SlaOutput) -> sla.SlaOutput:
         self.states[ticket_id] = state
         self._schedule(ticket_id, state)

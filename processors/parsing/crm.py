@@ -31,6 +31,7 @@ from processors.parsing._common import (
     Reject,
     as_object,
     json_type,
+    opt_list,
     opt_str,
     req_key,
     req_object,
@@ -76,13 +77,8 @@ def _identities(given: dict[str, Any]) -> tuple[Identity, ...]:
         raise Reject(f"unknown identity kind {show(unknown[0])} in payload.identities")
     out: list[Identity] = []
     for kind in IDENTITY_KINDS:
-        values = given.get(kind)
-        if values is None:
-            continue
         path = f"payload.identities.{kind}"
-        if not isinstance(values, list):
-            wrong_type(path, "an array", values)
-        for i, value in enumerate(values):
+        for i, value in enumerate(opt_list(given, kind, path)):
             identity = Identity(cast(IdentityKind, kind), _normalise(kind, value, f"{path}[{i}]"))
             if identity not in out:
                 out.append(identity)

@@ -20,13 +20,13 @@ from processors.model import Contact, Identity, Ignored, Parsed, RawRecord
 from processors.parsing._common import (
     Reject,
     as_object,
+    opt_list,
     opt_object,
     opt_str,
     req_list,
     req_object,
     req_str,
     show,
-    wrong_type,
 )
 
 _OBJECT: Final = "whatsapp_business_account"
@@ -56,11 +56,7 @@ def parse_whatsapp(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
             change_path = f"{entry_path}.changes[{c}]"
             value = req_object(as_object(change, change_path), "value", f"{change_path}.value")
             saw_status = saw_status or bool(value.get("statuses"))
-            messages = value.get("messages")
-            if messages is None:
-                continue
-            if not isinstance(messages, list):
-                wrong_type(f"{change_path}.value.messages", "an array", messages)
+            messages = opt_list(value, "messages", f"{change_path}.value.messages")
             for m, message in enumerate(messages):
                 path = f"{change_path}.value.messages[{m}]"
                 out.append(_message(record, pseudo, as_object(message, path), path))
