@@ -28,6 +28,8 @@ __all__ = [
     "QueryError",
     "SinkError",
     "check_dedup_token",
+    "check_row_width",
+    "insert_into",
     "open_backend",
     "quote_identifier",
     "quote_table",
@@ -147,6 +149,18 @@ def check_dedup_token(token: str) -> str:
     if not _TOKEN.match(token):
         raise SinkError(f"invalid insert deduplication token: {token!r}")
     return token
+
+
+def insert_into(table: str, columns: Sequence[str]) -> str:
+    """``INSERT INTO db.table (c1, c2, ...)``, every name quoted: the head of an adapter's
+    insert statement (each adds its own format or ``VALUES`` and settings)."""
+    return f"INSERT INTO {quote_table(table)} ({', '.join(quote_identifier(c) for c in columns)})"
+
+
+def check_row_width(row: Sequence[Any], width: int) -> None:
+    """A row must have one value per column."""
+    if len(row) != width:
+        raise SinkError(f"row has {len(row)} values for {width} columns: {row!r}")
 
 
 def open_backend(url: str) -> Backend:

@@ -32,9 +32,10 @@ from sinks.backend import (
     DATABASE,
     SinkError,
     check_dedup_token,
+    check_row_width,
     classify_error,
+    insert_into,
     quote_identifier,
-    quote_table,
 )
 
 __all__ = ["ChdbBackend"]
@@ -91,10 +92,7 @@ class ChdbBackend:
         settings = ["date_time_input_format = 'best_effort'"]
         if dedup_token is not None:
             settings.append(f"insert_deduplication_token = '{check_dedup_token(dedup_token)}'")
-        statement = (
-            f"INSERT INTO {quote_table(table)} ({', '.join(quote_identifier(c) for c in columns)})"
-            f" SETTINGS {', '.join(settings)}"
-        )
+        statement = f"{insert_into(table, columns)} SETTINGS {', '.join(settings)}"
         chunks = list(_json_rows(rows, width))
 
         def run(session: Any) -> None:
@@ -235,8 +233,7 @@ def _json_rows(rows: Sequence[Sequence[Any]], width: int) -> list[bytes]:
     buf: list[bytes] = []
     size = 0
     for row in rows:
-        if len(row) != width:
-            raise SinkError(f"row has {len(row)} values for {width} columns: {row!r}")
+        check_row_width(row, width)
         text = json.dumps(list(row), ensure_ascii=False, default=_json_value)
         try:
             line = text.encode("utf-8") + b"\n"

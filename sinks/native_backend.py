@@ -31,9 +31,9 @@ from sinks.backend import (
     QueryError,
     SinkError,
     check_dedup_token,
+    check_row_width,
     classify_error,
-    quote_identifier,
-    quote_table,
+    insert_into,
 )
 
 __all__ = ["NativeBackend"]
@@ -85,10 +85,7 @@ class NativeBackend:
     ) -> None:
         if not rows:
             return
-        statement = (
-            f"INSERT INTO {quote_table(table)} "
-            f"({', '.join(quote_identifier(c) for c in columns)}) VALUES"
-        )
+        statement = f"{insert_into(table, columns)} VALUES"
         settings: dict[str, Any] = {}
         if dedup_token is not None:
             settings["insert_deduplication_token"] = check_dedup_token(dedup_token)
@@ -164,8 +161,7 @@ class NativeBackend:
 
 
 def _to_wire(row: Sequence[Any], width: int) -> list[Any]:
-    if len(row) != width:
-        raise SinkError(f"row has {len(row)} values for {width} columns: {row!r}")
+    check_row_width(row, width)
     out: list[Any] = []
     for value in row:
         if isinstance(value, dt.datetime) and value.tzinfo is None:
