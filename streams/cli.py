@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import NoReturn
 
 from processors.durations import parse_duration
-from processors.ids import Pseudonymizer
 from processors.rules import RulesError, check_config, load_rules
 from processors.timeutil import parse_rfc3339
 from sinks.backend import QueryError, SinkError
@@ -107,16 +106,6 @@ def _configure_logging(debug: bool, command: str) -> None:
     configure_logging(debug, level=None if (debug or long_running) else logging.WARNING)
 
 
-def _pseudonymizer(settings: Settings) -> Pseudonymizer:
-    if settings.pii_key_is_default:
-        print(
-            "supportstream: SUPPORTSTREAM_PII_KEY is not set; using the development key "
-            "(pseudonyms are not secret)",
-            file=sys.stderr,
-        )
-    return Pseudonymizer.from_text(settings.pii_key)
-
-
 def _warehouse(arg: str | None, settings: Settings) -> Path:
     return Path(arg if arg is not None else settings.warehouse)
 
@@ -138,7 +127,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if not args.input.is_file():
         print(f"supportstream: input file {str(args.input)!r} not found", file=sys.stderr)
         return EXIT_FAILURE
-    pseudo = _pseudonymizer(settings)
+    pseudo = settings.pseudonymizer()
     warehouse = _warehouse(args.warehouse, settings)
     with embedded_warehouse(warehouse, rules) as writer:
         stats = replay_file(LocalRunner(rules, pseudo, writer), args.input, until=until)
@@ -180,7 +169,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         warehouse=Path(args.warehouse),
         seed=args.seed,
         tickets=args.tickets,
-        pseudo=_pseudonymizer(settings),
+        pseudo=settings.pseudonymizer(),
         pii_key=settings.pii_key,
         rules_path=args.rules,
         duration_ms=duration_ms,

@@ -17,7 +17,8 @@ from typing import Any
 
 import structlog
 
-from streams.settings import ConnectSettings, Settings, SettingsError
+from processors.ids import Pseudonymizer
+from streams.settings import ConnectSettings, Settings
 
 # aiohttp, aiokafka, kafka-python and prometheus_client are imported when a connector runs, not
 # whenever the command line starts (``supportstream sql`` should not pay for them).
@@ -39,27 +40,16 @@ def add_parsers(commands: Any) -> None:
 
 def run_connect(args: argparse.Namespace, settings: Settings) -> int:
     from streams.kafka_admin import KafkaAdminError, ensure_topics
-    from streams.logging import configure_logging
     from streams.metrics import process_registry, serve
 
-    configure_logging(getattr(args, "debug", False))
-    try:
-        connect = ConnectSettings.from_env()
-    except SettingsError as error:
-        print(f"supportstream: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    connect = ConnectSettings.from_env()  # a SettingsError is the command line's to report
     if args.connector == "imap" and not (connect.imap_host and connect.imap_user):
         print(
             "supportstream: connect imap needs SUPPORTSTREAM_IMAP_HOST and SUPPORTSTREAM_IMAP_USER",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    if settings.pii_key_is_default:
-        print(
-            "supportstream: SUPPORTSTREAM_PII_KEY is not set; using the development key "
-            "(message keys use pseudonyms that are not secret)",
-            file=sys.stderr,
-        )
+    pseudo = settings.pseudonymizer(means="message keys use pseudonyms that are not secret")
     try:
         report = ensure_topics(settings.kafka_bootstrap, settings)
     except KafkaAdminError as error:
@@ -70,14 +60,19 @@ def run_connect(args: argparse.Namespace, settings: Settings) -> int:
     metrics = serve(settings.metrics_port, registry)
     log.info("metrics served", port=metrics.port)
     try:
-        asyncio.run(_run(args.connector, settings, connect, registry))
+        asyncio.run(_run(args.connector, settings, connect, pseudo, registry))
     finally:
         metrics.stop()
     return EXIT_OK
 
 
-async def _run(which: str, settings: Settings, connect: ConnectSettings, registry: Any) -> None:
-    from processors.ids import Pseudonymizer
+async def _run(
+    which: str,
+    settings: Settings,
+    connect: ConnectSettings,
+    pseudo: Pseudonymizer,
+    registry: Any,
+) -> None:
     from streams.connectors.http import HttpConnector
     from streams.connectors.imap import ImapConnector
     from streams.connectors.publisher import KafkaPublisher
@@ -93,7 +88,6 @@ async def _run(which: str, settings: Settings, connect: ConnectSettings, registr
         timeout_s=connect.publish_timeout_s,
     )
     topic = topic_name(settings, "raw-contacts")
-    pseudo = Pseudonymizer.from_text(settings.pii_key)
     if which == "http":
         http = HttpConnector(connect, publisher, topic=topic, pseudo=pseudo, registry=registry)
         await http.start()

@@ -80,6 +80,7 @@ from processors.ids import Pseudonymizer
 from processors.rules import Rules
 from streams.faust_runner import Message, PartitionDesk
 from streams.intake import Intake, Mark, encode_input
+from streams.kafka_admin import topic_name
 from streams.local import ParseStage
 from streams.metrics import PipelineMetrics
 from streams.settings import Settings
@@ -145,7 +146,7 @@ class WorkerConfig:
         return cls(settings=settings, rules=rules, pseudo=pseudo, **values)
 
     def topic(self, name: str) -> str:
-        return f"{self.settings.topic_prefix}{name}"
+        return topic_name(self.settings, name)
 
 
 @dataclass

@@ -65,15 +65,16 @@ def ensure_topics(
     try:
         wanted = {topic_name(settings, t.name): t for t in topics}
         present = set(admin.list_topics())
+        absent = {name: t for name, t in wanted.items() if name not in present}
+        replicas = (1 if _single_broker(admin) else 3) if absent else 0  # asked once, if needed
         missing = [
             NewTopic(
                 name,
                 t.partition_count(settings.partitions),
-                1 if _single_broker(admin) else 3,
+                replicas,
                 topic_configs=topic_configs(t),
             )
-            for name, t in wanted.items()
-            if name not in present
+            for name, t in absent.items()
         ]
         created: list[str] = []
         for new in missing:

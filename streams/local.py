@@ -53,7 +53,6 @@ class RunStats:
     events: Counter[str] = field(default_factory=Counter)
     tickets_opened: int = 0
     not_replayed: int = 0
-    last_event_time: Millis | None = None
 
     def summary(self) -> str:
         """One line for the person who ran it."""
@@ -164,7 +163,6 @@ class LocalRunner:
         desk refuse one of the items."""
         self.stats.records += 1
         self.advance_to(at, inclusive=False)
-        self.stats.last_event_time = at
         for item in items:
             self._apply(item, redacted_record)
 

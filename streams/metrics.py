@@ -59,7 +59,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from processors.model import SOURCES, CycleState, DomainEvent, Millis, Output, TicketState
+from processors.model import CHANNELS, SOURCES, CycleState, DomainEvent, Millis, Output
 from sinks.writer import TABLES
 
 __all__ = [
@@ -269,7 +269,7 @@ class PipelineMetrics:
         )
         # Series that alerts take increase() of exist from the start at 0, so that their first
         # increment is an increase (see the module docstring).
-        for channel in ("telegram", "whatsapp", "email", "chat", "form", "vk", "phone"):
+        for channel in CHANNELS:
             self.contacts.labels(channel)
         for table in TABLES:
             self.sink_rows.labels(table)
@@ -357,11 +357,6 @@ class PipelineMetrics:
             return UNKNOWN, UNKNOWN
         self._tickets.move_to_end(ticket_id)
         return held
-
-    def remember_tickets(self, tickets: tuple[TicketState, ...]) -> None:
-        """Seed the queue/priority cache (e.g. from restored state after a restart)."""
-        for ticket in tickets:
-            self._remember_ticket(ticket.ticket_id, ticket.queue, ticket.priority)
 
     # -- sink -----------------------------------------------------------------------------
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from processors.ids import DEV_PII_KEY
+from processors.ids import DEV_PII_KEY, Pseudonymizer
 
 DEFAULT_WAREHOUSE = "./.supportstream/warehouse"
 
@@ -43,6 +44,17 @@ class Settings:
             consumer_group=env.get("SUPPORTSTREAM_CONSUMER_GROUP", "supportstream"),
             metrics_port=_int(env, "SUPPORTSTREAM_METRICS_PORT", 9108, minimum=0),
         )
+
+    def pseudonymizer(self, *, means: str = "pseudonyms are not secret") -> Pseudonymizer:
+        """The keyed pseudonyms of ``pii_key``; with the development key, stderr says so and
+        what that ``means`` for this command."""
+        if self.pii_key_is_default:
+            print(
+                f"supportstream: SUPPORTSTREAM_PII_KEY is not set; using the development key "
+                f"({means})",
+                file=sys.stderr,
+            )
+        return Pseudonymizer.from_text(self.pii_key)
 
 
 class SettingsError(ValueError):

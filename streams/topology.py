@@ -98,10 +98,3 @@ STAGES: tuple[Stage, ...] = (
         "commits offsets.",
     ),
 )
-
-
-def topic(name: str) -> Topic:
-    for candidate in TOPICS:
-        if candidate.name == name:
-            return candidate
-    raise KeyError(name)

@@ -82,16 +82,6 @@ def _warehouse_url(arg: str | None, settings: Settings) -> str:
     return f"chdb://{Path(settings.warehouse).absolute()}"
 
 
-def _pseudo(settings: Settings) -> Pseudonymizer:
-    if settings.pii_key_is_default:
-        print(
-            "supportstream: SUPPORTSTREAM_PII_KEY is not set; using the development key "
-            "(pseudonyms are not secret)",
-            file=sys.stderr,
-        )
-    return Pseudonymizer.from_text(settings.pii_key)
-
-
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.faust_app import WorkerConfig, run_worker
 
@@ -101,7 +91,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         config = WorkerConfig.from_env(
             settings,
             rules,
-            _pseudo(settings),
+            settings.pseudonymizer(),
             store=args.store,
             tick_interval_s=args.tick_interval,
             wall_clock=not args.no_wall_clock,
@@ -185,8 +175,10 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka_admin import topic_name
+
     count = publish_file(settings, args.input)
-    print(f"published {count} records to {settings.topic_prefix}raw-contacts")
+    print(f"published {count} records to {topic_name(settings, 'raw-contacts')}")
     return EXIT_OK
 
 
@@ -195,6 +187,7 @@ def publish_file(settings: Settings, path: Path) -> int:
     from kafka import KafkaProducer
 
     from streams.faust_runner import publish_jsonl
+    from streams.kafka_admin import topic_name
 
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -205,8 +198,8 @@ def publish_file(settings: Settings, path: Path) -> int:
         max_in_flight_requests_per_connection=1,
     )
     try:
-        raw = f"{settings.topic_prefix}raw-contacts"
-        dead = f"{settings.topic_prefix}dead-letters"
+        raw = topic_name(settings, "raw-contacts")
+        dead = topic_name(settings, "dead-letters")
         published = publish_jsonl(
             path,
             lambda key, value: producer.send(raw, key=key, value=value) and None,
