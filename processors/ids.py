@@ -5,6 +5,12 @@ HMAC-SHA256 keyed with the PII key over the UTF-8 text. Event ids are derived fr
 aggregate they belong to and its sequence number, so processing the same input again (a
 replay, a redelivery under at-least-once) yields the same ids and idempotent sinks write
 nothing new.
+
+A text holding a lone surrogate (half of a UTF-16 pair, which JSON can escape as ``"\\ud800"``
+but UTF-8 cannot encode) is hashed as the parsers read it: each lone surrogate replaced by
+U+FFFD (``processors.parsing.load_json_text`` does the same to every decoded record), so the
+identity in a dead letter and the conversation id of the same record agree, and ``h`` never
+fails (docs/DEAD_LETTERS.md).
 """
 
 from __future__ import annotations
@@ -17,6 +23,15 @@ from dataclasses import dataclass, field
 DEV_PII_KEY = "supportstream-dev-key"
 
 _NON_DIGITS = re.compile(r"\D+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8, each lone surrogate (which UTF-8 cannot hold) as U+FFFD."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -34,7 +49,7 @@ class Pseudonymizer:
     def h(self, text: str) -> str:
         cached = self._cache.get(text)
         if cached is None:
-            digest = hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+            digest = hmac.new(self.key, utf8(text), hashlib.sha256).hexdigest()
             cached = digest[:20]
             if len(self._cache) < 1_000_000:
                 self._cache[text] = cached
@@ -66,4 +81,4 @@ def normalize_message_id(raw: str) -> str:
 
 def event_id(aggregate: str, seq: int) -> str:
     """The id of the ``seq``-th event of an aggregate (a ticket, a customer): 32 hex digits."""
-    return hashlib.sha256(f"{aggregate}\x1f{seq}".encode()).hexdigest()[:32]
+    return hashlib.sha256(utf8(f"{aggregate}\x1f{seq}")).hexdigest()[:32]

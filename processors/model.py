@@ -17,11 +17,14 @@ The flow through the processors is::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 Millis = int
 """An instant: milliseconds since 1970-01-01T00:00:00Z."""
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 SOURCES: tuple[str, ...] = (
     "telegram",
@@ -163,13 +166,24 @@ class Ignored:
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record that could not be understood, with the reason. ``record`` is the offending
-    record's text, already redacted (PII masked)."""
+    record's text, already redacted (PII masked).
+
+    Its text is made storable where it is built: a lone surrogate (half of a UTF-16 pair that
+    JSON can escape but no UTF-8 text can hold) in ``reason``, ``record`` or ``ref`` becomes
+    U+FFFD, so the dead letter always encodes (Avro, the warehouse insert) and never stops
+    the run that reports it (docs/DEAD_LETTERS.md)."""
 
     at: Millis
     source: str
     reason: str
     record: str
     ref: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("source", "reason", "record", "ref"):
+            text = getattr(self, name)
+            if _SURROGATE.search(text):
+                object.__setattr__(self, name, _SURROGATE.sub("\ufffd", text))
 
 
 Parsed = Contact | AgentAction | SurveyAnswer | CrmUpsert | Ignored | DeadLetter

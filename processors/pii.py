@@ -292,7 +292,8 @@ class Masker:
         if parsed is _NOT_JSON:
             return self.mask(_unwrap_transfer_encodings(text))
         redacted = _Redactor(self, pseudonymize).value(parsed, None, None)
-        return json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
+        return _SURROGATE.sub("\ufffd", text)
 
 
 # Keys whose value identifies a person wherever they appear (CONTRACT §1 payloads: Telegram
@@ -361,6 +362,17 @@ def _parse_json(text: str) -> object:
         return _NOT_JSON
 
 
+# Half a surrogate pair escaped in JSON (``"\\ud800"``) decodes to a lone surrogate, which no
+# stored text can hold; the redacted text has U+FFFD there, as the parsers read it.
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+MAX_DEPTH: Final = 64
+"""How deep ``redact_json_text`` walks a record. Deeper values (no channel nests a tenth of
+that; a hostile record nests thousands) are stored as ``NESTED_REMOVED``: they cannot be
+walked for identities without risking the stack, and must not be kept unredacted."""
+NESTED_REMOVED: Final = "[nested too deeply]"
+
+
 class _Redactor:
     __slots__ = ("_masker", "_pseudonymize")
 
@@ -368,11 +380,13 @@ class _Redactor:
         self._masker = masker
         self._pseudonymize = pseudonymize
 
-    def _identity(self, value: object) -> object:
+    def _identity(self, value: object, depth: int) -> object:
+        if depth > MAX_DEPTH and isinstance(value, dict | list):
+            return NESTED_REMOVED
         if isinstance(value, dict):
-            return {k: self._identity(v) for k, v in value.items()}
+            return {k: self._identity(v, depth + 1) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._identity(v) for v in value]
+            return [self._identity(v, depth + 1) for v in value]
         if isinstance(value, bool) or value is None:
             return value  # flags and nulls say nothing about the person
         if isinstance(value, float) and value.is_integer():
@@ -380,23 +394,25 @@ class _Redactor:
         text = value if isinstance(value, str) else str(value)
         return self._pseudonymize(text) if self._pseudonymize else REDACTED
 
-    def value(self, value: object, key: str | None, parent: str | None) -> object:
+    def value(self, value: object, key: str | None, parent: str | None, depth: int = 0) -> object:
+        if depth > MAX_DEPTH and isinstance(value, dict | list):
+            return NESTED_REMOVED
         if key is not None:
             if key in IDENTITY_KEYS:
-                return self._identity(value)
+                return self._identity(value, depth)
             if key == "id" and parent in PERSON_KEYS:
-                return self._identity(value)
+                return self._identity(value, depth)
             if key in PERSON_KEYS and not isinstance(value, dict | list):
-                return self._identity(value)
+                return self._identity(value, depth)
         if isinstance(value, dict):
-            return {k: self.value(v, k, key) for k, v in value.items()}
+            return {k: self.value(v, k, key, depth + 1) for k, v in value.items()}
         if isinstance(value, list):
             # Items of a list belong to the list's key (``entry[].changes[]``...).
-            return [self.value(v, None, key) for v in value]
+            return [self.value(v, None, key, depth + 1) for v in value]
         if isinstance(value, str):
             nested = _parse_json(value)
             if nested is not _NOT_JSON:
-                redacted = self.value(nested, None, None)
+                redacted = self.value(nested, None, None, depth + 1)
                 return json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
             return self._masker.mask(_unwrap_transfer_encodings(value))
         if isinstance(value, int) and not isinstance(value, bool):

@@ -7,6 +7,11 @@ rules about what an acceptable timestamp is live in one spot.
 ``parse_rfc3339`` is strict on purpose: an input record's ``at`` must carry its offset
 (CONTRACT §1). A timestamp without one would be read in whatever zone the machine happens to
 run in, and replaying the same file on another host would then give other SLA results.
+
+Every instant the project accepts lies in ``MIN_INSTANT``..``MAX_INSTANT`` (1900-01-01 to
+2299-12-31 UTC), the range ClickHouse's ``DateTime64(3)`` stores: a record dated outside it
+(``0001-01-01``, ``9999-12-31``) could not be written anywhere, so ``parse_rfc3339`` refuses it
+with a reason and the record becomes a dead letter (docs/DEAD_LETTERS.md).
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from processors.model import Millis
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_MS: Final = dt.timedelta(milliseconds=1)
+
+MIN_INSTANT: Final[Millis] = (dt.datetime(1900, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _ONE_MS
+"""1900-01-01T00:00:00.000Z, the first instant ``DateTime64(3)`` stores."""
+MAX_INSTANT: Final[Millis] = (dt.datetime(2300, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _ONE_MS - 1
+"""2299-12-31T23:59:59.999Z, the last instant ``DateTime64(3)`` stores."""
 
 # RFC 3339 §5.6 date-time. The separator may be "T", "t" or (per the note in §5.6) a space;
 # the fraction may have any number of digits; the offset is "Z"/"z" or +hh:mm / -hh:mm and is
@@ -68,7 +78,23 @@ def parse_rfc3339(text: str) -> Millis:
     except ValueError as exc:  # e.g. month 13, February 30th, hour 24
         raise ValueError(f"{_quote(text)} is not a valid date and time: {exc}") from None
     # Integer arithmetic throughout: a float detour would lose milliseconds on far instants.
-    return from_datetime(moment) + int(fraction[:3].ljust(3, "0"))
+    # Year 1 or 9999 with an offset is a valid text whose UTC instant datetime cannot hold
+    # (OverflowError); it is outside the stored range all the same.
+    try:
+        ms = from_datetime(moment) + int(fraction[:3].ljust(3, "0"))
+    except OverflowError:
+        ms = MAX_INSTANT + 1 if moment.year > 1970 else MIN_INSTANT - 1
+    if not in_range(ms):
+        raise ValueError(
+            f"{_quote(text)} is outside the instants the warehouse stores "
+            "(1900-01-01 to 2299-12-31 UTC)"
+        )
+    return ms
+
+
+def in_range(ms: Millis) -> bool:
+    """Whether the instant lies in ``MIN_INSTANT``..``MAX_INSTANT``, the range stored."""
+    return MIN_INSTANT <= ms <= MAX_INSTANT
 
 
 def to_rfc3339(ms: Millis) -> str:

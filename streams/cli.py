@@ -125,8 +125,8 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as error:
             raise UsageError(f"--until: {error}") from None
     if not args.input.is_file():
-        print(f"supportstream: input file {str(args.input)!r} not found", file=sys.stderr)
-        return EXIT_FAILURE
+        # A path that names no input is bad usage, like a missing argument (exit 2).
+        raise UsageError(f"input file {str(args.input)!r} not found")
     pseudo = settings.pseudonymizer()
     warehouse = _warehouse(args.warehouse, settings)
     with embedded_warehouse(warehouse, rules) as writer:

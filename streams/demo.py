@@ -24,7 +24,13 @@ from processors.ids import Pseudonymizer
 from processors.rules import Rules, load_rules
 from sinks.backend import Backend
 from streams.live import LiveProgress, run_live
-from streams.local import LocalRunner, embedded_warehouse, replay_file, wall_clock_ms
+from streams.local import (
+    LIVE_MAX_AHEAD_MS,
+    LocalRunner,
+    embedded_warehouse,
+    replay_file,
+    wall_clock_ms,
+)
 from streams.metrics import (
     MetricsServer,
     PipelineMetrics,
@@ -153,7 +159,14 @@ def _run_live_demo(
         start - STREAM_LEAD, seed, tickets_per_hour=tickets_per_hour, pii_key=pii_key
     )
     with embedded_warehouse(warehouse, rules) as writer:
-        runner = LocalRunner(rules, pseudo, writer, metrics=observe.metrics, logger=observe.logger)
+        runner = LocalRunner(
+            rules,
+            pseudo,
+            writer,
+            metrics=observe.metrics,
+            logger=observe.logger,
+            max_ahead_ms=LIVE_MAX_AHEAD_MS,
+        )
         last_report = [0]
 
         def on_tick(progress: LiveProgress) -> None:

@@ -81,7 +81,7 @@ from processors.rules import Rules
 from streams.faust_runner import Message, PartitionDesk
 from streams.intake import Intake, Mark, encode_input
 from streams.kafka_admin import topic_name
-from streams.local import ParseStage
+from streams.local import LIVE_MAX_AHEAD_MS, ParseStage
 from streams.metrics import PipelineMetrics
 from streams.settings import Settings
 from streams.topology import DAY_MS, TOPICS, Topic
@@ -214,7 +214,13 @@ def build_app(config: WorkerConfig) -> faust.App:
     # Keys and values are JSON (str keys; values are what streams.faust_runner encodes).
     table = app.Table("desk-state", partitions=DESK_PARTITIONS, key_type=str)
     host = _Host(config)
-    intake = Intake(ParseStage(config.pseudo, metrics=config.metrics, logger=log))
+    # Live (the wall clock drives timers), a record dated over an hour ahead of it is a dead
+    # letter (CONTRACT §1); without the wall clock (a backfill checked against replay) the
+    # records are applied as dated, as replay does.
+    max_ahead = LIVE_MAX_AHEAD_MS if config.wall_clock else None
+    intake = Intake(
+        ParseStage(config.pseudo, metrics=config.metrics, logger=log, max_ahead_ms=max_ahead)
+    )
 
     def raw_partitions(at_least: int = 0) -> int:
         # From the consumer's metadata of the topic it reads; never a guess from settings: a

@@ -105,7 +105,12 @@ class Intake:
         items = tuple(self.parser.parse(decoded))
         refusable = any(isinstance(item, AgentAction | SurveyAnswer) for item in items)
         record = self.parser.redact(decoded.text) if refusable else ""
-        return Entry(partition, offset, partitions, decoded.at, sequence, ref, record, items)
+        at = decoded.at
+        if all(isinstance(item, DeadLetter) for item in items):
+            # A dead letter moves no time; its place in the desk's order is at most its
+            # arrival, so one dated far ahead (a wrong clock) is not held back until then.
+            at = min(at, timestamp)
+        return Entry(partition, offset, partitions, at, sequence, ref, record, items)
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,7 +56,9 @@ def run_live(
         now = clock()
         if now >= end:
             break
-        while pending is not None and pending[0] <= now:
+        # A record dated more than the runner's limit ahead is not waited for: it is fed at
+        # once and its parse stage makes it a dead letter (CONTRACT §1, a wrong clock).
+        while pending is not None and (pending[0] <= now or _too_far(runner, pending[0], now)):
             _, line = pending
             parsed = parse_envelope(line, f"live:{progress.records}", runner.redact)
             if isinstance(parsed, DeadLetter):
@@ -78,6 +80,11 @@ def run_live(
         sleep(max(0.0, (wake - clock()) / 1000))
     runner.finish(clock())
     return progress
+
+
+def _too_far(runner: LocalRunner, at: Millis, now: Millis) -> bool:
+    limit = runner.parser.max_ahead_ms
+    return limit is not None and at > now + limit
 
 
 def _next_record(

@@ -25,7 +25,7 @@ import structlog
 from processors.desk import Desk
 from processors.ids import Pseudonymizer
 from processors.model import Contact, DeadLetter, Ignored, Millis, Output, Parsed, RawRecord
-from processors.parsing import parse_envelope, parse_record
+from processors.parsing import envelope_text, parse_envelope, parse_record
 from processors.pii import Masker
 from processors.rules import Rules
 from sinks.backend import SinkError
@@ -40,6 +40,11 @@ log = structlog.get_logger("supportstream.local")
 
 def wall_clock_ms() -> Millis:
     return int(time.time() * 1000)
+
+
+LIVE_MAX_AHEAD_MS: Millis = 3_600_000
+"""In live operation a record dated more than this (1 h) ahead of the wall clock is a dead
+letter (CONTRACT §1, docs/DEAD_LETTERS.md)."""
 
 
 @dataclass
@@ -79,17 +84,26 @@ class ParseStage:
         metrics: PipelineMetrics | None = None,
         logger: Any = None,
         clock: Callable[[], Millis] = wall_clock_ms,
+        max_ahead_ms: Millis | None = None,
     ) -> None:
         self.masker = Masker()
         self._pseudo = pseudo
         self._metrics = metrics
         self._log = logger
         self._clock = clock
+        # Live operation (workers, the live demo) sets this to LIVE_MAX_AHEAD_MS: a record
+        # dated further ahead of the wall clock is a dead letter (CONTRACT §1). Replay leaves
+        # it None and applies history as it is dated.
+        self._max_ahead_ms = max_ahead_ms
 
     def parse(self, record: RawRecord) -> list[Parsed]:
+        now = self._clock() if (self._metrics is not None or self._max_ahead_ms is not None) else 0
         if self._metrics is not None:
-            self._metrics.observe_lag("parse", record.at, self._clock())
-        items = parse_record(record, self._pseudo, self.redact)
+            self._metrics.observe_lag("parse", record.at, now)
+        if self._max_ahead_ms is not None and record.at > now + self._max_ahead_ms:
+            items: list[Parsed] = [self.ahead_of_clock(record, now)]
+        else:
+            items = parse_record(record, self._pseudo, self.redact)
         if self._log is not None:
             for item in items:
                 log_parsed(self._log, item, record.ref)
@@ -99,6 +113,24 @@ class ParseStage:
         """A dead letter's record as stored: personal values masked, identities as keyed
         hashes (CONTRACT §4), whatever shape the record had."""
         return self.masker.redact_json_text(text, self._pseudo.h)
+
+    @property
+    def max_ahead_ms(self) -> Millis | None:
+        """How far ahead of the wall clock a record may be dated (None: any, as in replay)."""
+        return self._max_ahead_ms
+
+    def ahead_of_clock(self, record: RawRecord, now: Millis) -> DeadLetter:
+        """The dead letter of a live record dated more than ``max_ahead_ms`` after ``now``: a
+        connector or producer with a wrong clock must not fire every timer up to its date."""
+        ahead_s = (record.at - now) // 1000
+        limit_s = (self._max_ahead_ms or 0) // 1000
+        return DeadLetter(
+            at=record.at,
+            source=record.source,
+            reason=f"field at is {ahead_s} s ahead of the wall clock (more than {limit_s} s)",
+            record=self.redact(record.text or envelope_text(record)),
+            ref=record.ref,
+        )
 
 
 class LocalRunner:
@@ -118,8 +150,11 @@ class LocalRunner:
         metrics: PipelineMetrics | None = None,
         logger: Any = None,
         clock: Callable[[], Millis] = wall_clock_ms,
+        max_ahead_ms: Millis | None = None,
     ) -> None:
-        self.parser = ParseStage(pseudo, metrics=metrics, logger=logger, clock=clock)
+        self.parser = ParseStage(
+            pseudo, metrics=metrics, logger=logger, clock=clock, max_ahead_ms=max_ahead_ms
+        )
         self.masker = self.parser.masker
         self.desk = Desk(rules, pseudo, self.masker)
         self.writer = writer
@@ -160,9 +195,15 @@ class LocalRunner:
     ) -> None:
         """Stage ``desk`` of one record parsed into ``items``: timers due before ``at`` fire
         first. ``redacted_record`` gives the record as a dead letter stores it, should the
-        desk refuse one of the items."""
+        desk refuse one of the items.
+
+        Only a record that is understood moves event time: one that is nothing but dead
+        letters is reported at ``at`` without firing a timer (CONTRACT §1), so one bad line
+        dated 2030 cannot breach every open ticket."""
         self.stats.records += 1
-        self.advance_to(at, inclusive=False)
+        items = list(items)
+        if not all(isinstance(item, DeadLetter) for item in items):
+            self.advance_to(at, inclusive=False)
         for item in items:
             self._apply(item, redacted_record)
 
@@ -297,6 +338,8 @@ def replay_file(runner: LocalRunner, path: Path, *, until: Millis | None = None)
     for letter in letters:
         if until is None or letter.at <= until:
             runner.dead_letter(letter)
+        else:
+            runner.stats.not_replayed += 1  # after --until, as the records after it
     for record in records:
         if until is not None and record.at > until:
             runner.stats.not_replayed += 1

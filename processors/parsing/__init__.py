@@ -39,6 +39,7 @@ from processors.timeutil import parse_rfc3339, to_rfc3339
 __all__ = [
     "PARSERS",
     "UNKNOWN_AT",
+    "envelope_text",
     "load_json_text",
     "parse_envelope",
     "parse_line",
@@ -174,13 +175,13 @@ def parse_record(record: RawRecord, pseudo: Pseudonymizer, mask: Mask) -> list[P
             at=record.at,
             source=known,
             reason=reason,
-            record=mask(record.text or _envelope_text(record)),
+            record=mask(record.text or envelope_text(record)),
             ref=record.ref,
         )
     ]
 
 
-def _envelope_text(record: RawRecord) -> str:
+def envelope_text(record: RawRecord) -> str:
     """The record as a JSON line, for a dead letter of a record that came without its text."""
     try:
         envelope = {"at": to_rfc3339(record.at), "source": record.source, "payload": record.payload}

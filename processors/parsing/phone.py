@@ -20,6 +20,7 @@ from processors.parsing._common import (
     req_number,
     req_str,
     show,
+    wrong_type,
 )
 
 CALL_STATUSES: Final = ("answered", "missed", "voicemail")
@@ -36,10 +37,17 @@ def parse_phone(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
     if status not in CALL_STATUSES:
         raise Reject(f"unknown call status {show(status)} in payload.status")
     # started_at and duration_s are required by the contract but not used: the contact's
-    # instant is the record's ``at``. Their presence is still checked so a truncated record
-    # from the telephony system is noticed.
-    if payload.get("started_at") is None:
+    # instant is the record's ``at``. They are still checked so a truncated or garbled record
+    # from the telephony system is noticed. started_at is a timestamp, as text (RFC 3339 from
+    # most systems) or a number (epoch seconds from some PBXs); its format is not fixed by the
+    # contract, so any such value passes, but ``true`` or an object says the record is broken.
+    started_at = payload.get("started_at")
+    if started_at is None:
         raise Reject("missing field payload.started_at")
+    if isinstance(started_at, bool) or not isinstance(started_at, str | int | float):
+        wrong_type("payload.started_at", "a string or a number", started_at)
+    if isinstance(started_at, str) and not started_at.strip():
+        raise Reject("field payload.started_at must not be empty")
     if req_number(payload, "duration_s", "payload.duration_s") < 0:
         raise Reject("field payload.duration_s must not be negative")
     agent_id = opt_str(payload, "agent_id", "payload.agent_id").strip()

@@ -5,7 +5,8 @@ Two event types are customer contacts (CONTRACT §1):
 - ``message_new``: a message to the community. Since API 5.103 the event's ``object`` is
   ``{"message": {...}, "client_info": {...}}``; before, ``object`` was the message itself. Both
   shapes are accepted, because a community's callback server keeps the API version it was set up
-  with. Conversation ``vk:dm:{h(from_id)}``.
+  with; before 5.80 the message named its sender ``user_id`` and its text ``body`` (and had no
+  ``peer_id``), which is read too. Conversation ``vk:dm:{h(from_id)}``.
 - ``wall_reply_new``: a comment under a wall post; ``object`` is the comment plus
   ``post_owner_id``. Every commenter under a post is a conversation of their own:
   ``vk:wall:{post_owner_id}_{post_id}:{h(from_id)}``; a community's owner id is negative.
@@ -44,9 +45,17 @@ def _message_new(record: RawRecord, pseudo: Pseudonymizer, obj: dict[str, Any]) 
         path = "payload.object.message"
     else:  # API < 5.103: the object is the message
         message, path = obj, "payload.object"
-    from_id = req_int(message, "from_id", f"{path}.from_id")
-    peer_id = req_int(message, "peer_id", f"{path}.peer_id")
-    text = req_str(message, "text", f"{path}.text")
+    if message.get("from_id") is None and message.get("user_id") is not None:
+        # API < 5.80: the sender is ``user_id``, the text ``body``, and there is no
+        # ``peer_id`` (a message to the community is a direct message: the peer is the
+        # sender) nor ``conversation_message_id``.
+        from_id = req_int(message, "user_id", f"{path}.user_id")
+        peer_id = opt_int(message, "peer_id", f"{path}.peer_id") or from_id
+        text = req_str(message, "body", f"{path}.body")
+    else:
+        from_id = req_int(message, "from_id", f"{path}.from_id")
+        peer_id = req_int(message, "peer_id", f"{path}.peer_id")
+        text = req_str(message, "text", f"{path}.text")
     # The per-conversation number is stable for a message in every API version; the global
     # ``id`` is 0 for messages in group chats, so it is only the fallback.
     number = opt_int(message, "conversation_message_id", f"{path}.conversation_message_id")

@@ -9,6 +9,12 @@ messages and are ignored; a body with nothing but statuses yields a single ``Ign
 Each message's ``from`` (the sender's wa_id, as sent) makes the conversation
 ``whatsapp:{h(from)}`` and is the first identity; the same number as a phone ``+{digits}`` is
 the second, because the contract tries a WhatsApp sender as a phone after its wa_id.
+
+A message Meta cannot describe (``type: "unsupported"``, or an ``interactive`` message without
+its ``interactive`` object, both with ``errors[]``) is still a contact, without text: the
+customer wrote, and the ticket must open. A message without ``from`` (WhatsApp usernames may
+bring those) cannot be put in a conversation: the body is a dead letter whose reason names the
+message, and is replayable once the parser learns how such senders are identified.
 """
 
 from __future__ import annotations
@@ -71,6 +77,10 @@ def parse_whatsapp(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
 def _message(
     record: RawRecord, pseudo: Pseudonymizer, message: dict[str, Any], path: str
 ) -> Parsed:
+    if message.get("from") is None:
+        raise Reject(
+            f"missing field {path}.from: a message without its sender's wa_id has no conversation"
+        )
     sender = req_str(message, "from", f"{path}.from", allow_empty=False)
     wamid = req_str(message, "id", f"{path}.id", allow_empty=False)
     kind = req_str(message, "type", f"{path}.type")
@@ -106,7 +116,12 @@ def _body(message: dict[str, Any], kind: str, path: str) -> str:
         media = opt_object(message, kind, f"{path}.{kind}") or {}
         return opt_str(media, "caption", f"{path}.{kind}.caption")
     if kind == "interactive":
-        interactive = req_object(message, "interactive", f"{path}.interactive")
+        interactive = opt_object(message, "interactive", f"{path}.interactive")
+        if interactive is None:
+            # Seen in captures: an interactive message Meta could not render to the webhook
+            # arrives without its ``interactive`` object, with ``errors`` (131000, "Unsupported
+            # webhook payload") instead. The customer did write: a contact without text.
+            return ""
         reply_kind = req_str(interactive, "type", f"{path}.interactive.type")
         if reply_kind in ("button_reply", "list_reply"):
             reply = req_object(interactive, reply_kind, f"{path}.interactive.{reply_kind}")

@@ -1,12 +1,14 @@
 """The raw envelope a connector publishes (``schemas/raw_contact.avsc``), checked before it goes.
 
-A connector never publishes what the pipeline would refuse: ``check_json`` runs the project's
-own parsers (``processors.parsing.parse_record``) over the would-be record, so a body that would
-be a dead letter is refused at the door with the parser's reason, and a body that would be
-ignored (a Telegram edit, WhatsApp statuses, a VK ``group_join``) is acknowledged and not
-published. What is published is byte-exact: ``payload`` is the request body as it came (the
-parsers downstream read the very same text), so a redelivered webhook carries the same
-channel message id and the desk recognises it as a duplicate.
+``check_json`` runs the project's own parsers (``processors.parsing.parse_record``) over the
+would-be record: a body that would be ignored (a Telegram edit, WhatsApp statuses, a VK
+``group_join``) is acknowledged and not published; a well-formed JSON body the parsers cannot
+understand is published all the same (key ``{source}:unparsed``) and becomes a dead letter
+downstream, because refusing an authenticated delivery loses the message once the channel stops
+retrying; only a body that is not JSON at all is refused. What is published is byte-exact:
+``payload`` is the request body as it came (the parsers downstream read the very same text), so
+a redelivered webhook carries the same channel message id and the desk recognises it as a
+duplicate.
 
 The message key keeps one conversation on one partition, in order: the conversation id as the
 parsers compute it; for e-mail, whose conversation the threading processor decides later, it is
@@ -44,7 +46,7 @@ from processors.model import (
     SurveyAnswer,
 )
 from processors.parsing import load_json_text, parse_record
-from processors.timeutil import to_rfc3339
+from processors.timeutil import in_range, to_rfc3339
 from schemas.codec import CODEC, RAW_CONTACT, CodecError
 
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -93,9 +95,11 @@ class Envelope:
 class Verdict:
     """What the parsers make of a received body: an envelope to publish, or not.
 
-    ``refused`` is set when the body would be a dead letter (the HTTP connector answers 400 with
-    its reason); ``envelope`` is None when there is nothing to publish (refused, or only ignored
-    items)."""
+    ``refused`` is set when the body will be a dead letter: with an ``envelope`` when it is
+    published all the same (well-formed JSON or a mail the parsers cannot understand, which
+    downstream becomes a dead letter with the reason), without one when there is nothing that
+    could be published (not JSON at all: the HTTP connector answers 400 with the reason).
+    ``envelope`` is None too when there is nothing to publish (only ignored items)."""
 
     envelope: Envelope | None
     contacts: tuple[Contact, ...] = ()
@@ -125,7 +129,17 @@ def check_json(
         return _refused(at, source, "invalid json: nested too deeply", ref)
     record = RawRecord(at=at, source=source, payload=payload, ref=ref, text="")
     items = parse_record(record, pseudo, mask)
-    return _verdict(items, source, text, JSON_CONTENT_TYPE, at, received_at, connector, pseudo)
+    verdict = _verdict(items, source, text, JSON_CONTENT_TYPE, at, received_at, connector, pseudo)
+    if verdict.refused is not None:
+        # Authenticated, well-formed JSON is published whatever its shape: refused, the
+        # channel would retry and then drop it (Meta for days, VK stops delivering), and the
+        # message would be lost. Downstream it is a dead letter with the parser's reason,
+        # visible in dead_letters and replayable once a parser learns the shape.
+        return Verdict(
+            _unparsed(source, text, JSON_CONTENT_TYPE, at, received_at, connector),
+            refused=verdict.refused,
+        )
+    return verdict
 
 
 def check_email(
@@ -146,18 +160,26 @@ def check_email(
     items = parse_record(record, pseudo, mask)
     verdict = _verdict(items, "email", payload, content_type, at, received_at, connector, pseudo)
     if verdict.refused is not None:
-        envelope = Envelope(
-            key="email:unparsed",
-            at=at,
-            source="email",
-            payload=payload,
-            received_at=received_at,
-            connector=connector,
-            channel_message_id="",
-            content_type=content_type,
-        )
+        envelope = _unparsed("email", payload, content_type, at, received_at, connector)
         return Verdict(envelope, refused=verdict.refused)
     return verdict
+
+
+def _unparsed(
+    source: str, payload: str, content_type: str, at: Millis, received_at: Millis, connector: str
+) -> Envelope:
+    """The envelope of a body the parsers cannot understand: published all the same, under
+    ``{source}:unparsed``, to become a dead letter downstream."""
+    return Envelope(
+        key=f"{source}:unparsed",
+        at=at,
+        source=source,
+        payload=payload,
+        received_at=received_at,
+        connector=connector,
+        channel_message_id="",
+        content_type=content_type,
+    )
 
 
 def email_text(raw: bytes) -> tuple[str, str]:
@@ -262,6 +284,11 @@ def decode_sequenced(
         return DeadLetter(at=at_if_unknown, source="", reason=reason, record="", ref=ref), 0
     if name != RAW_CONTACT:
         reason = f"expected a raw_contact message, got {name}"
+        return DeadLetter(at=at_if_unknown, source="", reason=reason, record="", ref=ref), 0
+    if not in_range(int(fields["at"])):
+        # A producer's clock (or a bug) can put any long in ``at``; the warehouse stores
+        # 1900..2299 only, and such an instant would stop whatever tries to write it.
+        reason = f"field at: {fields['at']} ms is outside the instants the warehouse stores"
         return DeadLetter(at=at_if_unknown, source="", reason=reason, record="", ref=ref), 0
     return raw_record(fields, ref, mask), int(fields.get("sequence") or 0)
 

@@ -15,9 +15,12 @@ Routes (docs/CONNECTORS.md has the set-up of each channel):
 =====================  ========================================================================
 
 A request is answered 200 only after the broker acknowledged the raw envelope (idempotent
-producer, acks=all). Otherwise nothing is published and the answer is JSON
-``{"error": ..., "source": ...}``: 401 (no credential) / 403 (a wrong one), 400 (the body would
-be a dead letter: the parser's reason), 413 (body over ``max_body_bytes``), 404 (a source whose
+producer, acks=all). An authenticated body that is well-formed JSON is published whatever its
+shape: one the parsers cannot understand is answered 200 ``{"status": "accepted",
+"dead_letter": reason}`` and becomes a dead letter downstream (refused, the channel would retry
+and then drop the message). Otherwise nothing is published and the answer is JSON
+``{"error": ..., "source": ...}``: 401 (no credential) / 403 (a wrong one), 400 (the body is
+not JSON, or not UTF-8), 413 (body over ``max_body_bytes``), 404 (a source whose
 secret is not configured is disabled), 503 (broker unavailable; the channel retries). Bodies that
 are understood but not contacts (a Telegram edit, WhatsApp statuses, VK ``group_join``) are
 answered 200 and not published (counted in ``supportstream_connector_ignored_total``).
@@ -316,9 +319,9 @@ class HttpConnector:
             pseudo=self._pseudo,
             mask=self._mask,
         )
-        if verdict.refused is not None:
-            raise _Refusal(400, verdict.refused.reason)
         envelope = verdict.envelope
+        if verdict.refused is not None and envelope is None:
+            raise _Refusal(400, verdict.refused.reason)  # not JSON: nothing to publish
         if envelope is None:
             self.metrics.ignored.labels(source).inc()
             reason = verdict.ignored[0].reason if verdict.ignored else "not a contact"
@@ -334,6 +337,15 @@ class HttpConnector:
         elapsed = time.monotonic() - started
         self.metrics.accepted(source, [c.channel for c in verdict.contacts], elapsed)
         self.metrics.lag(envelope.at, self._clock())
+        if verdict.refused is not None:
+            # Published as it came; the parse stage makes it a dead letter with this reason.
+            self._log.warning(
+                "body published, the parser will dead-letter it",
+                source=source,
+                reason=verdict.refused.reason,
+                ms=round(elapsed * 1000, 1),
+            )
+            return web.json_response({"status": "accepted", "dead_letter": verdict.refused.reason})
         self._log.info(
             "record published",
             source=source,

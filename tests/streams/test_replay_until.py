@@ -13,7 +13,8 @@ March in Moscow. Instants below are Moscow time.
   in last week) -> not counted.
 * G (chat): opened Tue 10 March 09:00: its first response breached at 10:00, before T; its
   resolution is due Wed 01:00, after T, so it is still running.
-* E (chat): Wed 11 March, after T: not replayed.
+* E (chat): Wed 11 March, after T: not replayed; nor is a dead letter (unknown source) after
+  T, which is counted with it.
 * F (telegram, vip customer): opened Thu 10:00, reply 10:10 (met), solved 13:00 (met).
 * Surveys: csat 5 for A at Mon 23:30 (day 2nd); csat 2 for B at Wed 00:30 MSK = Tue 21:30 UTC
   (day 4th in Moscow); nps 10 for F and nps 3 for B on Thu (day 5th).
@@ -90,6 +91,8 @@ LINES = [
     chat("09T01:00:00", "d"),
     chat("10T09:00:00", "g"),
     chat("11T09:00:00", "e"),
+    # An envelope-level dead letter (unknown source) after T: not replayed either, and counted.
+    rec("11T10:00:00", "fax", {}),
 ]
 
 LAST_WEEK = (
@@ -109,7 +112,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = work / "in.jsonl"
     source.write_text("\n".join(LINES) + "\n", encoding="utf-8")
     done = replay_cli(RULES, source, work / "w", ENV, until=T)
-    assert "1 records after --until were not replayed" in done.stderr
+    assert "2 records after --until were not replayed" in done.stderr
     return work / "w"
 
 
@@ -196,3 +199,7 @@ def test_csat_and_nps_per_day_in_the_reporting_time_zone(warehouse: Path) -> Non
     ] == [
         ("2026-03-05", 1, 0, 1),
     ]
+
+
+def test_a_dead_letter_after_until_is_not_written(warehouse: Path) -> None:
+    assert sql(warehouse, "SELECT count() AS n FROM dead_letters") == [{"n": 0}]

@@ -73,7 +73,7 @@ def test_tokens_and_secrets_compare_exactly() -> None:
 # -- envelope -----------------------------------------------------------------------------------
 
 
-def test_an_ignored_body_is_not_published_and_a_dead_one_is_refused_with_the_reason() -> None:
+def test_an_ignored_body_is_not_published_and_a_dead_one_is_published_with_the_reason() -> None:
     common = {
         "at": 1,
         "received_at": 1,
@@ -87,10 +87,12 @@ def test_an_ignored_body_is_not_published_and_a_dead_one_is_refused_with_the_rea
     assert verdict.envelope is None and verdict.refused is None
     assert "edited_message" in verdict.ignored[0].reason
     dead = check_json("survey", '{"conversation_id": "c", "kind": "nps", "score": 11}', **common)  # type: ignore[arg-type]
-    assert dead.envelope is None
+    # Well-formed JSON is published whatever its shape; downstream it is a dead letter.
+    assert dead.envelope is not None and dead.envelope.key == "survey:unparsed"
     assert dead.refused is not None and "score" in dead.refused.reason
     nan = check_json("survey", '{"conversation_id": "c", "kind": "nps", "score": NaN}', **common)  # type: ignore[arg-type]
     assert nan.refused is not None and "NaN" in nan.refused.reason
+    assert nan.envelope is None  # not JSON: refused, nothing published
 
 
 def test_a_whatsapp_body_with_messages_and_statuses_is_published_whole() -> None:
