@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.pii import MASKER, Masker, luhn_valid, mask, redact_json_text
+from processors.ids import Pseudonymizer
+from processors.pii import (
+    MASKER,
+    MAX_DEPTH,
+    NESTED_REMOVED,
+    Masker,
+    luhn_valid,
+    mask,
+    redact_json_text,
+)
 
 # -------------------------------------------------------------------------------------------------
 # Luhn
@@ -456,3 +465,34 @@ def test_redact_raw_email_drops_base64_bodies_that_cannot_be_masked() -> None:
 def test_text_that_declares_no_transfer_encoding_is_only_masked() -> None:
     text = "a line ending in =\nand QGV4YW1wbGUuY29tIGxvbmcgYmFzZTY0\n"
     assert redact_json_text(text) == mask(text) == text
+
+
+def test_redaction_of_a_record_nested_hundreds_deep_is_bounded() -> None:
+    # The issue: a payload a few hundred levels deep made the redaction hit RecursionError.
+    deep = "[" * 900 + '"+7 916 123-45-67"' + "]" * 900
+    record = json.dumps({"payload": {"from": {"id": 5}, "x": json.loads(deep)}})
+
+    redacted = json.loads(redact_json_text(record, lambda text: "h:" + text))
+
+    assert redacted["payload"]["from"] == {"id": "h:5"}
+    walked, depth = redacted["payload"]["x"], 2
+    while isinstance(walked, list):
+        (walked,) = walked
+        depth += 1
+    assert walked == NESTED_REMOVED and depth == MAX_DEPTH + 1  # nothing deeper kept unredacted
+
+
+def test_redacted_text_never_holds_a_lone_surrogate() -> None:
+    record = r'{"text": "\ud800 call +7 916 123-45-67", "from": {"id": "\udc00"}, "k\ud83d": 1}'
+
+    redacted = redact_json_text(record, Pseudonymizer.from_text("k").h)
+
+    redacted.encode("utf-8")  # storable
+    assert json.loads(redacted)["text"] == "\ufffd call [phone]"
+
+
+def test_h_hashes_a_lone_surrogate_as_the_parsers_read_it() -> None:
+    pseudo = Pseudonymizer.from_text("k")
+
+    assert pseudo.h("a\ud800b") == pseudo.h("a\ufffdb")
+    assert pseudo.h("\udfff") != pseudo.h("")

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.timeutil import from_datetime, parse_rfc3339, to_datetime, to_rfc3339
+from processors.timeutil import (
+    MAX_INSTANT,
+    MIN_INSTANT,
+    from_datetime,
+    in_range,
+    parse_rfc3339,
+    to_datetime,
+    to_rfc3339,
+)
 
 # 2026-03-02T06:15:00Z, worked out independently: calendar.timegm((2026, 3, 2, 6, 15, 0)).
 MS = 1_772_432_100_000
@@ -67,7 +75,30 @@ def test_datetime_conversions() -> None:
         from_datetime(dt.datetime(2026, 3, 2, 6, 15))
 
 
-@given(st.integers(min_value=-(10**13), max_value=10**14))
+@given(st.integers(min_value=MIN_INSTANT, max_value=MAX_INSTANT))
 def test_round_trip(ms: int) -> None:
     assert parse_rfc3339(to_rfc3339(ms)) == ms
     assert from_datetime(to_datetime(ms)) == ms
+
+
+def test_the_stored_range_is_datetime64_3s() -> None:
+    assert to_rfc3339(MIN_INSTANT) == "1900-01-01T00:00:00.000Z"
+    assert to_rfc3339(MAX_INSTANT) == "2299-12-31T23:59:59.999Z"
+    assert in_range(MIN_INSTANT) and in_range(MAX_INSTANT)
+    assert not in_range(MIN_INSTANT - 1) and not in_range(MAX_INSTANT + 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+14:00",  # before year 1 in UTC: datetime cannot even hold it
+        "9999-12-31T23:59:59-12:00",  # after year 9999 in UTC
+        "9999-12-31T23:59:59Z",
+        "1899-12-31T23:59:59.999Z",
+        "2300-01-01T00:00:00Z",
+    ],
+)
+def test_instants_outside_the_stored_range_are_refused_not_overflowing(text: str) -> None:
+    with pytest.raises(ValueError, match="outside the instants the warehouse stores"):
+        parse_rfc3339(text)

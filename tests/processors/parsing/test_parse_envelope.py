@@ -251,3 +251,56 @@ def test_no_mail_text_makes_the_email_parser_raise(kit, raw: str) -> None:
     for payload in (raw, head + raw):
         (out,) = kit.parse_payload("email", payload)
         assert not (isinstance(out, DeadLetter) and "could not be parsed" in out.reason)
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-12:00",
+        "0001-01-01T00:00:00+14:00",
+        "1899-12-31T23:59:59.999Z",
+        "2300-01-01T00:00:00Z",
+        "2299-12-31T23:59:59-00:01",
+    ],
+)
+def test_an_instant_the_warehouse_cannot_store_is_refused_with_the_reason(kit, at: str) -> None:
+    chat = {"session_id": "s", "message_id": "m", "visitor": {"id": "v"}, "text": "hi"}
+    (out,) = kit.parse(kit.line("chat", chat, at=at))
+
+    assert isinstance(out, DeadLetter)
+    assert out.at == UNKNOWN_AT
+    assert "outside the instants the warehouse stores (1900-01-01 to 2299-12-31 UTC)" in out.reason
+
+
+@pytest.mark.parametrize("at", ["1900-01-01T00:00:00Z", "2299-12-31T23:59:59.999Z"])
+def test_the_first_and_last_storable_instants_are_read(kit, at: str) -> None:
+    chat = {"session_id": "s", "message_id": "m", "visitor": {"id": "v"}, "text": "hi"}
+    (out,) = kit.parse(kit.line("chat", chat, at=at))
+
+    assert isinstance(out, Contact)
+
+
+def test_a_lone_surrogate_never_reaches_a_dead_letter_or_a_hash(kit) -> None:
+    # The example: half a surrogate pair escaped in an unknown source's record.
+    (out,) = kit.parse(
+        r'{"at":"2026-03-02T10:00:00Z","source":"instagram","payload":{"text":"\ud800"}}'
+    )
+    assert isinstance(out, DeadLetter)
+    out.record.encode("utf-8")  # storable
+    (chat,) = kit.parse(
+        r'{"at":"2026-03-02T10:00:00Z","source":"chat","payload":{"session_id":"s",'
+        r'"message_id":"m","visitor":{"id":"v","email":"\udc00@x.org"},"text":"\ud83d"}}'
+    )
+    assert isinstance(chat, Contact) and chat.body == "\ufffd"
+
+
+def test_a_dead_letter_built_with_a_lone_surrogate_is_made_storable() -> None:
+    letter = DeadLetter(0, "chat", "bad \ud800", '{"x": "\udfff"}', "ref\ud800")
+
+    assert (letter.reason, letter.record, letter.ref) == (
+        "bad \ufffd",
+        '{"x": "\ufffd"}',
+        "ref\ufffd",
+    )

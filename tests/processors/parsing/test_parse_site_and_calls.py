@@ -194,6 +194,15 @@ def test_missed_call_from_an_international_00_number_without_transcript(kit) -> 
         ({k: v for k, v in CALL.items() if k != "caller"}, "missing field payload.caller"),
         ({k: v for k, v in CALL.items() if k != "callee"}, "missing field payload.callee"),
         ({k: v for k, v in CALL.items() if k != "started_at"}, "missing field payload.started_at"),
+        (
+            {**CALL, "started_at": True},
+            "field payload.started_at must be a string or a number, got boolean",
+        ),
+        (
+            {**CALL, "started_at": {"at": 1}},
+            "field payload.started_at must be a string or a number, got object",
+        ),
+        ({**CALL, "started_at": " "}, "field payload.started_at must not be empty"),
         ({**CALL, "duration_s": "184"}, "field payload.duration_s must be a number, got string"),
         ({**CALL, "duration_s": -1}, "field payload.duration_s must not be negative"),
         ({**CALL, "transcript": 7}, "field payload.transcript must be a string, got number"),
@@ -204,3 +213,10 @@ def test_malformed_call_is_a_dead_letter(kit, payload, reason: str) -> None:
 
     assert isinstance(out, DeadLetter)
     assert out.reason == reason
+
+
+def test_call_started_at_as_epoch_seconds_is_accepted(kit) -> None:
+    # The contract does not fix its format; some telephony systems send epoch seconds.
+    (out,) = kit.parse_payload("phone", {**CALL, "started_at": 1772432042})
+
+    assert isinstance(out, Contact)

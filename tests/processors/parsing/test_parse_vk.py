@@ -205,3 +205,37 @@ def test_missing_fields_are_dead_letters(kit, fixture: str, edit, reason: str) -
 
     assert isinstance(out, DeadLetter)
     assert out.reason == reason
+
+
+def test_message_new_before_api_5_80_names_the_sender_user_id_and_the_text_body(kit) -> None:
+    # A callback server set to an API version before 5.80 sends this shape (no from_id,
+    # peer_id, text or conversation_message_id).
+    event = {
+        "type": "message_new",
+        "group_id": 100,
+        "object": {
+            "id": 41,
+            "date": 1772432100,
+            "out": 0,
+            "user_id": 123456789,
+            "read_state": 0,
+            "title": "",
+            "body": "Здравствуйте, заказ не пришёл",
+        },
+        "secret": "s",
+    }
+
+    out = kit.parse_payload("vk", event)
+
+    assert out == [
+        Contact(
+            at=kit.at_ms,
+            channel="vk",
+            conversation_id=f"vk:dm:{kit.h('123456789')}",
+            identities=(Identity("vk", "123456789"),),
+            subject="",
+            body="Здравствуйте, заказ не пришёл",
+            channel_message_id="dm:123456789:41",
+            ref=kit.ref,
+        )
+    ]

@@ -184,7 +184,8 @@ def test_object_other_than_whatsapp_business_account_is_a_dead_letter(kit) -> No
         (lambda b: b["entry"][0].pop("changes"), "missing field payload.entry[0].changes"),
         (
             lambda b: b["entry"][0]["changes"][0]["value"]["messages"][0].pop("from"),
-            "missing field payload.entry[0].changes[0].value.messages[0].from",
+            "missing field payload.entry[0].changes[0].value.messages[0].from: "
+            "a message without its sender's wa_id has no conversation",
         ),
         (
             lambda b: b["entry"][0]["changes"][0]["value"]["messages"][0].pop("id"),
@@ -211,3 +212,27 @@ def test_malformed_bodies_are_dead_letters_naming_the_path(kit, edit, reason: st
 
     assert isinstance(out, DeadLetter)
     assert out.reason == reason
+
+
+def test_interactive_message_without_its_object_and_with_errors_is_a_contact_without_text(
+    kit,
+) -> None:
+    # Seen in captures: Meta could not render the interactive message (131000 "Unsupported
+    # webhook payload"); the customer did write, so the ticket opens with an empty text.
+    error = {
+        "code": 131000,
+        "title": "Something went wrong",
+        "message": "Something went wrong",
+        "error_data": {"details": "Unsupported webhook payload"},
+    }
+    body = kit.json("whatsapp_text.json")
+    value = body["entry"][0]["changes"][0]["value"]
+    message = value["messages"][0]
+    del message["text"]
+    message.update(type="interactive", errors=[error])
+    value["errors"] = [error]
+
+    (out,) = kit.parse_payload("whatsapp", body)
+
+    assert isinstance(out, Contact)
+    assert (out.body, out.conversation_id) == ("", f"whatsapp:{kit.h(message['from'])}")
