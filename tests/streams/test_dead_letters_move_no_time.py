@@ -1,0 +1,218 @@
+"""A dead letter never moves event time (CONTRACT §1), in replay, in the production desk and
+live; and live, a record dated more than 1 h ahead of the wall clock is a dead letter.
+
+The issue's example: one line ``{"at":"2030-01-01T00:00:00Z","source":"chat","payload":{}}``
+added to a generated two-day week turned 82 breached SLA cycles into 193, because the dead
+letter's ``at`` fired every timer up to 2030.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, MutableMapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtest.generator import generate_week
+from processors.ids import Pseudonymizer
+from processors.model import DeadLetter, Output, RawRecord
+from processors.rules import load_rules
+from processors.timeutil import parse_rfc3339, to_rfc3339
+from schemas.codec import CODEC
+from sinks.chdb_backend import ChdbBackend
+from sinks.migrate import migrate
+from sinks.writer import ProjectionWriter
+from streams.faust_runner import PartitionDesk, encode_raw
+from streams.intake import Intake, Mark, encode_input
+from streams.live import run_live
+from streams.local import LIVE_MAX_AHEAD_MS, LocalRunner, ParseStage
+from tests.support.cli import replay_cli, sql_rows
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = REPO / "examples" / "rules.yaml"
+KEY = "dead-letter-time-key"
+ENV = {**os.environ, "SUPPORTSTREAM_PII_KEY": KEY}
+LETTER_2030 = '{"at":"2030-01-01T00:00:00Z","source":"chat","payload":{}}'
+BREACHES = (
+    "SELECT metric, count() AS n, max(toUnixTimestamp64Milli(breached_at)) AS last "
+    "FROM sla_metrics FINAL WHERE status = 'breached' GROUP BY metric ORDER BY metric"
+)
+
+
+def test_a_dead_letter_dated_2030_in_a_replay_breaches_nothing(tmp_path: Path) -> None:
+    week = generate_week(datetime(2026, 3, 2, tzinfo=UTC), seed=3, tickets=120, pii_key=KEY, days=2)
+    clean = tmp_path / "clean.jsonl"
+    week.write_jsonl(clean)
+    lines = clean.read_text(encoding="utf-8").splitlines()
+    with_letter = tmp_path / "with-letter.jsonl"
+    # In the middle of the file: replay orders by ``at``, so it sorts after every record.
+    middle = len(lines) // 2
+    with_letter.write_text("\n".join([*lines[:middle], LETTER_2030, *lines[middle:]]) + "\n")
+
+    replay_cli(RULES, clean, tmp_path / "w-clean", ENV)
+    replay_cli(RULES, with_letter, tmp_path / "w-letter", ENV)
+
+    want = sql_rows(tmp_path / "w-clean", BREACHES, ENV)
+    got = sql_rows(tmp_path / "w-letter", BREACHES, ENV)
+    assert want, "the week breaches some cycles on its own"
+    assert got == want  # not one more breach, and none dated later
+    assert max(int(row["last"]) for row in got) < parse_rfc3339("2026-03-10T00:00:00Z")
+    letters = sql_rows(
+        tmp_path / "w-letter",
+        "SELECT toString(at) AS at, source, reason FROM dead_letters "
+        "WHERE at >= '2030-01-01 00:00:00'",
+        ENV,
+    )
+    assert letters == [
+        {
+            "at": "2030-01-01 00:00:00.000",
+            "source": "chat",
+            "reason": "missing field payload.session_id",
+        }
+    ]
+
+
+# -- the production desk --------------------------------------------------------------------
+
+T0 = parse_rfc3339("2026-03-02T09:00:00Z")
+HOUR = 3_600_000
+
+
+class JsonTable(MutableMapping[str, Any]):
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        return json.loads(self.data[key])
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = json.dumps(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.data))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def chat_record(at: int, message_id: str = "1", payload: Any = None) -> RawRecord:
+    body = (
+        payload
+        if payload is not None
+        else {
+            "session_id": "s-1",
+            "message_id": message_id,
+            "visitor": {"id": "v-1"},
+            "text": "Где мой заказ? Оплатил счёт, ничего не пришло",
+        }
+    )
+    return RawRecord(at=at, source="chat", payload=body, ref="test", text="")
+
+
+def _breaches(messages: list[tuple[str, bytes, bytes]]) -> list[str]:
+    events = [CODEC.decode_event(v) for topic, _, v in messages if topic == "domain-events"]
+    return [e.event_type for e in events if e.event_type == "sla.breached"]
+
+
+def _letters(messages: list[tuple[str, bytes, bytes]]) -> list[DeadLetter]:
+    return [CODEC.decode_dead_letter(v) for topic, _, v in messages if topic == "dead-letters"]
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_the_production_desk_moves_no_time_with_a_dead_letter(live: bool) -> None:
+    rules = load_rules(RULES)
+    pseudo = Pseudonymizer.from_text(KEY)
+    wall = T0 + 60_000  # the worker's wall clock: a minute after the contact
+    stage = ParseStage(pseudo, clock=lambda: wall, max_ahead_ms=LIVE_MAX_AHEAD_MS if live else None)
+    intake = Intake(stage)
+    desk = PartitionDesk(rules, pseudo, JsonTable())
+    far = parse_rfc3339("2030-01-01T00:00:00Z")
+    # Replay-like (a backfill): the 2030 record is malformed. Live: it is a valid contact
+    # dated far ahead of the wall clock, which the parse stage makes a dead letter.
+    late = chat_record(far, "2") if live else chat_record(far, payload={})
+    published: list[tuple[str, bytes, bytes]] = []
+    for offset, record in enumerate([chat_record(T0), late]):
+        entry = intake.entry(
+            encode_raw(record, connector="test"),
+            partition=0,
+            offset=offset,
+            partitions=1,
+            timestamp=wall,
+        )
+        if offset == 1:
+            (item,) = entry.items
+            assert isinstance(item, DeadLetter)
+            # Its place in the desk's order is its arrival, not 2030: it is not held back.
+            assert entry.at == wall
+        published += desk.apply_input(encode_input(entry), 0, offset)
+    published += desk.apply_input(encode_input(Mark(0, 2, 1, wall)), 0, 2)
+
+    (letter,) = _letters(published)
+    assert letter.at == far
+    if live:
+        assert "ahead of the wall clock" in letter.reason
+    assert _breaches(published) == []
+    assert desk._runner.now == T0  # event time stayed with the one understood record
+
+
+# -- live -----------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(1, round(seconds * 1000))
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[ProjectionWriter]:
+    backend = ChdbBackend(tmp_path / "warehouse")
+    migrate(backend)
+    try:
+        yield ProjectionWriter(backend)
+    finally:
+        backend.close()
+
+
+def test_live_a_record_over_an_hour_ahead_of_the_wall_clock_is_a_dead_letter_at_once(
+    writer: ProjectionWriter,
+) -> None:
+    clock = FakeClock(T0)
+    runner = LocalRunner(
+        load_rules(RULES),
+        Pseudonymizer.from_text(KEY),
+        writer,
+        clock=clock,
+        max_ahead_ms=LIVE_MAX_AHEAD_MS,
+    )
+    outputs: list[Output] = []
+    runner._on_output = outputs.append
+
+    def record(at: int, message_id: str) -> dict[str, Any]:
+        raw = chat_record(at, message_id)
+        return {"at": to_rfc3339(raw.at), "source": "chat", "payload": raw.payload}
+
+    # A connector with a wrong clock: one record 2 h ahead between two on time.
+    feed = [record(T0, "1"), record(T0 + 2 * HOUR, "2"), record(T0 + 2_000, "3")]
+    run_live(runner, iter(feed), duration_ms=5_000, clock=clock, sleep=clock.sleep)
+
+    letters = [d for o in outputs for d in o.dead_letters]
+    assert [(d.at, d.reason) for d in letters] == [
+        (T0 + 2 * HOUR, "field at is 7200 s ahead of the wall clock (more than 3600 s)")
+    ]
+    assert sum(runner.stats.contacts.values()) == 2  # not waited for until then
+    assert runner.now is not None and runner.now <= T0 + 5_000
+    events = [e.event_type for o in outputs for e in o.events]
+    assert "sla.breached" not in events
