@@ -12,7 +12,8 @@ The fuzz test (``tests/streams/test_fuzz_records.py``) feeds generated traffic
 (``loadtest.generator``) mutated this way through the parse stage and the desk, and a part of it
 through ``replay`` into the embedded warehouse. By hand::
 
-    python -m loadtest.generator --days 2 --tickets 100 --seed 1 --out week.jsonl
+    python -m loadtest.generator --start 2026-03-02T00:00:00+03:00 --days 2 --tickets 100 \\
+        --seed 1 --out week.jsonl
     python -m loadtest.mutator --input week.jsonl --count 10000 --seed 1 --out fuzzed.jsonl
     supportstream replay --rules examples/rules.yaml --input fuzzed.jsonl
 """

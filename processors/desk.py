@@ -43,6 +43,7 @@ from processors.model import (
     DomainEvent,
     Millis,
     Output,
+    Parsed,
     SurveyAnswer,
     TicketState,
 )
@@ -207,6 +208,15 @@ class Desk:
         else:
             self._crm(step, item)
         return step.output()
+
+    def refuses(self, item: Parsed) -> bool:
+        """Whether ``handle`` would dead-letter ``item`` whatever time it is applied at: an
+        agent or survey record naming a conversation that has no ticket (timers never open
+        one). The runners ask before moving event time, because a dead letter moves none
+        (CONTRACT §1)."""
+        if isinstance(item, AgentAction | SurveyAnswer) and item.conversation_id:
+            return item.conversation_id not in self.stores.latest
+        return False
 
     def _contact(self, step: _Step, contact: Contact) -> None:
         conversation_id = contact.conversation_id

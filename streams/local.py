@@ -198,11 +198,12 @@ class LocalRunner:
         desk refuse one of the items.
 
         Only a record that is understood moves event time: one that is nothing but dead
-        letters is reported at ``at`` without firing a timer (CONTRACT §1), so one bad line
+        letters (the parser's, or the desk's refusal of an agent or survey record naming no
+        ticket) is reported at ``at`` without firing a timer (CONTRACT §1), so one bad line
         dated 2030 cannot breach every open ticket."""
         self.stats.records += 1
         items = list(items)
-        if not all(isinstance(item, DeadLetter) for item in items):
+        if not all(isinstance(item, DeadLetter) or self.desk.refuses(item) for item in items):
             self.advance_to(at, inclusive=False)
         for item in items:
             self._apply(item, redacted_record)

@@ -118,7 +118,7 @@ def chat_record(at: int, message_id: str = "1", payload: Any = None) -> RawRecor
 
 def _breaches(messages: list[tuple[str, bytes, bytes]]) -> list[str]:
     events = [CODEC.decode_event(v) for topic, _, v in messages if topic == "domain-events"]
-    return [e.event_type for e in events if e.event_type == "sla.breached"]
+    return [e.event_type for e in events if e.event_type == "sla.cycle_breached"]
 
 
 def _letters(messages: list[tuple[str, bytes, bytes]]) -> list[DeadLetter]:
@@ -215,4 +215,41 @@ def test_live_a_record_over_an_hour_ahead_of_the_wall_clock_is_a_dead_letter_at_
     assert sum(runner.stats.contacts.values()) == 2  # not waited for until then
     assert runner.now is not None and runner.now <= T0 + 5_000
     events = [e.event_type for o in outputs for e in o.events]
-    assert "sla.breached" not in events
+    assert "sla.cycle_breached" not in events
+
+
+def test_an_agent_record_naming_no_ticket_is_a_dead_letter_that_moves_no_time() -> None:
+    sink = StorableOutputs()
+    runner = LocalRunner(load_rules(RULES), Pseudonymizer.from_text(KEY), sink)  # type: ignore[arg-type]
+    far = parse_rfc3339("2030-01-01T00:00:00Z")
+    runner.feed(chat_record(T0))
+    agent = {"type": "reply", "conversation_id": "chat:nobody", "agent_id": "a-1"}
+    runner.feed(RawRecord(at=far, source="agent", payload=agent, ref="x", text="{}"))
+    runner.finish(None)
+
+    (letter,) = [d for o in sink.outputs for d in o.dead_letters]
+    assert (letter.at, letter.reason) == (far, "conversation 'chat:nobody' has no ticket")
+    assert runner.now == T0
+    assert [e for o in sink.outputs for e in o.events if e.event_type == "sla.cycle_breached"] == []
+    # An agent record on a conversation that has a ticket moves time as before.
+    runner.feed(
+        RawRecord(
+            at=T0 + 60_000,
+            source="agent",
+            payload={**agent, "conversation_id": "chat:s-1"},
+            ref="y",
+            text="{}",
+        )
+    )
+    assert runner.now == T0 + 60_000
+
+
+class StorableOutputs:
+    def __init__(self) -> None:
+        self.outputs: list[Output] = []
+
+    def add_output(self, output: Output) -> None:
+        self.outputs.append(output)
+
+    def flush(self) -> int:
+        return 0
