@@ -26,7 +26,8 @@ from schemas.codec import CODEC
 from sinks.chdb_backend import ChdbBackend
 from sinks.migrate import migrate
 from sinks.writer import ProjectionWriter
-from streams.faust_runner import PartitionDesk, encode_raw
+from streams.connectors.envelope import decode_sequenced
+from streams.faust_runner import PartitionDesk, encode_raw, publish_jsonl
 from streams.intake import Intake, Mark, encode_input
 from streams.live import run_live
 from streams.local import LIVE_MAX_AHEAD_MS, LocalRunner, ParseStage
@@ -253,3 +254,49 @@ class StorableOutputs:
 
     def flush(self) -> int:
         return 0
+
+
+# -- what no record may break ---------------------------------------------------------------
+
+
+def test_publish_of_a_backfill_with_a_lone_surrogate_and_calendar_edges_goes_through(
+    tmp_path: Path,
+) -> None:
+    # The issue: `supportstream publish` of a file holding the first line aborted the whole
+    # backfill (CodecError: cannot encode a dead_letter record).
+    lines = [
+        r'{"at":"2026-03-02T10:00:00Z","source":"instagram","payload":{"text":"\ud800"}}',
+        '{"at":"9999-12-31T23:59:59-12:00","source":"chat","payload":{}}',
+        '{"at":"2026-03-02T10:00:00Z","source":"chat","payload":' + "[" * 400 + "]" * 400 + "}",
+        r'{"at":"2026-03-02T10:00:01Z","source":"chat","payload":{"session_id":"s",'
+        r'"message_id":"m","visitor":{"id":"\udc00"},"text":"\ud83d"}}',
+    ]
+    source = tmp_path / "backfill.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    raw: list[tuple[bytes, bytes]] = []
+    letters: list[tuple[bytes, bytes]] = []
+
+    done = publish_jsonl(
+        source,
+        lambda k, v: raw.append((k, v)),
+        lambda k, v: letters.append((k, v)),
+        Pseudonymizer.from_text(KEY),
+    )
+
+    assert (done.records, done.dead_letters) == (2, 2)
+    unknown, far = [CODEC.decode_dead_letter(value) for _, value in letters]
+    assert unknown.reason == "unknown source 'instagram'" and "\ufffd" in unknown.record
+    assert "outside the instants the warehouse stores" in far.reason
+    decoded = [decode_sequenced(value, "raw/0/0", lambda t: t)[0] for _, value in raw]
+    assert all(isinstance(record, RawRecord) for record in decoded)
+    texts = [json.dumps(r.payload, ensure_ascii=False) for r in decoded if isinstance(r, RawRecord)]
+    assert any("\ufffd" in text for text in texts)
+
+
+def test_a_raw_message_dated_outside_the_stored_range_is_a_dead_letter_dated_on_arrival() -> None:
+    record = chat_record(T0)
+    for at in (-(2**62), 2**62):
+        data = encode_raw(RawRecord(at, "chat", record.payload, "x"), connector="test")
+        letter, _ = decode_sequenced(data, "raw-contacts/0/7", lambda t: t, at_if_unknown=T0)
+        assert isinstance(letter, DeadLetter)
+        assert letter.at == T0 and "outside the instants the warehouse stores" in letter.reason
