@@ -19,7 +19,12 @@ The rules are CONTRACT §1 (Tickets) and §3 (SLA, delegated to ``SlaBook``):
 * ``new`` -> ``open`` on the first public reply; an inbound contact on ``pending`` makes it
   ``open``; on ``solved`` it reopens within ``reopen_within`` of the solve, else opens the next
   ticket; an agent ``open``/``pending`` on a solved ticket reopens it without a response cycle;
-* each change of assignee from one agent to another is a handoff.
+* each change of assignee from one agent to another is a handoff;
+* CONTRACT §7: a ticket with a first_response target gets a promise when it opens
+  (``ticket.acknowledged``, ``processors.promises``), kept or broken by its first public reply
+  or by a timer at ``promised_by``; a spike of one contact reason opens an incident the
+  tickets join, closed by a timer (``processors.incidents``). The SLA, promise and incident
+  timers fire together in one instant order (``advance``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from processors.assignment import Assigner, AssignerState
 from processors.classify import Classifier
 from processors.identity import CustomerDirectory, Profile, Resolved
 from processors.ids import Pseudonymizer, event_id
+from processors.incidents import Incident, IncidentBook
 from processors.model import (
     AgentAction,
     Contact,
@@ -48,8 +54,9 @@ from processors.model import (
     TicketState,
 )
 from processors.pii import Masker
+from processors.promises import PromiseBook
 from processors.rules import Rules
-from processors.sla import SlaOutput
+from processors.sla import FIRST_RESPONSE, SlaOutput
 from processors.slabook import SlaBook
 from processors.threads import ThreadIndex
 
@@ -85,6 +92,11 @@ class Ticket:
     updated_at: Millis = 0
     seq: int = 0
     version: int = 0
+    promised_by: Millis | None = None
+    promise_estimate_ms: int | None = None
+    promise_basis: str = ""
+    promise_outcome: str = ""
+    incident_id: str = ""
 
     def snapshot(self) -> TicketState:
         return TicketState(
@@ -112,6 +124,13 @@ class Ticket:
             first_reply_at=self.first_reply_at,
             updated_at=self.updated_at,
             version=self.version,
+            promised_by=self.promised_by,
+            promise_estimate_seconds=(
+                None if self.promise_estimate_ms is None else self.promise_estimate_ms / 1000
+            ),
+            promise_basis=self.promise_basis,
+            promise_outcome=self.promise_outcome,
+            incident_id=self.incident_id,
         )
 
 
@@ -121,7 +140,10 @@ class DeskStores:
 
     ``latest`` maps a conversation to its latest ticket id; ``seen`` holds the channel message
     ids already received (a redelivered webhook must not become a second contact);
-    ``customer_seq`` numbers each customer's events.
+    ``customer_seq`` numbers each customer's events. CONTRACT §7: ``promise_history`` holds
+    the latest fulfilled first responses per channel and policy, ``promises`` the pending
+    promises (ticket -> promised_by), ``incidents`` each category's counter and open incident,
+    ``incident_openings`` the recent openings per category (``processors.incidents``).
     """
 
     tickets: MutableMapping[str, Ticket] = field(default_factory=dict)
@@ -131,6 +153,10 @@ class DeskStores:
     identities: MutableMapping[str, str] = field(default_factory=dict)
     message_ids: MutableMapping[str, str] = field(default_factory=dict)
     customer_seq: MutableMapping[str, int] = field(default_factory=dict)
+    promise_history: MutableMapping[str, Any] = field(default_factory=dict)
+    promises: MutableMapping[str, Any] = field(default_factory=dict)
+    incidents: MutableMapping[str, Any] = field(default_factory=dict)
+    incident_openings: MutableMapping[str, Any] = field(default_factory=dict)
 
 
 class _Step:
@@ -176,6 +202,10 @@ class Desk:
         self.customers = CustomerDirectory(pseudo, self.stores.profiles, self.stores.identities)
         self.threads = ThreadIndex(pseudo, self.stores.message_ids)
         self.sla = sla if sla is not None else SlaBook(rules)
+        self.promises = PromiseBook(rules, self.stores.promise_history, self.stores.promises)
+        self.incidents = IncidentBook(
+            rules.incidents, self.stores.incidents, self.stores.incident_openings
+        )
         self._reporting_tz = ZoneInfo(rules.reporting_timezone)
 
     # ---------------------------------------------------------------------------------------
@@ -188,9 +218,29 @@ class Desk:
         instant are applied before timers of that instant fire, CONTRACT §3) and with
         ``inclusive=True`` when event time moves past ``now`` with no record."""
         step = _Step()
-        for ticket_id, effects in self.sla.advance(now, inclusive=inclusive):
-            ticket = self.stores.tickets[ticket_id]
-            self._sla_effects(step, ticket, effects)
+        limit = now if inclusive else now - 1
+        # SLA, promise and incident timers in one instant order; at one instant the SLA's
+        # first, then broken promises, then incidents closing.
+        while True:
+            pending = [
+                t
+                for t in (
+                    self.sla.next_timer(),
+                    self.promises.next_timer(),
+                    self.incidents.next_timer(),
+                )
+                if t is not None
+            ]
+            if not pending or min(pending) > limit:
+                break
+            instant = min(pending)
+            for ticket_id, effects in self.sla.advance(instant, inclusive=True):
+                ticket = self.stores.tickets[ticket_id]
+                self._sla_effects(step, ticket, effects)
+            for at, ticket_id in self.promises.due(instant):
+                self._promise_broken(step, self.stores.tickets[ticket_id], at)
+            for incident in self.incidents.due(instant):
+                self._incident_event(step, incident, "incident.closed")
         return step.output()
 
     # ---------------------------------------------------------------------------------------
@@ -308,6 +358,7 @@ class Desk:
             "sla_policy": ticket.sla_policy,
         }
         ticket = self._emit(step, ticket, "ticket.opened", at, {"number": number, **classification})
+        ticket = self._acknowledge(step, ticket, at)
         ticket = self._emit(step, ticket, "contact.categorized", at, classification)
         self.assignments, agent = self._assigner.assign(self.assignments, ticket.queue)
         if agent:
@@ -322,6 +373,7 @@ class Desk:
         if policy is not None:
             ticket = self._sla_effects(step, ticket, self.sla.open(ticket.ticket_id, policy, at))
         self._put(step, ticket, at=at)
+        self._incident_opening(step, step.tickets[ticket.ticket_id])
         return step.tickets[ticket.ticket_id]
 
     def _agent(self, step: _Step, action: AgentAction) -> None:
@@ -359,11 +411,14 @@ class Desk:
             "message_id": self._pseudo.h(message_id) if message_id else "",
         }
         ticket = self._emit(step, ticket, "agent.replied", at, data)
+        first = ticket.first_reply_at is None
         ticket = replace(
             ticket,
             agent_reply_count=ticket.agent_reply_count + 1,
             first_reply_at=ticket.first_reply_at if ticket.first_reply_at is not None else at,
         )
+        if first:
+            ticket = self._promise_answered(step, ticket, at)
         if ticket.status == "new":
             ticket = self._set_status(step, ticket, at, "open", by=agent_id)
         ticket = self._sla_effects(step, ticket, self.sla.public_reply(ticket.ticket_id, at))
@@ -525,9 +580,127 @@ class Desk:
     def _sla_effects(self, step: _Step, ticket: Ticket, effects: SlaOutput) -> Ticket:
         for effect in effects.events:
             ticket = self._emit(step, ticket, effect.event_type, effect.at, effect.data)
+            if (
+                effect.event_type == "sla.cycle_fulfilled"
+                and effect.data["metric"] == FIRST_RESPONSE
+            ):
+                # One more fulfilled first response for the promises of this channel/policy.
+                self.promises.first_response_fulfilled(
+                    ticket.channel,
+                    ticket.sla_policy,
+                    ticket.ticket_id,
+                    effect.at,
+                    round(effect.data["business_seconds"] * 1000),
+                )
         for cycle in effects.cycles:
             step.cycles[(cycle.ticket_id, cycle.metric, cycle.cycle)] = cycle
         return ticket
+
+    # ---------------------------------------------------------------------------------------
+    # Promises and incidents (CONTRACT §7)
+    # ---------------------------------------------------------------------------------------
+
+    def _acknowledge(self, step: _Step, ticket: Ticket, at: Millis) -> Ticket:
+        """The ticket's promise, right after ``ticket.opened``."""
+        promise = self.promises.promise(ticket.ticket_id, ticket.channel, ticket.sla_policy, at)
+        if promise is None:
+            return ticket
+        ticket = self._emit(
+            step,
+            ticket,
+            "ticket.acknowledged",
+            at,
+            {
+                "channel": ticket.channel,
+                "policy": ticket.sla_policy,
+                "promised_by": promise.promised_by,
+                "estimate_seconds": promise.estimate_ms / 1000,
+                "basis": promise.basis,
+                "samples": promise.samples,
+            },
+        )
+        return replace(
+            ticket,
+            promised_by=promise.promised_by,
+            promise_estimate_ms=promise.estimate_ms,
+            promise_basis=promise.basis,
+        )
+
+    def _promise_answered(self, step: _Step, ticket: Ticket, at: Millis) -> Ticket:
+        answered = self.promises.first_reply(ticket.ticket_id, at)
+        if answered is None:
+            return ticket
+        outcome, promised_by = answered
+        return self._promise_outcome(step, ticket, at, outcome, promised_by, replied_at=at)
+
+    def _promise_broken(self, step: _Step, ticket: Ticket, at: Millis) -> None:
+        """``promised_by`` passed without a public reply."""
+        ticket = self._promise_outcome(step, ticket, at, "broken", at, replied_at=None)
+        self._put(step, ticket, at=at)
+
+    def _promise_outcome(
+        self,
+        step: _Step,
+        ticket: Ticket,
+        at: Millis,
+        outcome: str,
+        promised_by: Millis,
+        *,
+        replied_at: Millis | None,
+    ) -> Ticket:
+        ticket = self._emit(
+            step,
+            ticket,
+            f"promise.{outcome}",
+            at,
+            {
+                "channel": ticket.channel,
+                "policy": ticket.sla_policy,
+                "promised_by": promised_by,
+                "replied_at": replied_at,
+            },
+        )
+        return replace(ticket, promise_outcome=outcome)
+
+    def _incident_opening(self, step: _Step, ticket: Ticket) -> None:
+        """Detection at an opening: the ticket may open an incident (with the tickets of the
+        window) or join the open one."""
+        found = self.incidents.opening(
+            ticket.category, ticket.opened_at, ticket.customer_id, ticket.ticket_id
+        )
+        incident = found.incident
+        if incident is None:
+            return
+        if found.opened:
+            incident = self._incident_event(step, incident, "incident.opened")
+            for other_id in found.earlier:
+                self._join(step, self.stores.tickets[other_id], incident, ticket.opened_at)
+        self._join(step, self.stores.tickets[ticket.ticket_id], incident, ticket.opened_at)
+
+    def _join(self, step: _Step, ticket: Ticket, incident: Incident, at: Millis) -> None:
+        if ticket.incident_id:
+            return  # a ticket belongs to the first incident it joined
+        ticket = self._emit(step, ticket, "incident.joined", at, incident.data())
+        self._put(step, replace(ticket, incident_id=incident.incident_id), at=at)
+
+    def _incident_event(self, step: _Step, incident: Incident, event_type: str) -> Incident:
+        """An incident-level event (``incident.opened``, ``incident.closed``): numbered by
+        the incident and belonging to no ticket (its tickets carry ``incident.joined``)."""
+        if event_type == "incident.opened":
+            incident = self.incidents.bump_seq(incident)
+        at = incident.closed_at if incident.closed_at is not None else incident.opened_at
+        step.events.append(
+            DomainEvent(
+                event_id=event_id(f"incident:{incident.incident_id}", incident.seq),
+                event_type=event_type,
+                at=at,
+                ticket_id="",
+                conversation_id="",
+                customer_id="",
+                data=incident.data(),
+            )
+        )
+        return incident
 
     def _put(self, step: _Step, ticket: Ticket, *, at: Millis = 0, changed: bool = True) -> None:
         """Store the ticket; a change bumps its version and queues one snapshot for this step."""

@@ -134,6 +134,62 @@ EVENT_TYPES: Final[dict[str, tuple[FieldSpec, ...]]] = {
         ("due_at", "timestamp"),
         ("business_seconds", "double"),
     ),
+    # CONTRACT §7 Honest promises: the ticket's first-response promise, right after
+    # ticket.opened; published on `acknowledgements` too (keyed by conversation).
+    "ticket.acknowledged": (
+        ("channel", "string"),
+        ("policy", "string"),
+        ("promised_by", "timestamp"),
+        ("estimate_seconds", "double"),
+        ("basis", "string"),  # history | target
+        ("samples", "int"),  # fulfilled first responses the estimate could use
+    ),
+    # The first public reply came at or before promised_by.
+    "promise.kept": (
+        ("channel", "string"),
+        ("policy", "string"),
+        ("promised_by", "timestamp"),
+        ("replied_at", "timestamp?"),
+    ),
+    # The first public reply came later, or promised_by passed without one (replied_at null).
+    "promise.broken": (
+        ("channel", "string"),
+        ("policy", "string"),
+        ("promised_by", "timestamp"),
+        ("replied_at", "timestamp?"),
+    ),
+    # CONTRACT §7 Incidents. Every incident event carries the incident after the change;
+    # opened and closed belong to no ticket, joined to the ticket that joined it.
+    "incident.opened": (
+        ("incident_id", "string"),
+        ("category", "string"),
+        ("opened_at", "timestamp"),
+        ("closed_at", "timestamp?"),
+        ("tickets", "int"),
+        ("customers", "int"),
+        ("baseline", "double"),
+        ("version", "int"),
+    ),
+    "incident.joined": (
+        ("incident_id", "string"),
+        ("category", "string"),
+        ("opened_at", "timestamp"),
+        ("closed_at", "timestamp?"),
+        ("tickets", "int"),
+        ("customers", "int"),
+        ("baseline", "double"),
+        ("version", "int"),
+    ),
+    "incident.closed": (
+        ("incident_id", "string"),
+        ("category", "string"),
+        ("opened_at", "timestamp"),
+        ("closed_at", "timestamp?"),
+        ("tickets", "int"),
+        ("customers", "int"),
+        ("baseline", "double"),
+        ("version", "int"),
+    ),
 }
 
 DEAD_LETTER_FIELDS: Final[tuple[FieldSpec, ...]] = (

@@ -238,6 +238,13 @@ class TicketState:
     first_reply_at: Millis | None
     updated_at: Millis
     version: int
+    # CONTRACT §7: the first-response promise (None / "" without one) and the incident the
+    # ticket belongs to ("" if none).
+    promised_by: Millis | None = None
+    promise_estimate_seconds: float | None = None
+    promise_basis: str = ""  # history | target
+    promise_outcome: str = ""  # kept | broken; "" while pending or without a promise
+    incident_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

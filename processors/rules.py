@@ -44,8 +44,10 @@ __all__ = [
     "CalendarSpec",
     "CategoryRule",
     "Condition",
+    "IncidentsSpec",
     "KindRule",
     "PriorityRule",
+    "PromisesSpec",
     "QueueRule",
     "Rules",
     "RulesError",
@@ -188,6 +190,29 @@ class SlaPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class PromisesSpec:
+    """``promises`` (CONTRACT §7, Honest promises): the estimate is the nearest-rank
+    ``percentile`` of the latest ``window`` fulfilled first responses of a ticket's channel and
+    policy, or the policy's first_response target while fewer than ``min_samples`` exist."""
+
+    percentile: float = 80
+    window: int = 100
+    min_samples: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentsSpec:
+    """``incidents`` (CONTRACT §7, Incidents): a category opens an incident when at least
+    ``min_customers`` distinct customers, and at least ``factor`` times the ``baseline``
+    rate, opened tickets of it within ``window``. Durations in milliseconds."""
+
+    window_ms: int = 3_600_000
+    min_customers: int = 5
+    factor: float = 3
+    baseline_ms: int = 7 * 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     """The whole rules file, validated. Entries keep the file's order; dicts are not to be
     mutated (the dataclass is frozen, its dicts are shared read-only)."""
@@ -205,6 +230,8 @@ class Rules:
     agents: tuple[AgentSpec, ...]
     assignment: AssignmentMode
     sla_policies: tuple[SlaPolicy, ...]
+    promises: PromisesSpec | None = None
+    incidents: IncidentsSpec | None = None
 
     @property
     def priority_names(self) -> tuple[str, ...]:
@@ -379,6 +406,8 @@ _TOP_KEYS: Final = (
     "agents",
     "assignment",
     "sla_policies",
+    "promises",
+    "incidents",
 )
 
 # What each kind of `when` may use: only what classification decides before it (CONTRACT §1).
@@ -447,6 +476,8 @@ def _build(data: Any) -> Rules:
         agents=agents,
         assignment=assignment,
         sla_policies=sla_policies,
+        promises=_promises(top.get("promises")),
+        incidents=_incidents(top.get("incidents")),
     )
 
 
@@ -751,6 +782,65 @@ def _policies(
             warn_at = _fraction(entry["warn_at"], f"{path}.warn_at")
         policies.append(SlaPolicy(name, when, calendar, targets, warn_at))
     return tuple(policies)
+
+
+def _promises(value: Any) -> PromisesSpec | None:
+    if value is None:
+        return None
+    entry = _mapping(value, "promises")
+    _only_keys(entry, "promises", ("percentile", "window", "min_samples"))
+    spec = PromisesSpec()
+    percentile = spec.percentile
+    if entry.get("percentile") is not None:
+        percentile = entry["percentile"]
+        if (
+            isinstance(percentile, bool)
+            or not isinstance(percentile, int | float)
+            or not 1 <= percentile <= 100
+        ):
+            raise _Invalid(
+                "promises.percentile",
+                f"must be a number from 1 to 100 (e.g. 80), got {_show(percentile)}",
+            )
+    window = spec.window
+    if entry.get("window") is not None:
+        window = _positive_int(entry["window"], "promises.window")
+    min_samples = spec.min_samples
+    if entry.get("min_samples") is not None:
+        min_samples = _positive_int(entry["min_samples"], "promises.min_samples")
+    if min_samples > window:
+        raise _Invalid(
+            "promises.min_samples",
+            f"{min_samples} is more than the window ({window}): the estimate would never "
+            "leave the fallback to the target",
+        )
+    return PromisesSpec(float(percentile), window, min_samples)
+
+
+def _incidents(value: Any) -> IncidentsSpec | None:
+    if value is None:
+        return None
+    entry = _mapping(value, "incidents")
+    _only_keys(entry, "incidents", ("window", "min_customers", "factor", "baseline"))
+    spec = IncidentsSpec()
+    window_ms = spec.window_ms
+    if entry.get("window") is not None:
+        window_ms = _duration(entry["window"], "incidents.window")
+    min_customers = spec.min_customers
+    if entry.get("min_customers") is not None:
+        min_customers = _positive_int(entry["min_customers"], "incidents.min_customers")
+    factor = spec.factor
+    if entry.get("factor") is not None:
+        factor = entry["factor"]
+        if isinstance(factor, bool) or not isinstance(factor, int | float) or factor < 0:
+            raise _Invalid(
+                "incidents.factor",
+                f"must be a number of at least 0 (e.g. 3), got {_show(factor)}",
+            )
+    baseline_ms = spec.baseline_ms
+    if entry.get("baseline") is not None:
+        baseline_ms = _duration(entry["baseline"], "incidents.baseline")
+    return IncidentsSpec(window_ms, min_customers, float(factor), baseline_ms)
 
 
 def _targets(value: Any, path: str) -> dict[str, int]:

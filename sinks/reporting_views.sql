@@ -72,3 +72,22 @@ FROM
     WHERE event_type = 'survey.answered' AND JSONExtractString(data, 'kind') = 'nps'
 )
 GROUP BY quarter;
+
+-- First-response promises (CONTRACT §7) per reporting day the ticket opened, channel and
+-- policy: kept = first public reply at or before promised_by, broken = later or none by then,
+-- pending = neither yet. The median is exact (the mean of the two middle values for an even
+-- count).
+CREATE {or_replace} VIEW {if_not_exists} supportstream.promises_daily AS
+SELECT
+    toDate(opened_at, '{reporting_timezone}') AS day,
+    channel,
+    sla_policy AS policy,
+    count() AS promises,
+    countIf(promise_outcome = 'kept') AS kept,
+    countIf(promise_outcome = 'broken') AS broken,
+    countIf(promise_outcome = '') AS pending,
+    quantileExactInclusive(0.5)(promise_estimate_seconds) AS median_estimate_seconds,
+    if(kept + broken = 0, NULL, kept / (kept + broken)) AS kept_share
+FROM supportstream.tickets FINAL
+WHERE promised_by IS NOT NULL
+GROUP BY day, channel, policy;

@@ -143,6 +143,11 @@ _TICKETS: _Table[TicketState] = _Table(
         "first_reply_at",
         "updated_at",
         "version",
+        "promised_by",
+        "promise_estimate_seconds",
+        "promise_basis",
+        "promise_outcome",
+        "incident_id",
     ),
     key=lambda t: t.ticket_id,
     version=lambda t: t.version,
@@ -171,6 +176,11 @@ _TICKETS: _Table[TicketState] = _Table(
         _maybe_instant(t.first_reply_at),
         instant(t.updated_at),
         t.version,
+        _maybe_instant(t.promised_by),
+        t.promise_estimate_seconds,
+        t.promise_basis,
+        t.promise_outcome,
+        t.incident_id,
     ),
 )
 

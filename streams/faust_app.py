@@ -205,7 +205,13 @@ def build_app(config: WorkerConfig) -> faust.App:
 
     outputs = {
         name: raw_topic(config.topic(name), partitions=_partitions(name, settings))
-        for name in ("domain-events", "ticket-state", "sla-state", "dead-letters")
+        for name in (
+            "domain-events",
+            "ticket-state",
+            "sla-state",
+            "dead-letters",
+            "acknowledgements",
+        )
     }
     raw = raw_topic(raw_name, partitions=settings.partitions)
     desk_input = raw_topic(input_name, partitions=DESK_PARTITIONS)

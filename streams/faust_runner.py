@@ -237,6 +237,10 @@ DESK_STORES: tuple[str, ...] = (
     "identities",
     "message_ids",
     "customer_seq",
+    "promise_history",
+    "promises",
+    "incidents",
+    "incident_openings",
     "sla",
     "assigner",
     "progress",
@@ -415,6 +419,10 @@ class PartitionDesk:
             "identities": TEXT,
             "message_ids": TEXT,
             "customer_seq": NUMBER,
+            "promise_history": JSON,
+            "promises": NUMBER,
+            "incidents": JSON,
+            "incident_openings": JSON,
             "sla": sla_codec(rules),
             "assigner": ASSIGNER,
             "progress": NUMBER,
@@ -434,6 +442,10 @@ class PartitionDesk:
             identities=s["identities"],
             message_ids=s["message_ids"],
             customer_seq=s["customer_seq"],
+            promise_history=s["promise_history"],
+            promises=s["promises"],
+            incidents=s["incidents"],
+            incident_openings=s["incident_openings"],
         )
         # The SlaBook rebuilds its timer queue from the stored states: after a restart or a
         # rebalance the due index of this partition is exactly what the changelog recovered.
@@ -548,7 +560,12 @@ def output_messages(output: Output) -> Iterable[tuple[str, bytes, bytes]]:
     ticket/metric/cycle, dead letters by source."""
     for event in output.events:
         key = event.ticket_id or f"customer:{event.customer_id}"
+        if event.event_type.startswith("incident."):
+            key = event.ticket_id or f"incident:{event.data['incident_id']}"
         yield "domain-events", key.encode(), CODEC.encode_event(event)
+        if event.event_type == "ticket.acknowledged":
+            # For the gateway that sends the auto-reply (CONTRACT §7, docs/PROMISES.md).
+            yield "acknowledgements", event.conversation_id.encode(), CODEC.encode_event(event)
     for ticket in output.tickets:
         yield "ticket-state", ticket.ticket_id.encode(), CODEC.encode_ticket(ticket)
     for cycle in output.cycles:

@@ -33,6 +33,17 @@ The §6 names, types and labels are fixed (alert rules and dashboards rely on th
   minus that record's event time, never below 0 (a producer's clock running ahead is not lag).
   It is not updated while nothing arrives.
 
+* CONTRACT §7 (docs/PROMISES.md, docs/INCIDENTS.md):
+  ``supportstream_first_response_estimate_seconds{channel,policy}`` is the estimate of the
+  latest promise made for that channel and policy (set by ``ticket.acknowledged``), i.e. what
+  the next promise would use unless first responses were fulfilled since;
+  ``supportstream_promises_total{channel,outcome}`` counts ``promise.kept`` /
+  ``promise.broken`` (series created at 0 for every channel and outcome);
+  ``supportstream_incidents_open{category}`` is 1 while the category has an incident open
+  (set by ``incident.opened`` and ``incident.joined``, cleared by ``incident.closed``: a
+  restarted worker shows an open incident again at its next ticket);
+  ``supportstream_incidents_opened_total{category}`` counts ``incident.opened``.
+
 Beyond §6 (labels may be added, names too): ``supportstream_sink_failures_total{table}`` and
 ``supportstream_sink_last_success_timestamp_seconds`` for the "sink failing" alerts.
 """
@@ -267,10 +278,36 @@ class PipelineMetrics:
             "Unix time of the last successful flush of the projection writer.",
             registry=registry,
         )
+        self.first_response_estimate = Gauge(
+            "supportstream_first_response_estimate_seconds",
+            "The first-response estimate of the latest promise, by channel and policy.",
+            ["channel", "policy"],
+            registry=registry,
+        )
+        self.promises = Counter(
+            "supportstream_promises_total",
+            "First-response promises kept or broken, by channel and outcome.",
+            ["channel", "outcome"],
+            registry=registry,
+        )
+        self.incidents_open = Gauge(
+            "supportstream_incidents_open",
+            "Incidents open (0 or 1), by category.",
+            ["category"],
+            registry=registry,
+        )
+        self.incidents_opened = Counter(
+            "supportstream_incidents_opened_total",
+            "Incidents opened, by category.",
+            ["category"],
+            registry=registry,
+        )
         # Series that alerts take increase() of exist from the start at 0, so that their first
         # increment is an increase (see the module docstring).
         for channel in CHANNELS:
             self.contacts.labels(channel)
+            for outcome in ("kept", "broken"):
+                self.promises.labels(channel, outcome)
         for table in TABLES:
             self.sink_rows.labels(table)
             self.sink_failures.labels(table)
@@ -324,6 +361,25 @@ class PipelineMetrics:
                 seconds = data.get("business_seconds")
                 if isinstance(seconds, int | float):
                     self.fulfilment.labels(metric, policy).observe(float(seconds))
+        elif kind.startswith(("ticket.acknowledged", "promise.", "incident.")):
+            self._observe_service_event(event)
+
+    def _observe_service_event(self, event: DomainEvent) -> None:
+        """Promises and incidents (CONTRACT §7)."""
+        kind, data = event.event_type, event.data
+        if kind == "ticket.acknowledged":
+            channel, policy = str(data.get("channel", UNKNOWN)), str(data.get("policy", UNKNOWN))
+            seconds = data.get("estimate_seconds")
+            if isinstance(seconds, int | float):
+                self.first_response_estimate.labels(channel, policy).set(float(seconds))
+        elif kind in ("promise.kept", "promise.broken"):
+            outcome = kind.removeprefix("promise.")
+            self.promises.labels(str(data.get("channel", UNKNOWN)), outcome).inc()
+        elif kind in ("incident.opened", "incident.joined", "incident.closed"):
+            category = str(data.get("category", UNKNOWN))
+            self.incidents_open.labels(category).set(0 if kind == "incident.closed" else 1)
+            if kind == "incident.opened":
+                self.incidents_opened.labels(category).inc()
 
     def _observe_cycle(self, cycle: CycleState) -> None:
         key = (cycle.ticket_id, cycle.metric, cycle.cycle)

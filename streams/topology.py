@@ -55,6 +55,10 @@ TOPICS: tuple[Topic, ...] = (
     Topic("ticket-state", "ticket id", "TicketState", None, -1, compacted=True),
     Topic("sla-state", "ticket id/metric/cycle", "CycleState", None, -1, compacted=True),
     Topic("dead-letters", "source", "DeadLetter", 1, 90 * DAY_MS),
+    # Every ticket.acknowledged (the promise, CONTRACT §7), keyed by conversation, for the
+    # gateway that sends the auto-reply (docs/PROMISES.md). A day of them is plenty: an
+    # acknowledgement not sent within a day is not worth sending.
+    Topic("acknowledgements", "conversation id", "TicketAcknowledged", None, DAY_MS),
 )
 
 STAGES: tuple[Stage, ...] = (
@@ -71,7 +75,13 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="desk",
         consumes="desk-input",
-        produces=("domain-events", "ticket-state", "sla-state", "dead-letters"),
+        produces=(
+            "domain-events",
+            "ticket-state",
+            "sla-state",
+            "dead-letters",
+            "acknowledgements",
+        ),
         keyed_by="one event-time order (at, then publisher sequence, then raw partition)",
         state=(
             "tickets",
@@ -80,13 +90,18 @@ STAGES: tuple[Stage, ...] = (
             "profiles",
             "identities",
             "message_ids",
+            "promise_history",
+            "promises",
+            "incidents",
+            "incident_openings",
             "sla",
             "assigner",
             "merge buffer",
         ),
         doc="Merges the parsed partitions into replay's order, then threading, identity, "
-        "ticket lifecycle, classification, routing, assignment and SLA timers; emits every "
-        "change as an event and a state snapshot.",
+        "ticket lifecycle, classification, routing, assignment, SLA timers, promises and "
+        "incidents; emits every change as an event and a state snapshot, and each promise on "
+        "acknowledgements.",
     ),
     Stage(
         name="sink",

@@ -7,8 +7,11 @@ from sinks.migrate import load_migrations, migrate, pending_changes, split_state
 
 
 def test_migrations_are_numbered_in_order() -> None:
+    # Numbers are handed out ahead of the work (several branches land in parallel), so a
+    # number may stay free for a while; they only have to be unique, ascending, from 1.
     versions = [m.version for m in load_migrations()]
-    assert versions == sorted(versions) == list(range(1, len(versions) + 1))
+    assert versions[0] == 1
+    assert versions == sorted(set(versions))
 
 
 def test_statements_split_on_semicolons_outside_quotes_and_comments() -> None:
