@@ -1540,18 +1540,32 @@ class _Engine:
             reason = "other"
         return reason, kind
 
-    def open_ticket(self, at: datetime, cust: _Customer | None = None) -> None:
+    def open_ticket(
+        self,
+        at: datetime,
+        cust: _Customer | None = None,
+        *,
+        outage_on: Sequence[str] = (),
+    ) -> None:
         """Starts one story at ``at``: a contact opening a ticket and everything that follows.
         A conversation still busy with an earlier story is not reused; after a few tries the
-        story falls back to a new e-mail thread."""
+        story falls back to a new e-mail thread. ``outage_on`` makes it a story of an outage
+        (a spike, see ``outage_spike``) told by ``cust`` on one of those channels."""
         rng = self.rng
-        reason, kind = self.pick_reason()
-        channel = rng.choices(self._channels, self._channel_weights)[0]
+        if outage_on:
+            reason, kind = "outage", "complaint" if rng.random() < 0.2 else "question"
+            channel = self.pick(outage_on)
+        else:
+            reason, kind = self.pick_reason()
+            channel = rng.choices(self._channels, self._channel_weights)[0]
         if channel == "vk_wall" and rng.random() < 0.3:  # comments under a promo post
             reason, kind = "other", "complaint" if rng.random() < 0.5 else "question"
         th: _Thread | None = None
         for attempt in range(12):
-            if cust is not None and attempt < 3:  # a planned story: this customer, any channel
+            if cust is not None and outage_on:  # the spike: this customer, an outage channel
+                who = cust
+                channel = channel if attempt == 0 else self.pick(outage_on)
+            elif cust is not None and attempt < 3:  # a planned story: this customer, any channel
                 who = cust
                 channel = who.preferred if attempt == 0 else self.pick(self._channels)
             else:
@@ -1562,7 +1576,7 @@ class _Engine:
             if th is not None:
                 break
         if th is None:
-            th = self.thread("email", self.customer(), at, reason)
+            th = self.thread("email", cust if outage_on and cust else self.customer(), at, reason)
             assert th is not None  # a new e-mail thread is never busy
         if th.channel == "phone":
             self.phone_story(th, at, reason, kind)
@@ -2028,7 +2042,33 @@ def generate_week(
         at = at.replace(microsecond=0)
         engine.malformed(kind, at)
 
-    return _finish(engine, len(story_plan))
+    # Drawn last, so the rest of the week is the same with or without it.
+    spike = outage_spike(engine, start, days) if tickets >= SPIKE_MIN_TICKETS else 0
+    return _finish(engine, len(story_plan) + spike)
+
+
+SPIKE_MIN_TICKETS = 40
+"""Weeks of at least this many stories carry an outage spike."""
+SPIKE_STORIES = 8
+SPIKE_CHANNELS = ("chat", "telegram", "email", "whatsapp")
+"""Where customers tell of an outage in the spike (channels on which the demo rules file
+``outage``; a call or a form about it would be ``bug`` or ``other``)."""
+
+
+def outage_spike(engine: _Engine, start: datetime, days: int) -> int:
+    """The site goes down one weekday late morning: ``SPIKE_STORIES`` different customers
+    write about it within 40 minutes, which opens an incident under the demo rules
+    (``incidents``: 5 customers within an hour, CONTRACT §7). Returns the stories planned."""
+    rng = engine.rng
+    local_start = start.astimezone(MSK)
+    day = min(2, days - 1)  # the third day of the week (a Wednesday for a Monday start)
+    at = (local_start + timedelta(days=day)).replace(hour=11, minute=5, second=0, microsecond=0)
+    at += timedelta(seconds=rng.randrange(600))
+    people = rng.sample(engine.customers, min(SPIKE_STORIES, len(engine.customers)))
+    for who in people:
+        at += timedelta(seconds=rng.randrange(60, 300))
+        engine.open_ticket(at, who, outage_on=SPIKE_CHANNELS)
+    return len(people)
 
 
 def _finish(engine: _Engine, planned: int) -> GeneratedTraffic:

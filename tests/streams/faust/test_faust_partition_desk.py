@@ -203,6 +203,30 @@ def test_partition_desk_matches_the_local_runner(
     assert got_cycles == want_cycles
     assert got_events == want_events
 
+    # CONTRACT §7 through the workers: the week's promises (kept and broken, some by their
+    # timer) and its outage spike's incident (opened, joined, closed by its timer) are there,
+    # the same as replay's, and every acknowledgement is also published keyed by conversation.
+    types = {line.split()[1] for line in want_events}
+    assert {
+        "ticket.acknowledged",
+        "promise.kept",
+        "promise.broken",
+        "incident.opened",
+        "incident.joined",
+        "incident.closed",
+    } <= types
+    assert sum(1 for t in want_tickets.values() if t.incident_id == "outage#1") >= 5
+    acknowledged = [
+        e for o in _outputs(got) for e in o.events if e.event_type == "ticket.acknowledged"
+    ]
+    published = [
+        (key.decode(), CODEC.decode_event(value))
+        for topic, key, value in got
+        if topic == "acknowledgements"
+    ]
+    assert published == [(e.conversation_id, e) for e in acknowledged]
+    assert len({e.ticket_id for _, e in published}) == len(want_tickets)
+
 
 def test_an_input_cut_short_by_a_crash_is_undone_and_applied_once(tmp_path: Path) -> None:
     rules, pseudo, records, until = _week(tmp_path)
