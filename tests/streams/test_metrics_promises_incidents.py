@@ -1,0 +1,125 @@
+"""The §6 metrics of promises and incidents (CONTRACT §7), fed by what the real processors emit
+through a LocalRunner: names, types and labels as the contract fixes them, and values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from processors.ids import Pseudonymizer
+from processors.model import RawRecord
+from processors.rules import rules_from_mapping
+from streams.local import LocalRunner
+from streams.metrics import PipelineMetrics
+
+CONTRACT = {
+    "supportstream_first_response_estimate_seconds": ("gauge", {"channel", "policy"}),
+    "supportstream_promises_total": ("counter", {"channel", "outcome"}),
+    "supportstream_incidents_open": ("gauge", {"category"}),
+    "supportstream_incidents_opened_total": ("counter", {"category"}),
+}
+
+T0 = 1_772_442_000_000  # 2026-03-02T09:00:00Z
+MIN = 60_000
+ALWAYS = {day: ["00:00-24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+RULES = rules_from_mapping(
+    {
+        "version": 1,
+        "calendars": {"always": {"timezone": "UTC", "week": ALWAYS}},
+        "categories": [{"name": "outage", "keywords": ["down"]}],
+        "queues": [{"name": "general", "default": True}],
+        "sla_policies": [
+            {"name": "fast", "calendar": "always", "targets": {"first_response": "10m"}}
+        ],
+        "promises": {"percentile": 100, "window": 5, "min_samples": 1},
+        "incidents": {"window": "30m", "min_customers": 2, "factor": 1, "baseline": "1d"},
+    },
+    "test-rules",
+)
+
+
+class _Discard:
+    def __init__(self) -> None:
+        self.rows_written: dict[str, int] = {}
+
+    def add_output(self, output: Any) -> None:
+        pass
+
+    def flush(self) -> int:
+        return 0
+
+
+def _record(at: int, source: str, payload: Any, n: int) -> RawRecord:
+    text = json.dumps({"at": at, "source": source, "payload": payload})
+    return RawRecord(at=at, source=source, payload=payload, ref=f"t:{n}", text=text)
+
+
+def _chat(at: int, session: str, text: str, n: int) -> RawRecord:
+    payload = {"session_id": session, "message_id": "m", "visitor": {"id": f"v-{session}"}}
+    return _record(at, "chat", {**payload, "text": text}, n)
+
+
+def _reply(at: int, session: str, n: int) -> RawRecord:
+    payload = {"type": "reply", "conversation_id": f"chat:{session}", "agent_id": "ann"}
+    return _record(at, "agent", payload, n)
+
+
+def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    found = registry.get_sample_value(name, labels)
+    return 0.0 if found is None else found
+
+
+def _run(until: int) -> CollectorRegistry:
+    """s-1 answered after 4 min (kept; the estimate becomes 240 s), s-2 never answered (broken
+    at T0+11m, the target), s-3 and s-4 report an outage 5 minutes apart (an incident, closed
+    30 minutes after s-4 opened), neither answered within its 240 s."""
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    runner = LocalRunner(
+        RULES,
+        Pseudonymizer.from_text("k"),
+        _Discard(),
+        on_output=metrics.observe_output,  # type: ignore[arg-type]
+    )
+    runner.feed(_chat(T0, "s-1", "hello", 1))
+    runner.feed(_chat(T0 + MIN, "s-2", "hello", 2))
+    runner.feed(_reply(T0 + 4 * MIN, "s-1", 3))
+    runner.feed(_chat(T0 + 20 * MIN, "s-3", "site down", 4))
+    runner.feed(_chat(T0 + 25 * MIN, "s-4", "down here too", 5))
+    runner.finish(until)
+    return registry
+
+
+def test_the_contract_metrics_exist_with_their_types_and_labels() -> None:
+    registry = _run(T0 + 30 * MIN)
+    families = {
+        f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    for name, (kind, labels) in CONTRACT.items():
+        base = name.removesuffix("_total") if kind == "counter" else name
+        family = families[base]
+        assert family.type == kind, name
+        samples = [s for s in family.samples if s.name == name]
+        assert samples, name
+        for sample in samples:
+            assert labels <= set(sample.labels), (name, sample.labels)
+
+
+def test_values_while_the_incident_is_open_and_after_it_closed() -> None:
+    registry = _run(T0 + 30 * MIN)
+    assert _value(registry, "supportstream_promises_total", channel="chat", outcome="kept") == 1
+    # s-2 at T0+11m (the target), s-3 and s-4 at 240 s after their opening, unanswered.
+    assert _value(registry, "supportstream_promises_total", channel="chat", outcome="broken") == 3
+    assert _value(registry, "supportstream_promises_total", channel="email", outcome="kept") == 0
+    # The latest promise (s-4's) used the history: the 100th percentile of [240 s].
+    estimate = {"channel": "chat", "policy": "fast"}
+    assert _value(registry, "supportstream_first_response_estimate_seconds", **estimate) == 240
+    assert _value(registry, "supportstream_incidents_open", category="outage") == 1
+    assert _value(registry, "supportstream_incidents_opened_total", category="outage") == 1
+
+    closed = _run(T0 + 55 * MIN)  # s-4 opened at T0+25m; the incident closes at T0+55m
+    assert _value(closed, "supportstream_incidents_open", category="outage") == 0
+    assert _value(closed, "supportstream_incidents_opened_total", category="outage") == 1
