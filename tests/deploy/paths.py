@@ -21,6 +21,10 @@ CONTRACT_METRICS = {
     "supportstream_dead_letters_total",
     "supportstream_sink_rows_total",
     "supportstream_event_lag_seconds",
+    "supportstream_first_response_estimate_seconds",
+    "supportstream_promises_total",
+    "supportstream_incidents_open",
+    "supportstream_incidents_opened_total",
 }
 """CONTRACT §6, restated: the names alert rules and dashboards may rely on."""
 

@@ -71,6 +71,8 @@ def test_the_contract_minimum_of_alerts_is_there() -> None:
         "SupportstreamPipelineLag",
         "SupportstreamDeadLettersRising",
         "SupportstreamSinkFailing",
+        "SupportstreamPromisesBroken",
+        "SupportstreamIncidentOpen",
     } <= names
 
 
