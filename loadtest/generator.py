@@ -2058,7 +2058,7 @@ SPIKE_CHANNELS = ("chat", "telegram", "email", "whatsapp")
 def outage_spike(engine: _Engine, start: datetime, days: int) -> int:
     """The site goes down one weekday late morning: ``SPIKE_STORIES`` different customers
     write about it within 40 minutes, which opens an incident under the demo rules
-    (``incidents``: 5 customers within an hour, CONTRACT §7). Returns the stories planned."""
+    (``incidents``: 6 customers within an hour, CONTRACT §7). Returns the stories planned."""
     rng = engine.rng
     local_start = start.astimezone(MSK)
     day = min(2, days - 1)  # the third day of the week (a Wednesday for a Monday start)

@@ -236,6 +236,18 @@ REPORT_QUERIES: tuple[tuple[str, str], ...] = (
         "nullIf(sum(promoters) + sum(passives) + sum(detractors), 0), 1) FROM nps_daily) AS nps",
     ),
     (
+        "Promises kept per channel",
+        "SELECT channel, sum(promises) AS promised, sum(kept) AS kept_n, sum(broken) AS broken_n, "
+        "sum(pending) AS pending_n, "
+        "round(100 * kept_n / nullIf(kept_n + broken_n, 0), 1) AS kept_pct "
+        "FROM promises_daily GROUP BY channel ORDER BY channel",
+    ),
+    (
+        "Incidents",
+        "SELECT incident_id, category, opened_at, closed_at, tickets, customers, "
+        "round(baseline, 2) AS baseline FROM incidents FINAL ORDER BY opened_at, incident_id",
+    ),
+    (
         "Dead letters",
         "SELECT source, reason, count() AS records FROM dead_letters FINAL "
         "GROUP BY source, reason ORDER BY records DESC, source, reason",
