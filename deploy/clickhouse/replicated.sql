@@ -120,6 +120,35 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/supportstream/
 ORDER BY dead_letter_id
 SETTINGS replicated_deduplication_window = 10000;
 
+-- Incidents (CONTRACT §7, migration 0005): filled by the materialized view that 0005 creates on
+-- every node over supportstream.events (the Distributed table the writer inserts into, so the
+-- view runs where the insert arrives and writes through supportstream.incidents to the shards).
+CREATE TABLE IF NOT EXISTS supportstream.incidents_local ON CLUSTER '{cluster}'
+(
+    incident_id String,
+    category    LowCardinality(String),
+    opened_at   DateTime64(3, 'UTC'),
+    closed_at   Nullable(DateTime64(3, 'UTC')),
+    tickets     UInt32,
+    customers   UInt32,
+    baseline    Float64,
+    version     UInt64,
+    updated_at  DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/supportstream/{table}', '{replica}', version)
+ORDER BY incident_id
+SETTINGS replicated_deduplication_window = 10000;
+
+-- The ticket columns 0005 adds (promises and incidents, CONTRACT §4/§7): on the `_local` tables
+-- here; `supportstream migrate` adds them to the Distributed `tickets` of each node. Re-apply this
+-- file before migrating when upgrading a cluster (every statement is idempotent).
+ALTER TABLE supportstream.tickets_local ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS promised_by Nullable(DateTime64(3, 'UTC')),
+    ADD COLUMN IF NOT EXISTS promise_estimate_seconds Nullable(Float64),
+    ADD COLUMN IF NOT EXISTS promise_basis LowCardinality(String) DEFAULT '',
+    ADD COLUMN IF NOT EXISTS promise_outcome LowCardinality(String) DEFAULT '',
+    ADD COLUMN IF NOT EXISTS incident_id String DEFAULT '';
+
 -- Distributed tables under the names the writer and the views use.
 
 CREATE TABLE IF NOT EXISTS supportstream.events ON CLUSTER '{cluster}'
@@ -137,3 +166,7 @@ ENGINE = Distributed('{cluster}', supportstream, sla_metrics_local, sipHash64(ti
 CREATE TABLE IF NOT EXISTS supportstream.dead_letters ON CLUSTER '{cluster}'
 AS supportstream.dead_letters_local
 ENGINE = Distributed('{cluster}', supportstream, dead_letters_local, sipHash64(dead_letter_id));
+
+CREATE TABLE IF NOT EXISTS supportstream.incidents ON CLUSTER '{cluster}'
+AS supportstream.incidents_local
+ENGINE = Distributed('{cluster}', supportstream, incidents_local, sipHash64(incident_id));
