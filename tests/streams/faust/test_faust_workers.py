@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import re
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
+from schemas.codec import CODEC
 from tests.support.broker import Broker
 from tests.support.pipeline import DUPLICATES, Pipeline, dump, replay, wait_until, write_week
 
@@ -99,6 +102,40 @@ def test_one_worker_computes_what_replay_computes(
     assert wait_until(lambda: counted(sink, "supportstream_sink_rows_total") > 0, timeout=90)
 
     _assert_identical(_finish(pipeline), reference)
+
+    # CONTRACT §7: the week's promises and its outage incident came out the same (the tickets
+    # and events above), and every acknowledgement was published on `acknowledgements`, keyed
+    # by conversation, for the auto-reply gateway.
+    assert any(t["incident_id"] for t in reference["tickets"])
+    assert all(t["promised_by"] is not None for t in reference["tickets"])
+    acknowledged = {
+        (e["conversation_id"], e["event_id"])
+        for e in reference["events"]
+        if e["event_type"] == "ticket.acknowledged"
+    }
+    topic = pipeline.env["SUPPORTSTREAM_TOPIC_PREFIX"] + "acknowledgements"
+    published = {(key, event.event_id) for key, event in _acknowledgements(kafka_broker, topic)}
+    assert published == acknowledged
+
+
+def _acknowledgements(broker: Broker, topic: str) -> list[tuple[str, Any]]:
+    """Every message of the acknowledgements topic: (key, the decoded event)."""
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        assert partitions, f"topic {topic} does not exist"
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        out: list[tuple[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while any(consumer.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
+            for messages in consumer.poll(timeout_ms=300).values():
+                out.extend((m.key.decode(), CODEC.decode_event(m.value)) for m in messages)
+        return out
+    finally:
+        consumer.close()
 
 
 def _parsed(pipeline: Pipeline, process: Any) -> dict[int, float]:
