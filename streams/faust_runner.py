@@ -44,7 +44,7 @@ from processors.slabook import SlaBook
 from schemas.codec import CODEC, RAW_CONTACT
 from sinks.writer import ProjectionWriter
 from streams.connectors.envelope import conversation_key
-from streams.intake import IntakeError, decode_input
+from streams.intake import IntakeError, decode_inputs
 from streams.local import LocalRunner, ParseStage, read_records, wall_clock_ms
 from streams.metrics import PipelineMetrics
 from streams.sequencer import Merge
@@ -325,7 +325,10 @@ class TableStore(MutableMapping[str, V]):
     def __delitem__(self, key: str) -> None:
         if key not in self:
             raise KeyError(key)
-        self.dirty[key] = _DELETED
+        if key in self.space:
+            self.dirty[key] = _DELETED
+        else:  # written and deleted within one input: the table never sees it
+            del self.dirty[key]
 
     def __iter__(self) -> Iterator[str]:
         for key in self.space:
@@ -456,19 +459,21 @@ class PartitionDesk:
         return None if value is None else int(value)
 
     def apply_input(self, data: bytes, partition: int, offset: int) -> list[Message]:
-        """One ``desk-input`` message: an entry (or a mark) goes into the merge, and every
-        entry the merge lets through is applied, in order, as ``replay`` applies a record."""
+        """One ``desk-input`` message: its entries (or its mark) go into the merge, and every
+        entry the merge lets through is applied, in order, as ``replay`` applies a record.
+        The whole message is one transaction of the table (below)."""
 
         def apply() -> None:
             try:
-                message = decode_input(data)
+                messages = decode_inputs(data)
             except IntakeError as exc:
                 ref = f"desk-input/{partition}/{offset}"
                 at = self._runner.now if self._runner.now is not None else wall_clock_ms()
                 self._runner.dead_letter(DeadLetter(at, "", str(exc), "", ref))
                 return
-            for entry in self.merge.accept(message):
-                self._runner.apply_parsed(entry.at, entry.items, _constant(entry.record))
+            for message in messages:
+                for entry in self.merge.accept(message):
+                    self._runner.apply_parsed(entry.at, entry.items, _constant(entry.record))
 
         return self._input(f"in:{partition}", offset, apply)
 
@@ -486,21 +491,23 @@ class PartitionDesk:
 
     def _input(self, stream: str, offset: int, apply: Callable[[], None]) -> list[Message]:
         applied = self.next_offset(stream)
+        outbox = self.stores["outbox"]
         if applied is not None and offset < applied:
             # Delivered again after a crash: its effects are in the table already; what it
             # published may not have reached the broker, so publish it again (the sink
             # writes each fact once).
-            return _decode_outbox(self.stores["outbox"].get(f"{stream}:{offset}", []))
+            return [m for part in _outbox_parts(outbox, f"{stream}:{offset}") for m in part]
         apply()
         messages = [m for output in self._outputs for m in output_messages(output)]
         self._outputs.clear()
         self.stores["progress"][stream] = offset + 1
-        outbox = self.stores["outbox"]
-        if messages:
-            outbox[f"{stream}:{offset}"] = _encode_outbox(messages)
+        for number, part in enumerate(_chunks(messages, OUTBOX_PART_BYTES)):
+            outbox[_outbox_key(f"{stream}:{offset}", number)] = _encode_outbox(part)
         expired = f"{stream}:{offset - OUTBOX_WINDOW}"
-        if expired in outbox:
-            del outbox[expired]
+        number = 0
+        while (key := _outbox_key(expired, number)) in outbox:
+            del outbox[key]
+            number += 1
         self._commit()
         return messages
 
@@ -536,6 +543,37 @@ class PartitionDesk:
             else:
                 self.table[key] = value
         self.table[_DONE] = int(undo["step"])
+
+
+OUTBOX_PART_BYTES = 200_000
+"""An input's outbox is stored in parts of about this many bytes of messages (hex doubles
+them): a tick that fires thousands of timers publishes megabytes, and one changelog message
+must stay below Kafka's 1 MB."""
+
+
+def _outbox_key(name: str, number: int) -> str:
+    # The first part keeps the old key, so outboxes written before parts existed still read.
+    return name if number == 0 else f"{name}:{number}"
+
+
+def _outbox_parts(outbox: MutableMapping[str, Any], name: str) -> Iterator[list[Message]]:
+    number = 0
+    while (key := _outbox_key(name, number)) in outbox:
+        yield _decode_outbox(outbox[key])
+        number += 1
+
+
+def _chunks(messages: list[Message], limit: int) -> Iterator[list[Message]]:
+    part: list[Message] = []
+    size = 0
+    for message in messages:
+        if part and size + len(message[1]) + len(message[2]) > limit:
+            yield part
+            part, size = [], 0
+        part.append(message)
+        size += len(message[1]) + len(message[2])
+    if part:
+        yield part
 
 
 def _constant(text: str) -> Callable[[], str]:
