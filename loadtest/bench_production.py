@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -54,6 +53,7 @@ BEGIN = "<!-- bench_production: begin -->"
 END = "<!-- bench_production: end -->"
 IDLE_S = 3.0  # --exit-when-idle of the measured processes (after the last row, not timed)
 SINK_TABLES = ("events", "tickets", "sla_metrics", "dead_letters")
+OUTPUT_TOPICS = ("domain-events", "ticket-state", "sla-state", "dead-letters")
 
 
 @dataclass
@@ -174,7 +174,7 @@ class Child:
     """A measured process: started, then reaped with ``wait4`` for its CPU seconds."""
 
     process: subprocess.Popen[bytes]
-    metrics_port: int
+    log: Path
     cpu_s: float = 0.0
     code: int | None = None
 
@@ -188,21 +188,6 @@ class Child:
         self.process.returncode = self.code
         self.cpu_s = usage.ru_utime + usage.ru_stime
         return True
-
-    def rows(self) -> int | None:
-        """``supportstream_sink_rows_total`` summed over tables (None: no answer)."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
-            return None
-        return int(
-            sum(
-                float(m.group(1))
-                for m in re.finditer(r"^supportstream_sink_rows_total\{[^}]*\} (\S+)$", text, re.M)
-            )
-        )
 
 
 class Deployment:
@@ -246,17 +231,16 @@ class Deployment:
 
     def start(self, *args: str) -> Child:
         self._logs += 1
-        log = (self.root / f"{args[0]}-{self._logs}.log").open("wb")
-        port = _free_port()
+        path = self.root / f"{args[0]}-{self._logs}.log"
         process = subprocess.Popen(
             [str(SUPPORTSTREAM), *args],
-            env={**self.env, "SUPPORTSTREAM_METRICS_PORT": str(port)},
-            stdout=log,
+            env={**self.env, "SUPPORTSTREAM_METRICS_PORT": str(_free_port())},
+            stdout=path.open("wb"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=ROOT,
         )
-        child = Child(process, port)
+        child = Child(process, path)
         self.children.append(child)
         return child
 
@@ -281,26 +265,68 @@ class Deployment:
         )
 
 
+def _sink_caught_up(deployment: Deployment) -> bool:
+    """Whether the sink's consumer group has committed every output topic to its end."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=deployment.env["SUPPORTSTREAM_KAFKA_BOOTSTRAP"],
+        group_id=f"{deployment.env['SUPPORTSTREAM_CONSUMER_GROUP']}-sink",
+        enable_auto_commit=False,
+    )
+    try:
+        tps = [
+            TopicPartition(f"{deployment.prefix}{name}", partition)
+            for name in OUTPUT_TOPICS
+            for partition in consumer.partitions_for_topic(f"{deployment.prefix}{name}") or ()
+        ]
+        ends = consumer.end_offsets(tps)
+        return bool(tps) and all(
+            (consumer.committed(tp) or 0) >= ends[tp] for tp in tps
+        )
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _flushes(log: Path) -> tuple[float, int]:
+    """The wall-clock instant of the sink's last flush and the rows of all its flushes, from
+    its log (one ``sink flushed`` line per insert batch)."""
+    last, rows = 0.0, 0
+    for line in log.read_text(errors="replace").splitlines():
+        if '"sink flushed"' not in line:
+            continue
+        with contextlib.suppress(ValueError, KeyError):
+            record = json.loads(line)
+            stamp = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+            last = max(last, stamp.timestamp())
+            rows += sum(record["rows"].values())
+    return last, rows
+
+
 def _drain(
-    deployment: Deployment, sink: Child, timeout_s: float, started: float
+    deployment: Deployment, workers: list[Child], sink: Child, timeout_s: float, started: float
 ) -> tuple[float, int]:
-    """Wait until every process of ``deployment`` has exited (they stop when idle), watching
-    the sink's row counter; the instant (monotonic) the last rows were counted and how many."""
-    last_rows, last_change = 0, started
-    deadline = started + timeout_s
+    """Wait until the workers have exited (they stop when idle) and the sink has committed
+    every output message; then stop the sink. The seconds from ``started`` (wall clock) to
+    the sink's last flush, and the rows it wrote."""
+    deadline = time.monotonic() + timeout_s
     while True:
-        rows = sink.rows()
-        if rows is not None and rows != last_rows:
-            last_rows, last_change = rows, time.monotonic()
-        if all(child.reap(block=False) for child in deployment.children):
-            break
+        time.sleep(1.0)
+        if sink.reap(block=False):
+            raise RuntimeError(f"the sink exited early ({sink.code})\n{deployment.logs()}")
+        if all(child.reap(block=False) for child in workers):
+            last, _ = _flushes(sink.log)
+            if last and time.time() - last > 1.5 and _sink_caught_up(deployment):
+                break
         if time.monotonic() > deadline:
             raise RuntimeError(f"not finished within {timeout_s} s\n{deployment.logs()}")
-        time.sleep(0.1)
+    sink.process.send_signal(signal.SIGTERM)
+    sink.reap(block=True)
     bad = [c.code for c in deployment.children if c.code != 0]
     if bad:
         raise RuntimeError(f"a process exited with {bad}\n{deployment.logs()}")
-    return last_change, last_rows
+    last, rows = _flushes(sink.log)
+    return last - started, rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,7 +344,7 @@ def measure_replay(week: Path, root: Path, records: int) -> Figure:
         stderr=subprocess.PIPE,
         cwd=ROOT,
     )
-    child = Child(process, 0)
+    child = Child(process, root / "replay.log")
     child.reap(block=True)
     wall = time.monotonic() - started
     if child.code != 0:
@@ -338,7 +364,7 @@ def measure_production(
 ) -> Figure:
     """Workers and one sink over the published week: from the workers' start to the last row."""
     broker_before = broker.cpu()
-    started = time.monotonic()
+    started = time.time()
     worker_children = [
         deployment.start(
             "worker",
@@ -349,16 +375,17 @@ def measure_production(
         )
         for _ in range(workers)
     ]
-    sink = deployment.start("sink", "--exit-when-idle", str(IDLE_S))
-    last, rows = _drain(deployment, sink, timeout_s, started)
+    sink = deployment.start("sink")
+    wall, rows = _drain(deployment, worker_children, sink, timeout_s, started)
     label = "one worker" if workers == 1 else f"{workers} workers"
     return Figure(
         f"production path, {label}",
         f"{label} (`supportstream worker`: intake, merge, desk, outputs) and one "
-        "`supportstream sink` into chdb, from the workers' start to the last row counted by "
-        "the sink; publishing, and the idle wait before the processes exit, not included",
+        "`supportstream sink` into chdb, from the workers' start to the end of the sink's "
+        "last insert; publishing, and the idle wait before the processes exit, not included "
+        "(their CPU seconds are)",
         records,
-        last - started,
+        wall,
         sum(c.cpu_s for c in worker_children) + sink.cpu_s,
         broker.cpu() - broker_before,
         rows,
@@ -371,10 +398,10 @@ def measure_sink_alone(
 ) -> Figure:
     deployment = Deployment(root, broker.bootstrap, partitions, prefix=prefix)
     broker_before = broker.cpu()
-    started = time.monotonic()
-    sink = deployment.start("sink", "--exit-when-idle", str(IDLE_S))
+    started = time.time()
+    sink = deployment.start("sink")
     try:
-        last, rows = _drain(deployment, sink, timeout_s, started)
+        wall, rows = _drain(deployment, [], sink, timeout_s, started)
     finally:
         deployment.stop_all()
     figure = Figure(
@@ -383,7 +410,7 @@ def measure_sink_alone(
         "topics the one-worker run left: consuming, Avro decoding, rows, batched inserts, "
         "commits; the warehouse's start and migration included",
         records,
-        last - started,
+        wall,
         sink.cpu_s,
         broker.cpu() - broker_before,
         rows,

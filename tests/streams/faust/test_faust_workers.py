@@ -233,3 +233,26 @@ def test_a_committed_offset_ahead_of_the_desk_s_table_is_read_again(
     log = (tmp_path / "worker-1.log").read_text()
     assert "desk-input is ahead of the desk's table" in log, worker.args
     _assert_identical(tables, reference)
+
+
+def test_sigterm_under_load_stops_cleanly(kafka_broker: Broker, tmp_path: Path) -> None:
+    """An operator's SIGTERM (a deploy, a scale-down) while the worker is busy with a
+    backlog: it stops cleanly, exit 0, with no ``CRITICAL`` crash traceback in its log, and
+    what it committed is a prefix of the week (a restarted worker goes on from there)."""
+    week = write_week(tmp_path / "busy.jsonl", tickets=600, seed=3)
+    pipeline = Pipeline(tmp_path / "deployment", kafka_broker.bootstrap)
+    records = _prepare(pipeline, week)
+    worker = pipeline.worker()
+    raw = pipeline.topic("raw-contacts")
+    # Busy: the intake has committed part of the backlog, not all of it.
+    assert wait_until(lambda: pipeline.committed(raw) > 0, timeout=90, step=0.05)
+    worker.send_signal(signal.SIGTERM)
+    code = pipeline.wait(worker, timeout=60)
+
+    log = (tmp_path / "deployment" / "worker-1.log").read_text(errors="replace")
+    committed = pipeline.committed(raw)
+    print(f"stopped with {committed} of {records} raw records committed")
+    assert code == 0, log[-3000:]
+    assert "CRITICAL" not in log and "crash" not in log.lower(), log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    assert "\x1b[" not in log  # no terminal control codes in a log that is not a terminal
