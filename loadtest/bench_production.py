@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
@@ -134,8 +133,18 @@ class Broker:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.data_dir.with_suffix(".log").open("ab")
         self.process = subprocess.Popen(
-            [str(self.binary), "start", "--only", "kafka", "--host", "127.0.0.1"]
-            + ["--kafka-port", str(self.port), "--data-dir", str(self.data_dir)],
+            [
+                str(self.binary),
+                "start",
+                "--only",
+                "kafka",
+                "--host",
+                "127.0.0.1",
+                "--kafka-port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -281,9 +290,7 @@ def _sink_caught_up(deployment: Deployment) -> bool:
             for partition in consumer.partitions_for_topic(f"{deployment.prefix}{name}") or ()
         ]
         ends = consumer.end_offsets(tps)
-        return bool(tps) and all(
-            (consumer.committed(tp) or 0) >= ends[tp] for tp in tps
-        )
+        return bool(tps) and all((consumer.committed(tp) or 0) >= ends[tp] for tp in tps)
     finally:
         consumer.close(autocommit=False)
 
@@ -337,8 +344,16 @@ def _drain(
 def measure_replay(week: Path, root: Path, records: int) -> Figure:
     started = time.monotonic()
     process = subprocess.Popen(
-        [str(SUPPORTSTREAM), "replay", "--rules", str(RULES), "--input", str(week)]
-        + ["--warehouse", str(root / "replay-warehouse")],
+        [
+            str(SUPPORTSTREAM),
+            "replay",
+            "--rules",
+            str(RULES),
+            "--input",
+            str(week),
+            "--warehouse",
+            str(root / "replay-warehouse"),
+        ],
         env=dict(os.environ, SUPPORTSTREAM_PII_KEY=KEY),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -448,8 +463,15 @@ backend.close()
 
 def measure_raw_insert(source_warehouse: Path, root: Path, records: int) -> Figure:
     done = subprocess.run(
-        [sys.executable, "-c", _RAW_INSERT, str(source_warehouse), str(root / "raw-insert")]
-        + ["5000", json.dumps(SINK_TABLES)],
+        [
+            sys.executable,
+            "-c",
+            _RAW_INSERT,
+            str(source_warehouse),
+            str(root / "raw-insert"),
+            "5000",
+            json.dumps(SINK_TABLES),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -489,7 +511,7 @@ async def _copy(bootstrap: str, source: str, target: str) -> dict[str, Any]:
         remaining = set(tps)
         while remaining:
             batches = await consumer.getmany(timeout_ms=500)
-            for tp, messages in batches.items():
+            for _tp, messages in batches.items():
                 for message in messages:
                     await producer.send(target, message.value, key=message.key)
                     copied += 1
@@ -510,8 +532,15 @@ def measure_raw_copy(broker: Broker, deployment: Deployment, records: int) -> Fi
     target = f"{deployment.prefix}bench-copy"
     broker_before = broker.cpu()
     done = subprocess.run(
-        [sys.executable, "-m", "loadtest.bench_production", "--copy", broker.bootstrap]
-        + [source, target],
+        [
+            sys.executable,
+            "-m",
+            "loadtest.bench_production",
+            "--copy",
+            broker.bootstrap,
+            source,
+            target,
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -551,8 +580,7 @@ def _machine() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return (
-        f"{cpu}, {os.cpu_count()} cores, CPython {platform.python_version()}, "
-        f"{platform.platform()}"
+        f"{cpu}, {os.cpu_count()} cores, CPython {platform.python_version()}, {platform.platform()}"
     )
 
 
@@ -587,9 +615,7 @@ def run(args: argparse.Namespace, progress: Any) -> Report:
         report.figures["copy"] = measure_raw_copy(broker, one, published)
         progress("production path, one worker")
         try:
-            report.figures["one"] = measure_production(
-                broker, one, published, 1, args.timeout
-            )
+            report.figures["one"] = measure_production(broker, one, published, 1, args.timeout)
         finally:
             one.stop_all()
         progress("sink alone")
@@ -607,9 +633,7 @@ def run(args: argparse.Namespace, progress: Any) -> Report:
             two.run("migrate")
             two.run("publish", "--input", str(week))
             try:
-                report.figures["two"] = measure_production(
-                    broker, two, published, 2, args.timeout
-                )
+                report.figures["two"] = measure_production(broker, two, published, 2, args.timeout)
             finally:
                 two.stop_all()
     finally:
@@ -694,8 +718,11 @@ def render(report: Report) -> str:
     ]
     if "two" in f:
         ratios.append(
-            ("two workers records/s vs one worker's", f["two"].records_per_s / one.records_per_s,
-             "at least 1")
+            (
+                "two workers records/s vs one worker's",
+                f["two"].records_per_s / one.records_per_s,
+                "at least 1",
+            )
         )
     lines += ["", "| ratio, same run | value | issue 12 asks |", "|---|---:|---|"]
     lines += [f"| {name} | {value:.2f} | {asked} |" for name, value, asked in ratios]

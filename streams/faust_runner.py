@@ -38,11 +38,11 @@ from processors.desk import Desk, DeskStores, Ticket
 from processors.identity import Profile
 from processors.ids import Pseudonymizer
 from processors.model import DeadLetter, Identity, Ignored, Millis, Output, RawRecord
+from processors.pii import Masker
 from processors.rules import Rules
 from processors.sla import Cycle, SlaTerms, SlaTicket
 from processors.slabook import SlaBook
 from schemas.codec import CODEC, RAW_CONTACT
-from sinks.writer import ProjectionWriter
 from streams.connectors.envelope import conversation_key
 from streams.intake import IntakeError, decode_inputs
 from streams.local import LocalRunner, ParseStage, read_records, wall_clock_ms
@@ -352,20 +352,6 @@ class TableStore(MutableMapping[str, V]):
 # --------------------------------------------------------------------------------------------
 
 
-class _Discard:
-    """The local runner hands output to a writer; here the output goes to topics instead
-    (collected through ``on_output``). It writes no rows: the sink process counts those."""
-
-    def __init__(self) -> None:
-        self.rows_written: dict[str, int] = {}
-
-    def add_output(self, output: Output) -> None:
-        pass
-
-    def flush(self) -> int:
-        return 0
-
-
 class PartitionDesk:
     """The desk: the one partition of ``desk-input``, its state in ``table``.
 
@@ -402,14 +388,6 @@ class PartitionDesk:
         self.table = table
         self._recover()
         self._outputs: list[Output] = []
-        self._runner = LocalRunner(
-            rules,
-            pseudo,
-            cast(ProjectionWriter, _Discard()),
-            on_output=self._outputs.append,
-            metrics=metrics,
-            logger=log,
-        )
         codecs: dict[str, ValueCodec[Any]] = {
             "tickets": TICKETS,
             "latest": TEXT,
@@ -441,12 +419,22 @@ class PartitionDesk:
         # The SlaBook rebuilds its timer queue from the stored states: after a restart or a
         # rebalance the due index of this partition is exactly what the changelog recovered.
         sla = SlaBook(rules, states=s["sla"])
-        desk = Desk(rules, pseudo, self._runner.masker, stores=desk_stores, sla=sla)
+        desk = Desk(rules, pseudo, Masker(), stores=desk_stores, sla=sla)
         # The assigner state is a plain attribute of the desk; it is restored here and saved
         # with every input that changed it (see _commit).
         desk.assignments = s["assigner"].get("state", desk.assignments)
-        self._runner.desk = desk
         self._assignments = desk.assignments
+        # The local runner drives it (event time, timers, dead letters) with no warehouse:
+        # what it emits is collected here and published (``output_messages``).
+        self._runner = LocalRunner(
+            rules,
+            pseudo,
+            None,
+            on_output=self._outputs.append,
+            metrics=metrics,
+            logger=log,
+            desk=desk,
+        )
         self.merge = Merge(s["intake"], s["buffer"])
 
     @property

@@ -147,19 +147,22 @@ class LocalRunner:
         self,
         rules: Rules,
         pseudo: Pseudonymizer,
-        writer: ProjectionWriter,
+        writer: ProjectionWriter | None,
         *,
         on_output: OutputHook | None = None,
         metrics: PipelineMetrics | None = None,
         logger: Any = None,
         clock: Callable[[], Millis] = wall_clock_ms,
         max_ahead_ms: Millis | None = None,
+        desk: Desk | None = None,
     ) -> None:
         self.parser = ParseStage(
             pseudo, metrics=metrics, logger=logger, clock=clock, max_ahead_ms=max_ahead_ms
         )
         self.masker = self.parser.masker
-        self.desk = Desk(rules, pseudo, self.masker)
+        # ``desk``: one whose state lives elsewhere (the Faust desk's table); ``writer`` None:
+        # no warehouse here (the Faust desk publishes through ``on_output`` instead).
+        self.desk = desk if desk is not None else Desk(rules, pseudo, self.masker)
         self.writer = writer
         self.stats = RunStats()
         self._on_output = on_output
@@ -248,7 +251,9 @@ class LocalRunner:
             self.stats.events[event.event_type] += 1
             if event.event_type == "ticket.opened":
                 self.stats.tickets_opened += 1
-        self._sink(lambda: self.writer.add_output(output))
+        if self.writer is not None:
+            writer = self.writer
+            self._sink(lambda: writer.add_output(output))
         if self._metrics is not None:
             self._metrics.observe_output(output, self._clock())
         if self._log is not None and (self._debug or output.dead_letters):
@@ -258,9 +263,11 @@ class LocalRunner:
 
     def flush(self) -> None:
         """Write what the sink holds now (a live run does this on a timer)."""
-        self._sink(self.writer.flush)
+        if self.writer is not None:
+            self._sink(self.writer.flush)
 
     def _sink(self, write: Callable[[], object]) -> None:
+        assert self.writer is not None
         before = dict(self.writer.rows_written) if self._log is not None else {}
         try:
             write()
