@@ -486,7 +486,7 @@ class PartitionDesk:
             # writes each fact once).
             return [m for part in _outbox_parts(outbox, f"{stream}:{offset}") for m in part]
         apply()
-        messages = [m for output in self._outputs for m in output_messages(output)]
+        messages = list(input_messages(self._outputs))
         self._outputs.clear()
         self.stores["progress"][stream] = offset + 1
         for number, part in enumerate(_chunks(messages, OUTBOX_PART_BYTES)):
@@ -566,6 +566,28 @@ def _chunks(messages: list[Message], limit: int) -> Iterator[list[Message]]:
 
 def _constant(text: str) -> Callable[[], str]:
     return lambda: text
+
+
+def input_messages(outputs: Iterable[Output]) -> Iterator[Message]:
+    """What one input publishes: every domain event and dead letter, in order, and of the
+    ticket and cycle snapshots only the latest of each ticket and cycle. ``ticket-state`` and
+    ``sla-state`` are compacted snapshot topics and the warehouse keeps the highest version
+    (``FINAL``), so an intermediate state of the same input (a contact, then the ticket it
+    opened, then its assignment) would be encoded, sent, stored and thrown away."""
+    tickets: dict[str, Any] = {}
+    cycles: dict[tuple[str, str, int], Any] = {}
+    for output in outputs:
+        for event in output.events:
+            key = event.ticket_id or f"customer:{event.customer_id}"
+            yield "domain-events", key.encode(), CODEC.encode_event(event)
+        for letter in output.dead_letters:
+            yield "dead-letters", letter.source.encode(), CODEC.encode_dead_letter(letter)
+        for ticket in output.tickets:
+            tickets[ticket.ticket_id] = ticket
+        for cycle in output.cycles:
+            cycles[(cycle.ticket_id, cycle.metric, cycle.cycle)] = cycle
+    snapshots = Output(tickets=tuple(tickets.values()), cycles=tuple(cycles.values()))
+    yield from output_messages(snapshots)
 
 
 def output_messages(output: Output) -> Iterable[tuple[str, bytes, bytes]]:
