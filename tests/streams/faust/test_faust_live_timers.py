@@ -1,9 +1,11 @@
 """Live mode under Faust (CONTRACT §3): with no record arriving, the wall clock fires an SLA
-breach within 5 s of its due instant, once."""
+breach within 5 s of its due instant, once; and batching (the intake's, the producer's, the
+sink's) does not hold a quiet stream's one record back: it is in the warehouse within 5 s."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -40,6 +42,7 @@ def test_a_breach_fires_on_the_wall_clock_within_5s(kafka_broker: Broker, tmp_pa
     pipeline.run("migrate", "--no-topics")
     pipeline.run("migrate")
     pipeline.start("worker", "--rules", str(rules), "--loglevel", "info")
+    sink = pipeline.start("sink")
     time.sleep(4)  # the worker is up and caught up: a live desk
     opened = int(time.time() * 1000)
     contact = {
@@ -54,6 +57,15 @@ def test_a_breach_fires_on_the_wall_clock_within_5s(kafka_broker: Broker, tmp_pa
     }
     (tmp_path / "one.jsonl").write_text(json.dumps(contact) + "\n")
     pipeline.run("publish", "--input", str(tmp_path / "one.jsonl"))
+    published = time.time()
+
+    def stored() -> float:
+        found = re.findall(
+            r'^supportstream_sink_rows_total\{table="events"\} ([0-9.e+-]+)$',
+            pipeline.scrape(sink),
+            re.M,
+        )
+        return sum(float(value) for value in found)
 
     consumer = KafkaConsumer(
         f"{pipeline.env['SUPPORTSTREAM_TOPIC_PREFIX']}domain-events",
@@ -62,10 +74,13 @@ def test_a_breach_fires_on_the_wall_clock_within_5s(kafka_broker: Broker, tmp_pa
         auto_offset_reset="earliest",
     )
     breaches: list[tuple[int, int]] = []
+    in_warehouse: float | None = None
     # Watch until 5 s past the due instant, and 4 s more for a repeated firing, if any.
     deadline = (opened + 8000 + 5000 + 4000) / 1000
     try:
         while time.time() < deadline:
+            if in_warehouse is None and stored() > 0:
+                in_warehouse = time.time()
             for messages in consumer.poll(timeout_ms=200).values():
                 for message in messages:
                     event = CODEC.decode_event(message.value)
@@ -79,3 +94,7 @@ def test_a_breach_fires_on_the_wall_clock_within_5s(kafka_broker: Broker, tmp_pa
     due, seen = breaches[0]
     assert due == opened + 8000  # the breach is dated at its due instant, exactly
     assert 0 <= seen - due <= 5000
+    # The contact's events (contact.received, ticket.opened, ...) reached the warehouse well
+    # before the breach, however little else was flowing.
+    assert in_warehouse is not None
+    assert in_warehouse - published <= 5.0, in_warehouse - published
