@@ -78,6 +78,12 @@ from faust.types import TP
 
 from processors.ids import Pseudonymizer
 from processors.rules import Rules
+from streams.faust_port import (
+    changelog_handed_over,
+    committed_offset,
+    highwater,
+    install_fetch_backoff,
+)
 from streams.faust_runner import Message, PartitionDesk
 from streams.intake import Entry, Intake, Mark, encode_entries, encode_input
 from streams.kafka_admin import topic_name
@@ -298,7 +304,7 @@ def build_app(config: WorkerConfig) -> faust.App:
             # offset may be committed once this iteration ends, and Faust's flush before a
             # commit gives up on that buffer after 0.1 s without a send: so wait here until
             # they are all handed to the Kafka producer, which the commit does flush.
-            await _changelog_handed_over(app)
+            await changelog_handed_over(app)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
@@ -387,7 +393,7 @@ async def _catch_up(
         )
     for offset, value in missing:
         await publish(desk.apply_input(value, tp.partition, offset))
-        await _changelog_handed_over(app)
+        await changelog_handed_over(app)
 
 
 def _read_range(
@@ -413,46 +419,22 @@ def _read_range(
         consumer.close(autocommit=False)
 
 
-async def _changelog_handed_over(app: faust.App) -> None:
-    """Wait until Faust's producer buffer (where table changelog writes wait) is empty.
-
-    faust-streaming 0.15's ``ProducerBuffer.flush`` returns as soon as no message was sent for
-    0.1 s, and the commit that follows then commits source offsets whose changelog writes are
-    still in the buffer: a crash at that moment loses them while the offsets stay committed,
-    so a restarted desk resumes after inputs whose effects its table lacks. The tests that kill
-    a worker mid-stream showed it under load. Called after every desk input, it makes the
-    commit's flush of the Kafka producer cover everything the committed inputs wrote."""
-    buffer = app.producer.buffer
-    while buffer.size:
-        await buffer.flush()
-
-
-async def _highwater(app: faust.App, tp: TP) -> int | None:
-    try:
-        highwaters = await asyncio.wait_for(app.consumer.highwaters(tp), timeout=5.0)
-    except Exception:  # the broker is slow or away: simply not this time
-        return None
-    end = highwaters.get(tp)
-    return None if end is None else int(end)
-
-
 async def _intake_caught_up(app: faust.App, tp: TP) -> int | None:
     """The committed offset of raw partition ``tp`` if it is the partition's end (everything
     in it parsed and forwarded, the producer flushed), else None. Faust keeps the offset it
     last committed (or found committed when the partition was assigned) per partition."""
-    end = await _highwater(app, tp)
-    # Faust's own record of it (no public accessor): what the consumer last committed.
-    committed = getattr(app.consumer, "_committed_offset", {}).get(tp) or 0
+    end = await highwater(app, tp)
+    committed = committed_offset(app, tp)
     if end is None or committed < end:
         return None
-    return int(committed)
+    return committed
 
 
 async def _desk_caught_up(app: faust.App, host: _Host, tp: TP) -> bool:
     """Whether the desk has applied everything ``desk-input`` holds and has no entry waiting
     for another partition."""
     desk = host.desks.get(tp.partition)
-    end = await _highwater(app, tp)
+    end = await highwater(app, tp)
     if desk is None or end is None:
         return end == 0
     applied = desk.next_offset(f"in:{tp.partition}")
@@ -472,6 +454,7 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
 
     config.state_dir.mkdir(parents=True, exist_ok=True)
     _discard_state_of_an_unclean_stop(config)
+    install_fetch_backoff()  # an idle worker must not fetch in a tight loop (faust_port)
     app = build_app(config)
     worker = Worker(
         app,
