@@ -24,6 +24,7 @@ it can be tested, and compared with the local runner, without a broker.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, fields
@@ -214,12 +215,21 @@ def sla_codec(rules: Rules) -> ValueCodec[SlaTicket]:
     return ValueCodec(encode, decode)
 
 
-def _encode_outbox(messages: list[Message]) -> list[list[str]]:
-    return [[topic, key.hex(), value.hex()] for topic, key, value in messages]
+def _encode_outbox(messages: list[Message]) -> dict[str, Any]:
+    # Base64 (a third longer than the bytes), not hex (twice as long): the outbox is most of
+    # what the desk writes to its changelog.
+    return {"b64": [[topic, _b64(key), _b64(value)] for topic, key, value in messages]}
 
 
 def _decode_outbox(value: Any) -> list[Message]:
+    if isinstance(value, dict):
+        return [(t, base64.b64decode(k), base64.b64decode(v)) for t, k, v in value["b64"]]
+    # Written by an earlier release: hex pairs.
     return [(topic, bytes.fromhex(key), bytes.fromhex(data)) for topic, key, data in value]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 TICKETS: ValueCodec[Ticket] = ValueCodec(_encode_ticket, _decode_ticket)
