@@ -386,7 +386,7 @@ def measure_production(
             "--rules",
             str(RULES),
             "--exit-when-idle",
-            str(IDLE_S if workers == 1 else IDLE_S + 10),
+            str(IDLE_S if workers == 1 else IDLE_S + 30),  # a rebalance first
         )
         for _ in range(workers)
     ]
