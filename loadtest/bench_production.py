@@ -88,6 +88,7 @@ class Report:
     lines: int = 0
     command: str = ""
     figures: dict[str, Figure] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -634,6 +635,11 @@ def run(args: argparse.Namespace, progress: Any) -> Report:
             two.run("publish", "--input", str(week))
             try:
                 report.figures["two"] = measure_production(broker, two, published, 2, args.timeout)
+            except RuntimeError as exc:
+                # Two workers first rebalance; on noida-db under heavy load a rebalance can
+                # stall for good (a member it dropped never rejoins). Say so, keep the rest.
+                report.notes.append(f"two workers: not measured ({str(exc).splitlines()[0]})")
+                progress(report.notes[-1])
             finally:
                 two.stop_all()
     finally:
@@ -727,6 +733,7 @@ def render(report: Report) -> str:
     lines += ["", "| ratio, same run | value | issue 12 asks |", "|---|---:|---|"]
     lines += [f"| {name} | {value:.2f} | {asked} |" for name, value, asked in ratios]
     worker_cpu = one.extra.get("worker_cpu_s", [])
+    lines += ["", *(f"Note: {note}." for note in report.notes)] if report.notes else []
     lines += [
         "",
         f"One-worker run: worker CPU {', '.join(f'{c:.1f}' for c in worker_cpu)} s, sink CPU "
@@ -761,7 +768,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--partitions", type=int, default=3, help="raw-contacts partitions")
     parser.add_argument("--no-two-workers", dest="two_workers", action="store_false")
-    parser.add_argument("--timeout", type=float, default=600.0, help="per measured path, s")
+    parser.add_argument("--timeout", type=float, default=420.0, help="per measured path, s")
     parser.add_argument("--out", default="-", help="'-' prints the section; a file gets it")
     parser.add_argument("--json", default=None, help="also write the figures as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
