@@ -79,6 +79,7 @@ from faust.types import TP
 from processors.ids import Pseudonymizer
 from processors.rules import Rules
 from streams.faust_port import (
+    allow_large_inputs,
     changelog_handed_over,
     committed_offset,
     highwater,
@@ -285,6 +286,7 @@ def build_app(config: WorkerConfig) -> faust.App:
 
     @app.agent(desk_source, name="desk")
     async def desk_agent(stream: Any) -> None:
+        allow_large_inputs(app)  # a batched input writes hundreds of keys (faust_port)
         async for event in stream.events():
             message = event.message
             partition = message.partition

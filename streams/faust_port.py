@@ -9,6 +9,9 @@ fails there, by name, rather than as a wrong result under load.
   writes wait) is empty, so the commit's flush covers them (faust-streaming 0.15).
 * :func:`committed_offset`: the offset Faust last committed for a partition.
 * :func:`highwater`: a partition's end offset, or None when the broker does not answer soon.
+* :func:`allow_large_inputs`: Faust warns ("producer buffer full") whenever more than 100
+  table writes wait in its producer buffer, which one batched desk input does as a rule; the
+  desk empties the buffer after every input anyway (:func:`changelog_handed_over`).
 * :func:`install_fetch_backoff`: aiokafka fetches again at once after an empty fetch
   response; against a broker that answers empty fetches without waiting (noida-db, or Kafka
   with a short ``fetch.max.wait.ms``) an idle consumer spins. A short pause after an empty
@@ -57,6 +60,16 @@ async def highwater(app: Any, tp: TP, timeout_s: float = 5.0) -> int | None:
         return None
     end = highwaters.get(tp)
     return None if end is None else int(end)
+
+
+PRODUCER_BUFFER_MESSAGES = 20_000
+"""Table writes that may wait in Faust's producer buffer before it warns and drains it."""
+
+
+def allow_large_inputs(app: Any, limit: int = PRODUCER_BUFFER_MESSAGES) -> None:
+    """Let one desk input write up to ``limit`` table keys before Faust's producer buffer
+    warns and drains itself (``ProducerBuffer.max_messages``, 100 in faust-streaming 0.15)."""
+    app.producer.buffer.max_messages = limit
 
 
 def install_fetch_backoff(fetcher_class: Any = None, delay_s: float = FETCH_BACKOFF_S) -> None:

@@ -54,9 +54,18 @@ def test_the_real_fetcher_takes_the_backoff() -> None:
     assert getattr(Fetcher._proc_fetch_request, faust_port._MARK) is True
 
 
-def test_faust_producer_buffer_has_a_size_and_a_flush() -> None:
+def test_faust_producer_buffer_has_a_size_a_flush_and_a_warning_limit() -> None:
     assert "size" in dir(ProducerBuffer)
     assert inspect.iscoroutinefunction(ProducerBuffer.flush)
+    assert ProducerBuffer.max_messages == 100
+    assert "self.max_messages" in inspect.getsource(ProducerBuffer.wait_until_ebb)
+
+    class App:
+        class producer:
+            buffer = ProducerBuffer()
+
+    faust_port.allow_large_inputs(App(), 5000)
+    assert App.producer.buffer.max_messages == 5000
 
 
 def test_changelog_handed_over_flushes_until_the_buffer_is_empty() -> None:
