@@ -15,7 +15,7 @@ from kafka import KafkaConsumer
 from processors.timeutil import to_rfc3339
 from schemas.codec import CODEC
 from tests.support.broker import Broker
-from tests.support.pipeline import Pipeline
+from tests.support.pipeline import Pipeline, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,7 +43,16 @@ def test_a_breach_fires_on_the_wall_clock_within_5s(kafka_broker: Broker, tmp_pa
     pipeline.run("migrate")
     pipeline.start("worker", "--rules", str(rules), "--loglevel", "info")
     sink = pipeline.start("sink")
-    time.sleep(4)  # the worker is up and caught up: a live desk
+    # A live desk: the worker has joined, taken the desk (on its first wall-clock tick), and
+    # the sink is consuming. Waited for, not assumed after a fixed pause: a loaded machine
+    # can take many seconds to start them.
+    log = tmp_path / "worker-1.log"
+    assert wait_until(
+        lambda: log.exists() and "desk partition taken" in log.read_text(errors="replace"),
+        timeout=90,
+    )
+    assert wait_until(lambda: "supportstream_sink_rows_total" in pipeline.scrape(sink), 60)
+    time.sleep(2)  # a few marks: every raw partition's frontier is at the wall clock
     opened = int(time.time() * 1000)
     contact = {
         "at": to_rfc3339(opened),
