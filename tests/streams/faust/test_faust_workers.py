@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,26 @@ from tests.support.broker import Broker
 from tests.support.pipeline import DUPLICATES, Pipeline, dump, replay, wait_until, write_week
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every worker and sink a test started is stopped when it ends, passed or failed (a
+    failed assertion before ``_finish`` left them running, busy with a broker gone)."""
+    created: list[Pipeline] = []
+    original = Pipeline.__init__
+
+    def register(self: Pipeline, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        created.append(self)
+
+    monkeypatch.setattr(Pipeline, "__init__", register)
+    yield
+    for pipeline in created:
+        for process in pipeline.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
