@@ -768,7 +768,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--partitions", type=int, default=3, help="raw-contacts partitions")
     parser.add_argument("--no-two-workers", dest="two_workers", action="store_false")
-    parser.add_argument("--timeout", type=float, default=420.0, help="per measured path, s")
+    parser.add_argument("--timeout", type=float, default=900.0, help="per measured path, s")
     parser.add_argument("--out", default="-", help="'-' prints the section; a file gets it")
     parser.add_argument("--json", default=None, help="also write the figures as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")

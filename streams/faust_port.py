@@ -87,7 +87,12 @@ def install_fetch_backoff(fetcher_class: Any = None, delay_s: float = FETCH_BACK
     async def proc_fetch_request(self: Any, *args: Any, **kwargs: Any) -> Any:
         added = await original(self, *args, **kwargs)
         if not added:
-            await asyncio.sleep(delay_s)
+            try:
+                await asyncio.sleep(delay_s)
+            except asyncio.CancelledError:
+                # As the original does: a fetch cancelled by ``close()`` or an unassignment
+                # ends quietly (``Fetcher.close`` awaits its cancelled fetch tasks).
+                return added
         return added
 
     setattr(proc_fetch_request, _MARK, True)

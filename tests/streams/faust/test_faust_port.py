@@ -49,6 +49,27 @@ def test_fetch_backoff_pauses_only_after_an_empty_fetch_and_installs_once() -> N
     assert calls == ["records", "empty"]
 
 
+def test_a_fetch_cancelled_during_its_pause_ends_quietly() -> None:
+    """aiokafka's ``Fetcher.close`` cancels its fetch tasks and awaits them: the pause must
+    end them as the original does (returning), or every worker's shutdown prints a
+    CancelledError traceback."""
+
+    class FakeFetcher:
+        async def _proc_fetch_request(self, assignment: Any, node_id: int, request: Any) -> bool:
+            return False
+
+    faust_port.install_fetch_backoff(FakeFetcher, delay_s=10)
+
+    async def close_while_paused() -> bool:
+        task = asyncio.ensure_future(FakeFetcher()._proc_fetch_request(None, 1, None))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        result: bool = await task
+        return result
+
+    assert asyncio.run(close_while_paused()) is False
+
+
 def test_the_real_fetcher_takes_the_backoff() -> None:
     faust_port.install_fetch_backoff()
     assert getattr(Fetcher._proc_fetch_request, faust_port._MARK) is True
