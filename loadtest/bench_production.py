@@ -780,6 +780,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = ["python -m loadtest.bench_production"]
     if (args.tickets, args.days, args.seed) != (3000, 7, 5):
         shown.append(f"--tickets {args.tickets} --days {args.days} --seed {args.seed}")
+    if not args.two_workers:
+        shown.append("--no-two-workers")
     report = run(args, lambda m: print(f"bench_production: {m}", file=sys.stderr, flush=True))
     report.command = " ".join(shown)
     report.figures["one"].extra["partitions"] = args.partitions
