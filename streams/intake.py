@@ -4,8 +4,9 @@
 connectors' key), and the workers split them in their consumer group. Each worker parses the
 raw messages of the partitions it owns (Avro envelope, the channel's native payload, e-mail
 MIME, identities and their keyed hashes) and forwards what each message means as one
-:class:`Entry` on ``desk-input``, the desk's one partition. The desk merges the entries of all
-partitions back into the order ``replay`` applies records (``streams.sequencer``); for that,
+:class:`Entry` on ``desk-input``, the desk's one partition; the entries of one raw partition
+parsed in one batch travel as one message (``encode_entries``). The desk merges the entries
+of all partitions back into the order ``replay`` applies records (``streams.sequencer``); for that,
 each entry carries its position (raw partition and offset) and its order key (``at``, then
 the publisher's ``sequence``), and an owner whose partition holds nothing more sends a
 :class:`Mark` instead (its committed offset and the wall clock).
