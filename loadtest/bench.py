@@ -57,6 +57,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from loadtest.bench_production import BEGIN, END
 from processors.rules import SlaPolicy, rules_from_mapping
 from processors.slabook import SlaBook
 
@@ -1086,8 +1087,9 @@ def _render_headline(report: Report, add: Callable[[str], None]) -> None:
             f"({json_desk.us_per_record:,.0f} µs with a JSON round-trip table): **the desk is "
             f"{share:.0%} of the per-record CPU** ({json_share:.0%}), load-normalised, so "
             f"parse workers can speed the path up by at most **{1 / share:.2f}x** "
-            f"({1 / json_share:.2f}x); its ceiling is the desk's "
-            f"{desk.records_per_s:,.0f} records/s per core."
+            f"({1 / json_share:.2f}x); without Kafka the desk's ceiling is "
+            f"{desk.records_per_s:,.0f} records/s per core (Kafka, Faust and the sink come on "
+            "top: *Production path end to end*, `loadtest/bench_production.py`)."
         )
     add("")
 
@@ -1343,7 +1345,8 @@ def _render_production(report: Report, add: Callable[[str], None]) -> None:
         f"**{1 / share:.2f}x** ({1 / json_share:.2f}x) faster than one core doing both "
         "stages, and its ceiling is the desk's own throughput, "
         f"{rows[DESK_JSON].records_per_s:,.0f} to {rows[DESK_DICT].records_per_s:,.0f} "
-        "records/s per core here. "
+        "records/s per core here, without Kafka, Faust or the sink (those are measured end "
+        "to end by `loadtest/bench_production.py`, next section). "
         + (
             "That is less than one local runner parsing and applying on one core "
             f"({local_both.records_per_s:,.0f} records/s): the desk alone costs "
@@ -1444,7 +1447,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out == "-":
         sys.stdout.write(text)
     else:
-        Path(args.out).write_text(text, encoding="utf-8")
+        out = Path(args.out)
+        previous = out.read_text(encoding="utf-8") if out.exists() else ""
+        if BEGIN in previous and END in previous:
+            # The end-to-end production section is bench_production's (a broker and real
+            # processes, minutes of its own): kept as it was measured.
+            kept = previous[previous.index(BEGIN) : previous.index(END) + len(END)]
+            text = text.rstrip("\n") + "\n\n" + kept + "\n"
+        out.write_text(text, encoding="utf-8")
         print(f"bench: wrote {args.out}", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")

@@ -99,10 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _configure_logging(debug: bool, command: str) -> None:
-    # Services log every stage at info (an SRE follows one contact by its ids). Commands a
+    # Services log at info what an SRE watches (flushes, partitions taken; dead letters as
+    # warnings), per-record lines only with --debug (streams.logging). Commands a
     # person watches (replay, demo, sql) only warn, so events do not flood the terminal;
     # --debug shows everything.
-    long_running = command in ("worker", "connect")
+    long_running = command in ("worker", "sink", "connect")
     configure_logging(debug, level=None if (debug or long_running) else logging.WARNING)
 
 

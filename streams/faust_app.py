@@ -78,8 +78,15 @@ from faust.types import TP
 
 from processors.ids import Pseudonymizer
 from processors.rules import Rules
+from streams.faust_port import (
+    allow_large_inputs,
+    changelog_handed_over,
+    committed_offset,
+    highwater,
+    install_fetch_backoff,
+)
 from streams.faust_runner import Message, PartitionDesk
-from streams.intake import Intake, Mark, encode_input
+from streams.intake import Entry, Intake, Mark, encode_entries, encode_input
 from streams.kafka_admin import topic_name
 from streams.local import LIVE_MAX_AHEAD_MS, ParseStage
 from streams.metrics import PipelineMetrics
@@ -92,6 +99,13 @@ DESK_PARTITIONS = 1
 """Partitions of ``desk-input`` and ``desk-ticks``: the desk's one global order (above)."""
 
 DESK_KEY = b"desk"
+
+INTAKE_BATCH = 100
+"""Raw messages the intake parses per batch, and so at most the entries of one desk-input
+message (the message, its outputs and its table transaction stay well below Kafka's 1 MB)."""
+
+PRODUCER_BATCH_BYTES = 256 * 1024
+"""The Kafka producer's batch per partition (aiokafka's default is 16 KiB)."""
 
 DESK_INPUT = Topic(
     "desk-input", "desk", "desk-input JSON (streams.intake)", DESK_PARTITIONS, 30 * DAY_MS
@@ -119,6 +133,8 @@ class WorkerConfig:
     state_dir: Path = Path("./.supportstream/worker")
     tick_interval_s: float = 1.0
     tick_grace_ms: int = 2000
+    batch_linger_s: float = 0.05  # the longest a raw message waits for its intake batch
+    producer_linger_s: float = 0.01  # the longest a produced message waits for its batch
     wall_clock: bool = True
     idle_exit_s: float | None = None
     replication_factor: int = 1
@@ -187,6 +203,11 @@ def build_app(config: WorkerConfig) -> faust.App:
         broker_commit_interval=1.0,
         broker_rebalance_timeout=config.rebalance_timeout_s,
         producer_acks=-1,
+        # Batch at the producer: a send joins the partition's open batch for up to this long
+        # instead of becoming a produce request of its own (one syscall per message was a
+        # quarter of a busy worker's CPU). Well below the live bounds (a mark waits 2 s).
+        producer_linger=config.producer_linger_s,
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         web_enabled=False,
         autodiscover=False,
     )
@@ -234,29 +255,44 @@ def build_app(config: WorkerConfig) -> faust.App:
         # it). Unknown, it is at least what a message's own partition proves.
         return max(app.consumer.topic_partitions(raw_name) or 0, at_least)
 
+    output_names = {name: topic.get_topic_name() for name, topic in outputs.items()}
+    producer = app.producer
+
     async def publish(messages: list[Message]) -> None:
+        # Handed to the Kafka producer, which batches them (linger); not awaited one by one.
+        # Delivery is awaited where it matters: Faust flushes the producer before it commits
+        # the input's offset (processing_guarantee at_least_once).
         for topic, key, value in messages:
-            await outputs[topic].send(key=key, value=value)
+            await producer.send(output_names[topic], key, value, None, None, None)
 
     @app.agent(raw, name="intake")
     async def intake_agent(stream: Any) -> None:
-        # Stage parse, on the raw partitions this worker owns: one entry per raw message.
-        async for event in stream.events():
-            message = event.message
-            entry = intake.entry(
-                event.value,
-                partition=message.partition,
-                offset=message.offset,
-                partitions=raw_partitions(at_least=message.partition + 1),
-                timestamp=int(message.timestamp * 1000),
-            )
-            await desk_input.send(key=DESK_KEY, value=encode_input(entry), partition=0)
-            if config.metrics is not None:
-                config.metrics.observe_intake(message.partition)
+        # Stage parse, on the raw partitions this worker owns: one entry per raw message,
+        # forwarded in batches: the entries of one raw partition that came together become
+        # one desk-input message (at most INTAKE_BATCH), so the desk pays its per-message
+        # costs once per batch. A quiet stream's batch waits at most batch_linger_s.
+        batches = stream.take_events(INTAKE_BATCH, within=config.batch_linger_s)
+        async for events in batches:
+            lanes: dict[int, list[Entry]] = {}
+            for event in events:
+                message = event.message
+                entry = intake.entry(
+                    event.value,
+                    partition=message.partition,
+                    offset=message.offset,
+                    partitions=raw_partitions(at_least=message.partition + 1),
+                    timestamp=int(message.timestamp * 1000),
+                )
+                lanes.setdefault(message.partition, []).append(entry)
+            for partition, entries in lanes.items():
+                await desk_input.send(key=DESK_KEY, value=encode_entries(entries), partition=0)
+                if config.metrics is not None:
+                    config.metrics.observe_intake(partition, len(entries))
             host.last_activity = time.monotonic()
 
     @app.agent(desk_source, name="desk")
     async def desk_agent(stream: Any) -> None:
+        allow_large_inputs(app)  # a batched input writes hundreds of keys (faust_port)
         async for event in stream.events():
             message = event.message
             partition = message.partition
@@ -276,7 +312,7 @@ def build_app(config: WorkerConfig) -> faust.App:
             # offset may be committed once this iteration ends, and Faust's flush before a
             # commit gives up on that buffer after 0.1 s without a send: so wait here until
             # they are all handed to the Kafka producer, which the commit does flush.
-            await _changelog_handed_over(app)
+            await changelog_handed_over(app)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
@@ -365,7 +401,7 @@ async def _catch_up(
         )
     for offset, value in missing:
         await publish(desk.apply_input(value, tp.partition, offset))
-        await _changelog_handed_over(app)
+        await changelog_handed_over(app)
 
 
 def _read_range(
@@ -391,46 +427,22 @@ def _read_range(
         consumer.close(autocommit=False)
 
 
-async def _changelog_handed_over(app: faust.App) -> None:
-    """Wait until Faust's producer buffer (where table changelog writes wait) is empty.
-
-    faust-streaming 0.15's ``ProducerBuffer.flush`` returns as soon as no message was sent for
-    0.1 s, and the commit that follows then commits source offsets whose changelog writes are
-    still in the buffer: a crash at that moment loses them while the offsets stay committed,
-    so a restarted desk resumes after inputs whose effects its table lacks. The tests that kill
-    a worker mid-stream showed it under load. Called after every desk input, it makes the
-    commit's flush of the Kafka producer cover everything the committed inputs wrote."""
-    buffer = app.producer.buffer
-    while buffer.size:
-        await buffer.flush()
-
-
-async def _highwater(app: faust.App, tp: TP) -> int | None:
-    try:
-        highwaters = await asyncio.wait_for(app.consumer.highwaters(tp), timeout=5.0)
-    except Exception:  # the broker is slow or away: simply not this time
-        return None
-    end = highwaters.get(tp)
-    return None if end is None else int(end)
-
-
 async def _intake_caught_up(app: faust.App, tp: TP) -> int | None:
     """The committed offset of raw partition ``tp`` if it is the partition's end (everything
     in it parsed and forwarded, the producer flushed), else None. Faust keeps the offset it
     last committed (or found committed when the partition was assigned) per partition."""
-    end = await _highwater(app, tp)
-    # Faust's own record of it (no public accessor): what the consumer last committed.
-    committed = getattr(app.consumer, "_committed_offset", {}).get(tp) or 0
+    end = await highwater(app, tp)
+    committed = committed_offset(app, tp)
     if end is None or committed < end:
         return None
-    return int(committed)
+    return committed
 
 
 async def _desk_caught_up(app: faust.App, host: _Host, tp: TP) -> bool:
     """Whether the desk has applied everything ``desk-input`` holds and has no entry waiting
     for another partition."""
     desk = host.desks.get(tp.partition)
-    end = await _highwater(app, tp)
+    end = await highwater(app, tp)
     if desk is None or end is None:
         return end == 0
     applied = desk.next_offset(f"in:{tp.partition}")
@@ -450,8 +462,19 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
 
     config.state_dir.mkdir(parents=True, exist_ok=True)
     _discard_state_of_an_unclean_stop(config)
+    install_fetch_backoff()  # an idle worker must not fetch in a tight loop (faust_port)
     app = build_app(config)
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker = Worker(
+        app,
+        loglevel=loglevel,
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=_framework_logging(loglevel),
+    )
+    # Faust's progress spinner writes terminal control codes into the log, and to make it
+    # spin on every record it sets the root logger to DEBUG: every debug call of aiokafka and
+    # Faust then built a log record (a tenth of a busy worker's CPU) that nothing printed.
+    worker.spinner = None
     code = 0
     try:
         worker.execute_from_commandline()
@@ -460,6 +483,31 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
     if code == 0:
         (config.state_dir / CLEAN_STOP).touch()
     return code
+
+
+def _framework_logging(loglevel: str) -> dict[str, Any]:
+    """Faust's and aiokafka's own log lines (stdlib ``logging``) at ``loglevel``, on stderr
+    beside the JSON lines, as plain text: no colours or other terminal codes in a log file."""
+    level = loglevel.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {
+                "()": "mode.utils.logging.DefaultFormatter",
+                "format": "[%(asctime)s] [%(process)s] [%(levelname)s]: %(message)s %(extra)s",
+            }
+        },
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "level": level,
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+    }
 
 
 CLEAN_STOP = "clean-stop"

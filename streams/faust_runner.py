@@ -24,6 +24,7 @@ it can be tested, and compared with the local runner, without a broker.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, fields
@@ -38,13 +39,13 @@ from processors.desk import Desk, DeskStores, Ticket
 from processors.identity import Profile
 from processors.ids import Pseudonymizer
 from processors.model import DeadLetter, Identity, Ignored, Millis, Output, RawRecord
+from processors.pii import Masker
 from processors.rules import Rules
 from processors.sla import Cycle, SlaTerms, SlaTicket
 from processors.slabook import SlaBook
 from schemas.codec import CODEC, RAW_CONTACT
-from sinks.writer import ProjectionWriter
 from streams.connectors.envelope import conversation_key
-from streams.intake import IntakeError, decode_input
+from streams.intake import IntakeError, decode_inputs
 from streams.local import LocalRunner, ParseStage, read_records, wall_clock_ms
 from streams.metrics import PipelineMetrics
 from streams.sequencer import Merge
@@ -214,12 +215,21 @@ def sla_codec(rules: Rules) -> ValueCodec[SlaTicket]:
     return ValueCodec(encode, decode)
 
 
-def _encode_outbox(messages: list[Message]) -> list[list[str]]:
-    return [[topic, key.hex(), value.hex()] for topic, key, value in messages]
+def _encode_outbox(messages: list[Message]) -> dict[str, Any]:
+    # Base64 (a third longer than the bytes), not hex (twice as long): the outbox is most of
+    # what the desk writes to its changelog.
+    return {"b64": [[topic, _b64(key), _b64(value)] for topic, key, value in messages]}
 
 
 def _decode_outbox(value: Any) -> list[Message]:
+    if isinstance(value, dict):
+        return [(t, base64.b64decode(k), base64.b64decode(v)) for t, k, v in value["b64"]]
+    # Written by an earlier release: hex pairs.
     return [(topic, bytes.fromhex(key), bytes.fromhex(data)) for topic, key, data in value]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 TICKETS: ValueCodec[Ticket] = ValueCodec(_encode_ticket, _decode_ticket)
@@ -329,7 +339,10 @@ class TableStore(MutableMapping[str, V]):
     def __delitem__(self, key: str) -> None:
         if key not in self:
             raise KeyError(key)
-        self.dirty[key] = _DELETED
+        if key in self.space:
+            self.dirty[key] = _DELETED
+        else:  # written and deleted within one input: the table never sees it
+            del self.dirty[key]
 
     def __iter__(self) -> Iterator[str]:
         for key in self.space:
@@ -351,20 +364,6 @@ class TableStore(MutableMapping[str, V]):
 # --------------------------------------------------------------------------------------------
 # The desk of one partition
 # --------------------------------------------------------------------------------------------
-
-
-class _Discard:
-    """The local runner hands output to a writer; here the output goes to topics instead
-    (collected through ``on_output``). It writes no rows: the sink process counts those."""
-
-    def __init__(self) -> None:
-        self.rows_written: dict[str, int] = {}
-
-    def add_output(self, output: Output) -> None:
-        pass
-
-    def flush(self) -> int:
-        return 0
 
 
 class PartitionDesk:
@@ -403,14 +402,6 @@ class PartitionDesk:
         self.table = table
         self._recover()
         self._outputs: list[Output] = []
-        self._runner = LocalRunner(
-            rules,
-            pseudo,
-            cast(ProjectionWriter, _Discard()),
-            on_output=self._outputs.append,
-            metrics=metrics,
-            logger=log,
-        )
         codecs: dict[str, ValueCodec[Any]] = {
             "tickets": TICKETS,
             "latest": TEXT,
@@ -450,12 +441,22 @@ class PartitionDesk:
         # The SlaBook rebuilds its timer queue from the stored states: after a restart or a
         # rebalance the due index of this partition is exactly what the changelog recovered.
         sla = SlaBook(rules, states=s["sla"])
-        desk = Desk(rules, pseudo, self._runner.masker, stores=desk_stores, sla=sla)
+        desk = Desk(rules, pseudo, Masker(), stores=desk_stores, sla=sla)
         # The assigner state is a plain attribute of the desk; it is restored here and saved
         # with every input that changed it (see _commit).
         desk.assignments = s["assigner"].get("state", desk.assignments)
-        self._runner.desk = desk
         self._assignments = desk.assignments
+        # The local runner drives it (event time, timers, dead letters) with no warehouse:
+        # what it emits is collected here and published (``output_messages``).
+        self._runner = LocalRunner(
+            rules,
+            pseudo,
+            None,
+            on_output=self._outputs.append,
+            metrics=metrics,
+            logger=log,
+            desk=desk,
+        )
         self.merge = Merge(s["intake"], s["buffer"])
 
     @property
@@ -468,19 +469,21 @@ class PartitionDesk:
         return None if value is None else int(value)
 
     def apply_input(self, data: bytes, partition: int, offset: int) -> list[Message]:
-        """One ``desk-input`` message: an entry (or a mark) goes into the merge, and every
-        entry the merge lets through is applied, in order, as ``replay`` applies a record."""
+        """One ``desk-input`` message: its entries (or its mark) go into the merge, and every
+        entry the merge lets through is applied, in order, as ``replay`` applies a record.
+        The whole message is one transaction of the table (below)."""
 
         def apply() -> None:
             try:
-                message = decode_input(data)
+                messages = decode_inputs(data)
             except IntakeError as exc:
                 ref = f"desk-input/{partition}/{offset}"
                 at = self._runner.now if self._runner.now is not None else wall_clock_ms()
                 self._runner.dead_letter(DeadLetter(at, "", str(exc), "", ref))
                 return
-            for entry in self.merge.accept(message):
-                self._runner.apply_parsed(entry.at, entry.items, _constant(entry.record))
+            for message in messages:
+                for entry in self.merge.accept(message):
+                    self._runner.apply_parsed(entry.at, entry.items, _constant(entry.record))
 
         return self._input(f"in:{partition}", offset, apply)
 
@@ -498,21 +501,23 @@ class PartitionDesk:
 
     def _input(self, stream: str, offset: int, apply: Callable[[], None]) -> list[Message]:
         applied = self.next_offset(stream)
+        outbox = self.stores["outbox"]
         if applied is not None and offset < applied:
             # Delivered again after a crash: its effects are in the table already; what it
             # published may not have reached the broker, so publish it again (the sink
             # writes each fact once).
-            return _decode_outbox(self.stores["outbox"].get(f"{stream}:{offset}", []))
+            return [m for part in _outbox_parts(outbox, f"{stream}:{offset}") for m in part]
         apply()
-        messages = [m for output in self._outputs for m in output_messages(output)]
+        messages = list(input_messages(self._outputs))
         self._outputs.clear()
         self.stores["progress"][stream] = offset + 1
-        outbox = self.stores["outbox"]
-        if messages:
-            outbox[f"{stream}:{offset}"] = _encode_outbox(messages)
+        for number, part in enumerate(_chunks(messages, OUTBOX_PART_BYTES)):
+            outbox[_outbox_key(f"{stream}:{offset}", number)] = _encode_outbox(part)
         expired = f"{stream}:{offset - OUTBOX_WINDOW}"
-        if expired in outbox:
-            del outbox[expired]
+        number = 0
+        while (key := _outbox_key(expired, number)) in outbox:
+            del outbox[key]
+            number += 1
         self._commit()
         return messages
 
@@ -550,8 +555,61 @@ class PartitionDesk:
         self.table[_DONE] = int(undo["step"])
 
 
+OUTBOX_PART_BYTES = 200_000
+"""An input's outbox is stored in parts of about this many bytes of messages (hex doubles
+them): a tick that fires thousands of timers publishes megabytes, and one changelog message
+must stay below Kafka's 1 MB."""
+
+
+def _outbox_key(name: str, number: int) -> str:
+    # The first part keeps the old key, so outboxes written before parts existed still read.
+    return name if number == 0 else f"{name}:{number}"
+
+
+def _outbox_parts(outbox: MutableMapping[str, Any], name: str) -> Iterator[list[Message]]:
+    number = 0
+    while (key := _outbox_key(name, number)) in outbox:
+        yield _decode_outbox(outbox[key])
+        number += 1
+
+
+def _chunks(messages: list[Message], limit: int) -> Iterator[list[Message]]:
+    part: list[Message] = []
+    size = 0
+    for message in messages:
+        if part and size + len(message[1]) + len(message[2]) > limit:
+            yield part
+            part, size = [], 0
+        part.append(message)
+        size += len(message[1]) + len(message[2])
+    if part:
+        yield part
+
+
 def _constant(text: str) -> Callable[[], str]:
     return lambda: text
+
+
+def input_messages(outputs: Iterable[Output]) -> Iterator[Message]:
+    """What one input publishes: every domain event and dead letter, in order, and of the
+    ticket and cycle snapshots only the latest of each ticket and cycle. ``ticket-state`` and
+    ``sla-state`` are compacted snapshot topics and the warehouse keeps the highest version
+    (``FINAL``), so an intermediate state of the same input (a contact, then the ticket it
+    opened, then its assignment) would be encoded, sent, stored and thrown away."""
+    tickets: dict[str, Any] = {}
+    cycles: dict[tuple[str, str, int], Any] = {}
+    for output in outputs:
+        for event in output.events:
+            key = event.ticket_id or f"customer:{event.customer_id}"
+            yield "domain-events", key.encode(), CODEC.encode_event(event)
+        for letter in output.dead_letters:
+            yield "dead-letters", letter.source.encode(), CODEC.encode_dead_letter(letter)
+        for ticket in output.tickets:
+            tickets[ticket.ticket_id] = ticket
+        for cycle in output.cycles:
+            cycles[(cycle.ticket_id, cycle.metric, cycle.cycle)] = cycle
+    snapshots = Output(tickets=tuple(tickets.values()), cycles=tuple(cycles.values()))
+    yield from output_messages(snapshots)
 
 
 def output_messages(output: Output) -> Iterable[tuple[str, bytes, bytes]]:

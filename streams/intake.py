@@ -4,8 +4,9 @@
 connectors' key), and the workers split them in their consumer group. Each worker parses the
 raw messages of the partitions it owns (Avro envelope, the channel's native payload, e-mail
 MIME, identities and their keyed hashes) and forwards what each message means as one
-:class:`Entry` on ``desk-input``, the desk's one partition. The desk merges the entries of all
-partitions back into the order ``replay`` applies records (``streams.sequencer``); for that,
+:class:`Entry` on ``desk-input``, the desk's one partition; the entries of one raw partition
+parsed in one batch travel as one message (``encode_entries``). The desk merges the entries
+of all partitions back into the order ``replay`` applies records (``streams.sequencer``); for that,
 each entry carries its position (raw partition and offset) and its order key (``at``, then
 the publisher's ``sequence``), and an owner whose partition holds nothing more sends a
 :class:`Mark` instead (its committed offset and the wall clock).
@@ -21,8 +22,9 @@ message's Kafka timestamp: it is never dropped, and a redelivered message yields
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from processors.model import (
     AgentAction,
@@ -40,7 +42,13 @@ from streams.connectors.envelope import decode_sequenced
 from streams.local import ParseStage
 
 FORMAT: Final = 1
-"""Version of the ``desk-input`` JSON; a desk refuses (dead-letters) any other."""
+"""Version of a ``desk-input`` message holding one entry or one mark; a desk refuses
+(dead-letters) any version it does not know."""
+
+BATCH_FORMAT: Final = 2
+"""Version of a ``desk-input`` message holding the entries of one raw partition that the
+intake parsed in one batch, in offset order (``encode_entries``): the desk then pays its
+per-message costs (the Faust event, the input's table transaction) once per batch."""
 
 Key = tuple[int, ...]
 """An entry's place in the desk's order: (at, sequence, partition, offset)."""
@@ -129,20 +137,54 @@ def encode_input(message: Entry | Mark) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def encode_entries(entries: Sequence[Entry]) -> bytes:
+    """Several entries of one raw partition, in offset order, as one ``desk-input`` message."""
+    value = {"format": BATCH_FORMAT, "entries": [entry_to_json(entry) for entry in entries]}
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def decode_input(data: bytes) -> Entry | Mark:
-    """A ``desk-input`` message; ``IntakeError`` names what is wrong with one that is not."""
-    try:
+    """A ``desk-input`` message of one entry or mark (``FORMAT``); ``IntakeError`` names
+    what is wrong with one that is not."""
+    return _guarded(lambda: _single(json.loads(data)))
+
+
+def decode_inputs(data: bytes) -> list[Entry | Mark]:
+    """What any ``desk-input`` message holds, in order: one entry or mark (``FORMAT``) or
+    the entries of a batch (``BATCH_FORMAT``). ``IntakeError`` names what is wrong with a
+    message that is neither; nothing of such a message is applied."""
+
+    def decode() -> list[Entry | Mark]:
         value = json.loads(data)
-        if value.get("format") != FORMAT:
-            raise IntakeError(f"desk-input format {value.get('format')!r}, expected {FORMAT}")
-        if "mark" in value:
-            partition, offset, partitions, upto = value["mark"]
-            return Mark(int(partition), int(offset), int(partitions), int(upto))
-        return entry_from_json(value["entry"])
+        if isinstance(value, dict) and value.get("format") == BATCH_FORMAT:
+            entries = value["entries"]
+            if not isinstance(entries, list) or not entries:
+                raise IntakeError("desk-input batch without entries")
+            return [entry_from_json(entry) for entry in entries]
+        return [_single(value)]
+
+    return _guarded(decode)
+
+
+T = TypeVar("T")
+
+
+def _guarded(decode: Callable[[], T]) -> T:
+    try:
+        return decode()
     except IntakeError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
         raise IntakeError(f"unreadable desk-input message: {type(exc).__name__}: {exc}") from exc
+
+
+def _single(value: Any) -> Entry | Mark:
+    if value.get("format") != FORMAT:
+        raise IntakeError(f"desk-input format {value.get('format')!r}, expected {FORMAT}")
+    if "mark" in value:
+        partition, offset, partitions, upto = value["mark"]
+        return Mark(int(partition), int(offset), int(partitions), int(upto))
+    return entry_from_json(value["entry"])
 
 
 def entry_to_json(entry: Entry) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from sinks.backend import SinkError
 from sinks.chdb_backend import ChdbBackend
 from sinks.migrate import migrate
 from sinks.writer import ProjectionWriter
-from streams.logging import log_flush, log_output, log_parsed
+from streams.logging import debug_enabled, log_flush, log_output, log_parsed
 from streams.metrics import PipelineMetrics
 
 log = structlog.get_logger("supportstream.local")
@@ -90,6 +90,8 @@ class ParseStage:
         self._pseudo = pseudo
         self._metrics = metrics
         self._log = logger
+        # Asked once: with debug off, no per-record line is built (only dead letters, warnings).
+        self._debug = logger is not None and debug_enabled(logger)
         self._clock = clock
         # Live operation (workers, the live demo) sets this to LIVE_MAX_AHEAD_MS: a record
         # dated further ahead of the wall clock is a dead letter (CONTRACT §1). Replay leaves
@@ -106,7 +108,8 @@ class ParseStage:
             items = parse_record(record, self._pseudo, self.redact)
         if self._log is not None:
             for item in items:
-                log_parsed(self._log, item, record.ref)
+                if self._debug or isinstance(item, DeadLetter):
+                    log_parsed(self._log, item, record.ref)
         return items
 
     def redact(self, text: str) -> str:
@@ -144,19 +147,22 @@ class LocalRunner:
         self,
         rules: Rules,
         pseudo: Pseudonymizer,
-        writer: ProjectionWriter,
+        writer: ProjectionWriter | None,
         *,
         on_output: OutputHook | None = None,
         metrics: PipelineMetrics | None = None,
         logger: Any = None,
         clock: Callable[[], Millis] = wall_clock_ms,
         max_ahead_ms: Millis | None = None,
+        desk: Desk | None = None,
     ) -> None:
         self.parser = ParseStage(
             pseudo, metrics=metrics, logger=logger, clock=clock, max_ahead_ms=max_ahead_ms
         )
         self.masker = self.parser.masker
-        self.desk = Desk(rules, pseudo, self.masker)
+        # ``desk``: one whose state lives elsewhere (the Faust desk's table); ``writer`` None:
+        # no warehouse here (the Faust desk publishes through ``on_output`` instead).
+        self.desk = desk if desk is not None else Desk(rules, pseudo, self.masker)
         self.writer = writer
         self.stats = RunStats()
         self._on_output = on_output
@@ -164,6 +170,7 @@ class LocalRunner:
         # replay passes neither and pays nothing for them. The clock only dates the lag gauge.
         self._metrics = metrics
         self._log = logger
+        self._debug = logger is not None and debug_enabled(logger)
         self._clock = clock
         self._now: Millis | None = None
 
@@ -244,19 +251,23 @@ class LocalRunner:
             self.stats.events[event.event_type] += 1
             if event.event_type == "ticket.opened":
                 self.stats.tickets_opened += 1
-        self._sink(lambda: self.writer.add_output(output))
+        if self.writer is not None:
+            writer = self.writer
+            self._sink(lambda: writer.add_output(output))
         if self._metrics is not None:
             self._metrics.observe_output(output, self._clock())
-        if self._log is not None:
+        if self._log is not None and (self._debug or output.dead_letters):
             log_output(self._log, output, stage="desk")
         if self._on_output is not None:
             self._on_output(output)
 
     def flush(self) -> None:
         """Write what the sink holds now (a live run does this on a timer)."""
-        self._sink(self.writer.flush)
+        if self.writer is not None:
+            self._sink(self.writer.flush)
 
     def _sink(self, write: Callable[[], object]) -> None:
+        assert self.writer is not None
         before = dict(self.writer.rows_written) if self._log is not None else {}
         try:
             write()

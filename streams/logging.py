@@ -20,8 +20,11 @@ key            meaning
 Texts, subjects, senders and message ids are never logged, even masked: the logs need the ids
 only, and a log pipeline is a poor place for personal data.
 
-Levels: domain events at ``info``; per-record parse lines and state snapshots at ``debug``
-(``--debug`` shows them); dead letters at ``warning``. Example, following one conversation::
+Levels: per-record lines (parse lines, domain events, state snapshots) at ``debug``
+(``--debug`` shows them): a service handling thousands of records a second must not write a
+line for each at ``info``, and with debug off the lines are not even built (``debug_enabled``);
+the §6 counters say how much happened. Dead letters at ``warning``; flushes of the sink at
+``info``. Example, following one conversation::
 
     supportstream --debug replay ... 2>&1 | jq -c 'select(.conversation_id == "chat:s-1")'
 """
@@ -49,7 +52,7 @@ from processors.model import (
 )
 from processors.timeutil import to_rfc3339
 
-__all__ = ["configure_logging", "log_flush", "log_output", "log_parsed"]
+__all__ = ["configure_logging", "debug_enabled", "log_flush", "log_output", "log_parsed"]
 
 # The event fields worth a log line: what routes and measures, never what the customer wrote.
 _EVENT_FIELDS: tuple[str, ...] = (
@@ -106,6 +109,13 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(stream if stream is not None else sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def debug_enabled(logger: Any) -> bool:
+    """Whether ``logger`` writes debug lines (structlog's filtering loggers answer it; any
+    other logger is taken to). Hot paths ask once and skip building lines nobody reads."""
+    check = getattr(logger, "is_enabled_for", None)
+    return True if check is None else bool(check(_stdlib_logging.DEBUG))
 
 
 def _instant(ms: Millis | None) -> str | None:
@@ -181,7 +191,7 @@ def _event_fields(event: DomainEvent) -> dict[str, Any]:
 def log_output(logger: Any, output: Output, stage: str = "desk") -> None:
     """Everything one processor step emitted.
 
-    ``stage="desk"``: each domain event at info, each ticket / cycle snapshot at debug, each dead
+    ``stage="desk"``: each domain event and each ticket / cycle snapshot at debug, each dead
     letter at warning. ``stage="sink"``: each event, snapshot and dead letter handed to the
     projection writer, at debug (the writer batches; :func:`log_flush` says when they land).
     """
@@ -191,7 +201,7 @@ def log_output(logger: Any, output: Output, stage: str = "desk") -> None:
         if sink:
             logger.debug("event to sink", stage=stage, table="events", **fields)
         else:
-            logger.info("domain event", stage=stage, **fields)
+            logger.debug("domain event", stage=stage, **fields)
     for ticket in output.tickets:
         logger.debug(
             "ticket to sink" if sink else "ticket state",

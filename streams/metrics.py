@@ -435,9 +435,9 @@ class PipelineMetrics:
 
     # -- the production path's parse stage and merge --------------------------------------
 
-    def observe_intake(self, partition: int) -> None:
-        """One raw message of ``partition`` parsed and forwarded to the desk."""
-        self.intake_records.labels(str(partition)).inc()
+    def observe_intake(self, partition: int, count: int = 1) -> None:
+        """``count`` raw messages of ``partition`` parsed and forwarded to the desk."""
+        self.intake_records.labels(str(partition)).inc(count)
 
     def observe_merge(self, waiting: int) -> None:
         """The desk's merge holds ``waiting`` entries for the other partitions."""

@@ -55,7 +55,9 @@ def add_parsers(commands: Any) -> None:
         help="clickhouse://user:pass@host:9000/db or chdb:///path "
         "(default: SUPPORTSTREAM_CLICKHOUSE_URL, else the embedded warehouse)",
     )
-    sink.add_argument("--batch-rows", type=int, default=5000, help="messages per insert batch")
+    sink.add_argument(
+        "--batch-rows", type=int, default=20000, help="messages per insert batch (at most)"
+    )
     sink.add_argument("--linger", type=float, default=1.0, help="max seconds a batch waits")
     sink.add_argument(
         "--exit-when-idle", type=float, default=None, metavar="S", help="stop after S idle s"
@@ -123,7 +125,9 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
     source: KafkaSource | None = None
     try:
         migrate(backend)
-        writer = ProjectionWriter(backend)
+        # The writer's per-table bound is the consumer's: a batch is inserted once, at the
+        # checkpoint, not in pieces while it fills.
+        writer = ProjectionWriter(backend, batch_size=args.batch_rows)
         holder: list[SinkConsumer] = []
         source = KafkaSource(
             settings.kafka_bootstrap,

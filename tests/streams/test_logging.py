@@ -109,7 +109,7 @@ def test_one_contact_can_be_followed_through_every_stage_by_its_conversation_id(
     assert story.index("agent.replied") < story.index("sla.cycle_fulfilled")
     ticket_id = f"{conversation}#1"
     assert {line["ticket_id"] for line in desk} == {ticket_id}
-    assert all(line["log_level"] == "info" for line in desk)
+    assert all(line["log_level"] == "debug" for line in desk)
     # the customer is a pseudonym, the same on every line
     customers = {line["customer_id"] for line in desk}
     assert len(customers) == 1 and "111" not in customers.pop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,26 @@ from tests.support.broker import Broker
 from tests.support.pipeline import DUPLICATES, Pipeline, dump, replay, wait_until, write_week
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every worker and sink a test started is stopped when it ends, passed or failed (a
+    failed assertion before ``_finish`` left them running, busy with a broker gone)."""
+    created: list[Pipeline] = []
+    original = Pipeline.__init__
+
+    def register(self: Pipeline, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        created.append(self)
+
+    monkeypatch.setattr(Pipeline, "__init__", register)
+    yield
+    for pipeline in created:
+        for process in pipeline.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -270,3 +291,26 @@ def test_a_committed_offset_ahead_of_the_desk_s_table_is_read_again(
     log = (tmp_path / "worker-1.log").read_text()
     assert "desk-input is ahead of the desk's table" in log, worker.args
     _assert_identical(tables, reference)
+
+
+def test_sigterm_under_load_stops_cleanly(kafka_broker: Broker, tmp_path: Path) -> None:
+    """An operator's SIGTERM (a deploy, a scale-down) while the worker is busy with a
+    backlog: it stops cleanly, exit 0, with no ``CRITICAL`` crash traceback in its log, and
+    what it committed is a prefix of the week (a restarted worker goes on from there)."""
+    week = write_week(tmp_path / "busy.jsonl", tickets=600, seed=3)
+    pipeline = Pipeline(tmp_path / "deployment", kafka_broker.bootstrap)
+    records = _prepare(pipeline, week)
+    worker = pipeline.worker()
+    raw = pipeline.topic("raw-contacts")
+    # Busy: the intake has committed part of the backlog, not all of it.
+    assert wait_until(lambda: pipeline.committed(raw) > 0, timeout=90, step=0.05)
+    worker.send_signal(signal.SIGTERM)
+    code = pipeline.wait(worker, timeout=60)
+
+    log = (tmp_path / "deployment" / "worker-1.log").read_text(errors="replace")
+    committed = pipeline.committed(raw)
+    print(f"stopped with {committed} of {records} raw records committed")
+    assert code == 0, log[-3000:]
+    assert "CRITICAL" not in log and "crash" not in log.lower(), log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    assert "\x1b[" not in log  # no terminal control codes in a log that is not a terminal

@@ -1,0 +1,99 @@
+"""The one place that reaches into Faust's and aiokafka's internals (STYLE 13).
+
+Everything the workers need from the frameworks that no public API gives is here, behind four
+functions, each saying which internal it relies on and why; ``tests/streams/faust/
+test_faust_port.py`` is their contract suite, so a framework upgrade that moves one of them
+fails there, by name, rather than as a wrong result under load.
+
+* :func:`changelog_handed_over`: wait until Faust's producer buffer (where table changelog
+  writes wait) is empty, so the commit's flush covers them (faust-streaming 0.15).
+* :func:`committed_offset`: the offset Faust last committed for a partition.
+* :func:`highwater`: a partition's end offset, or None when the broker does not answer soon.
+* :func:`allow_large_inputs`: Faust warns ("producer buffer full") whenever more than 100
+  table writes wait in its producer buffer, which one batched desk input does as a rule; the
+  desk empties the buffer after every input anyway (:func:`changelog_handed_over`).
+* :func:`install_fetch_backoff`: aiokafka fetches again at once after an empty fetch
+  response; against a broker that answers empty fetches without waiting (noida-db, or Kafka
+  with a short ``fetch.max.wait.ms``) an idle consumer spins. A short pause after an empty
+  response bounds that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+from faust.types import TP
+
+FETCH_BACKOFF_S = 0.05
+"""The pause after a fetch response that brought no records (the latency it can add)."""
+
+_MARK = "_supportstream_fetch_backoff"
+
+
+async def changelog_handed_over(app: Any) -> None:
+    """Wait until Faust's producer buffer (where table changelog writes wait) is empty.
+
+    faust-streaming 0.15's ``ProducerBuffer.flush`` returns as soon as no message was sent for
+    0.1 s, and the commit that follows then commits source offsets whose changelog writes are
+    still in the buffer: a crash at that moment loses them while the offsets stay committed,
+    so a restarted desk resumes after inputs whose effects its table lacks. The tests that kill
+    a worker mid-stream showed it under load. Called after every desk input, it makes the
+    commit's flush of the Kafka producer cover everything the committed inputs wrote."""
+    buffer = app.producer.buffer
+    while buffer.size:
+        await buffer.flush()
+
+
+def committed_offset(app: Any, tp: TP) -> int:
+    """The offset Faust last committed for ``tp`` (or found committed when the partition was
+    assigned); 0 if none. Faust keeps it in ``Consumer._committed_offset`` (no accessor)."""
+    return int(getattr(app.consumer, "_committed_offset", {}).get(tp) or 0)
+
+
+async def highwater(app: Any, tp: TP, timeout_s: float = 5.0) -> int | None:
+    """The end offset of ``tp``, or None when the broker is slow or away (simply not now)."""
+    try:
+        highwaters = await asyncio.wait_for(app.consumer.highwaters(tp), timeout=timeout_s)
+    except Exception:
+        return None
+    end = highwaters.get(tp)
+    return None if end is None else int(end)
+
+
+PRODUCER_BUFFER_MESSAGES = 20_000
+"""Table writes that may wait in Faust's producer buffer before it warns and drains it."""
+
+
+def allow_large_inputs(app: Any, limit: int = PRODUCER_BUFFER_MESSAGES) -> None:
+    """Let one desk input write up to ``limit`` table keys before Faust's producer buffer
+    warns and drains itself (``ProducerBuffer.max_messages``, 100 in faust-streaming 0.15)."""
+    app.producer.buffer.max_messages = limit
+
+
+def install_fetch_backoff(fetcher_class: Any = None, delay_s: float = FETCH_BACKOFF_S) -> None:
+    """Make aiokafka's fetcher pause ``delay_s`` after a fetch response without records
+    (``Fetcher._proc_fetch_request`` returns whether it added records). Idempotent."""
+    if fetcher_class is None:
+        from aiokafka.consumer.fetcher import Fetcher
+
+        fetcher_class = Fetcher
+    original = fetcher_class._proc_fetch_request
+    if getattr(original, _MARK, False):
+        return
+
+    @functools.wraps(original)
+    async def proc_fetch_request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        added = await original(self, *args, **kwargs)
+        if not added:
+            try:
+                await asyncio.sleep(delay_s)
+            except asyncio.CancelledError:
+                # As the original does: a fetch cancelled by ``close()`` or an unassignment
+                # ends quietly (``Fetcher.close`` awaits its cancelled fetch tasks).
+                return added
+        return added
+
+    setattr(proc_fetch_request, _MARK, True)
+    fetcher_class._proc_fetch_request = proc_fetch_request

@@ -1,0 +1,56 @@
+"""The end-to-end production benchmark's report: its ratios and its section of BENCHMARKS.md.
+(The measurement itself needs a broker and minutes; `python -m loadtest.bench_production`.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loadtest.bench_production import BEGIN, END, Figure, Report, render, write_section
+
+
+def _report() -> Report:
+    report = Report(started="2026-12-06 23:00 UTC", machine="test", load_before=(1.0, 1.0, 1.0))
+    report.records, report.lines, report.command = 1000, 1002, "python -m loadtest.bench_production"
+    report.figures = {
+        "replay": Figure("replay", "one process", 1000, 2.0, 2.0),
+        "copy": Figure("raw aiokafka copy", "copy", 1000, 0.2, 0.1, 0.1, 1000),
+        "one": Figure("production path, one worker", "w+s", 1000, 3.0, 5.0, 1.0, 2500),
+        "two": Figure("production path, 2 workers", "w+s", 1000, 2.5, 6.0, 1.0, 2500),
+        "sink": Figure("sink alone", "sink", 1000, 1.0, 0.8, 0.2, 2400),
+        "insert": Figure("raw insert", "insert", 1000, 0.5, 0.4, rows=2400),
+    }
+    report.figures["one"].extra = {"worker_cpu_s": [4.0], "sink_cpu_s": 1.0, "partitions": 3}
+    return report
+
+
+def test_the_section_shows_every_path_and_the_ratios_the_issue_asks_for() -> None:
+    text = render(_report())
+    assert text.startswith(BEGIN) and text.rstrip().endswith(END)
+    for name in (
+        "replay",
+        "raw aiokafka copy",
+        "one worker",
+        "2 workers",
+        "sink alone",
+        "raw insert",
+    ):
+        assert name in text
+    # 333 records/s against replay's 500; 5 CPU s against 2; two workers 400 against 333.
+    assert "| production path (one worker) records/s vs replay's | 0.67 | at least 0.5 |" in text
+    assert (
+        "| production path (one worker) CPU per record vs replay's (worker + sink) | 2.50 |" in text
+    )
+    assert "| two workers records/s vs one worker's | 1.20 | at least 1 |" in text
+    assert "| sink alone: wall time vs raw insert | 2.00 |" in text
+
+
+def test_the_section_replaces_its_old_self_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "BENCHMARKS.md"
+    path.write_text(f"# Benchmarks\n\nbefore\n\n{BEGIN}\nold figures\n{END}\n\nafter\n")
+    write_section(path, render(_report()))
+    text = path.read_text()
+    assert "old figures" not in text and text.count(BEGIN) == 1
+    assert text.startswith("# Benchmarks\n\nbefore\n\n") and text.rstrip().endswith("after")
+    fresh = tmp_path / "NEW.md"
+    write_section(fresh, render(_report()))
+    assert fresh.read_text().startswith(BEGIN)
