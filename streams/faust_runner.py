@@ -599,11 +599,7 @@ def input_messages(outputs: Iterable[Output]) -> Iterator[Message]:
     tickets: dict[str, Any] = {}
     cycles: dict[tuple[str, str, int], Any] = {}
     for output in outputs:
-        for event in output.events:
-            key = event.ticket_id or f"customer:{event.customer_id}"
-            yield "domain-events", key.encode(), CODEC.encode_event(event)
-        for letter in output.dead_letters:
-            yield "dead-letters", letter.source.encode(), CODEC.encode_dead_letter(letter)
+        yield from output_messages(Output(events=output.events, dead_letters=output.dead_letters))
         for ticket in output.tickets:
             tickets[ticket.ticket_id] = ticket
         for cycle in output.cycles:
