@@ -25,11 +25,18 @@ The rules are CONTRACT §1 (Tickets) and §3 (SLA, delegated to ``SlaBook``):
   or by a timer at ``promised_by``; a spike of one contact reason opens an incident the
   tickets join, closed by a timer (``processors.incidents``). The SLA, promise and incident
   timers fire together in one instant order (``advance``).
+
+Agents and quality (CONTRACT §7, ``processors.quality``): every fact names the agent it belongs
+to, so the warehouse attributes it without guessing: ``agent.replied`` says whether it was the
+ticket's first public reply, ``survey.answered`` names the agent of the latest public reply
+before it (not the assignee), ``ticket.reopened`` the agent who recorded the solve it undoes,
+and ``qa.reviewed`` the ticket's most active agent when reviewed and the review's quality.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -50,11 +57,13 @@ from processors.model import (
     Millis,
     Output,
     Parsed,
+    QaReview,
     SurveyAnswer,
     TicketState,
 )
 from processors.pii import Masker
 from processors.promises import PromiseBook
+from processors.quality import ReplyTally, most_active, score_review, tally_reply, unknown_criteria
 from processors.rules import Rules
 from processors.sla import FIRST_RESPONSE, SlaOutput
 from processors.slabook import SlaBook
@@ -97,6 +106,9 @@ class Ticket:
     promise_basis: str = ""
     promise_outcome: str = ""
     incident_id: str = ""
+    replies: ReplyTally = ()  # public replies per agent (processors.quality)
+    solved_by: str = ""  # the agent who recorded the latest solve
+    sample_key: str = ""  # h(ticket_id): the QA sample's order (CONTRACT §7)
 
     def snapshot(self) -> TicketState:
         return TicketState(
@@ -131,6 +143,8 @@ class Ticket:
             promise_basis=self.promise_basis,
             promise_outcome=self.promise_outcome,
             incident_id=self.incident_id,
+            most_active_agent=most_active(self.replies),
+            sample_key=self.sample_key,
         )
 
 
@@ -247,7 +261,7 @@ class Desk:
     # Inputs
     # ---------------------------------------------------------------------------------------
 
-    def handle(self, item: Contact | AgentAction | SurveyAnswer | CrmUpsert) -> Output:
+    def handle(self, item: Contact | AgentAction | SurveyAnswer | CrmUpsert | QaReview) -> Output:
         step = _Step()
         if isinstance(item, Contact):
             self._contact(step, item)
@@ -255,6 +269,8 @@ class Desk:
             self._agent(step, item)
         elif isinstance(item, SurveyAnswer):
             self._survey(step, item)
+        elif isinstance(item, QaReview):
+            self._qa(step, item)
         else:
             self._crm(step, item)
         return step.output()
@@ -345,6 +361,7 @@ class Desk:
             opened_at=at,
             opened_day=self._day(at),
             updated_at=at,
+            sample_key=self._pseudo.h(f"{conversation_id}#{number}"),
         )
         self.stores.latest[conversation_id] = ticket.ticket_id
         ticket = self._emit(step, ticket, "contact.received", at, received)
@@ -391,6 +408,7 @@ class Desk:
                 "public": False,
                 "type": action.type,
                 "message_id": self._pseudo.h(action.message_id) if action.message_id else "",
+                "first": False,
             }
             ticket = self._emit(step, ticket, "agent.replied", at, data)
             self._put(step, ticket, changed=False)
@@ -409,11 +427,13 @@ class Desk:
             "public": True,
             "type": "reply",
             "message_id": self._pseudo.h(message_id) if message_id else "",
+            "first": ticket.first_reply_at is None,
         }
         ticket = self._emit(step, ticket, "agent.replied", at, data)
         first = ticket.first_reply_at is None
         ticket = replace(
             ticket,
+            replies=tally_reply(ticket.replies, agent_id, ticket.seq),
             agent_reply_count=ticket.agent_reply_count + 1,
             first_reply_at=ticket.first_reply_at if ticket.first_reply_at is not None else at,
         )
@@ -435,7 +455,7 @@ class Desk:
             ticket = self._emit(
                 step, ticket, "ticket.solved", at, {"by": agent_id, "from_status": ticket.status}
             )
-            ticket = replace(ticket, status="solved", solved_at=at)
+            ticket = replace(ticket, status="solved", solved_at=at, solved_by=agent_id)
             if ticket.agent_id:
                 self.assignments = self._assigner.release(self.assignments, ticket.agent_id)
             ticket = self._sla_effects(step, ticket, self.sla.status(ticket.ticket_id, at, status))
@@ -473,14 +493,50 @@ class Desk:
         ticket = self._latest(step, answer.conversation_id, answer.at, "survey", answer.ref)
         if ticket is None:
             return
+        # Attributed to the agent of the latest public reply before it, not the assignee (§7).
+        replied_last = max(ticket.replies, key=lambda entry: entry[2], default=("", 0, 0))[0]
         ticket = self._emit(
-            step, ticket, "survey.answered", answer.at, {"kind": answer.kind, "score": answer.score}
+            step,
+            ticket,
+            "survey.answered",
+            answer.at,
+            {"kind": answer.kind, "score": answer.score, "agent_id": replied_last},
         )
         if answer.kind == "csat":
             ticket = replace(ticket, csat=answer.score)
         else:
             ticket = replace(ticket, nps=answer.score)
         self._put(step, ticket, at=answer.at)
+
+    def _qa(self, step: _Step, review: QaReview) -> None:
+        """A quality review (CONTRACT §7): of a known ticket, on the scorecard's criteria."""
+        ticket = self.stores.tickets.get(review.ticket_id)
+        reason = ""
+        if ticket is None:
+            reason = f"ticket {review.ticket_id!r} is unknown"
+        elif unknown := unknown_criteria(self.rules.qa, review.scores):
+            listed = ", ".join(c.name for c in self.rules.qa.scorecard) or "none"
+            named = ", ".join(repr(name) for name in unknown)
+            reason = f"criterion {named} is not on the rules' qa.scorecard (listed: {listed})"
+        if ticket is None or reason:
+            step.dead_letters.append(
+                DeadLetter(at=review.at, source="qa", reason=reason, record="", ref=review.ref)
+            )
+            return
+        verdict = score_review(self.rules.qa, review.scores)
+        scores = json.dumps(dict(review.scores), sort_keys=True, separators=(",", ":"))
+        data = {
+            "reviewer_id": review.reviewer_id,
+            "agent_id": most_active(ticket.replies),
+            "quality": verdict.quality,
+            "critical_failed": verdict.critical_failed,
+            "scores": scores,
+            "comment": self._masker.mask(review.comment),
+            # Orders two reviews of one instant: the later in the input replaces the earlier.
+            "sequence": ticket.seq + 1,
+        }
+        ticket = self._emit(step, ticket, "qa.reviewed", review.at, data)
+        self._put(step, ticket, changed=False)
 
     def _crm(self, step: _Step, record: CrmUpsert) -> None:
         profile = self.customers.upsert(record)
@@ -534,6 +590,7 @@ class Desk:
                 "to_status": status,
                 "by": by,
                 "solved_at": solved_at,
+                "solved_by": ticket.solved_by,
             },
         )
         ticket = replace(ticket, status=status, reopen_count=ticket.reopen_count + 1)

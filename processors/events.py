@@ -56,6 +56,7 @@ EVENT_TYPES: Final[dict[str, tuple[FieldSpec, ...]]] = {
         ("to_status", "string"),
         ("by", "string"),
         ("solved_at", "timestamp"),
+        ("solved_by", "string"),  # the agent who recorded the solve undone (§7), "" if unknown
     ),
     "ticket.assigned": (
         ("agent_id", "string"),
@@ -72,10 +73,22 @@ EVENT_TYPES: Final[dict[str, tuple[FieldSpec, ...]]] = {
         ("public", "boolean"),
         ("type", "string"),  # reply | note
         ("message_id", "string"),  # keyed hash of the reply's Message-ID, "" if none
+        ("first", "boolean"),  # the ticket's first public reply (§7 first_responses)
     ),
     "survey.answered": (
         ("kind", "string"),
         ("score", "int"),
+        ("agent_id", "string"),  # the agent of the latest public reply before it (§7), or ""
+    ),
+    # A quality review of a ticket (CONTRACT §7); a later one by the same reviewer replaces it.
+    "qa.reviewed": (
+        ("reviewer_id", "string"),
+        ("agent_id", "string"),  # the ticket's most active agent when reviewed, "" if none
+        ("quality", "double?"),  # 0..100, one decimal; null when every criterion was N/A
+        ("critical_failed", "boolean"),
+        ("scores", "string"),  # JSON object criterion -> score or null, sorted keys
+        ("comment", "string"),  # masked
+        ("sequence", "int"),  # the ticket's event number: orders reviews of one instant
     ),
     "customer.upserted": (
         ("tier", "string"),

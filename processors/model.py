@@ -7,7 +7,8 @@ serialise without surprises. Conversions to and from ``datetime`` live at the ed
 
 The flow through the processors is::
 
-    RawRecord --parse--> Contact | AgentAction | SurveyAnswer | CrmUpsert | Ignored | DeadLetter
+    RawRecord --parse--> Contact | AgentAction | SurveyAnswer | CrmUpsert | QaReview
+                         | Ignored | DeadLetter
               --desk---> DomainEvent* + TicketState* + CycleState*
 
 ``DomainEvent`` rows go to the ``events`` table (and the domain-events topic); ``TicketState`` and
@@ -37,6 +38,7 @@ SOURCES: tuple[str, ...] = (
     "agent",
     "survey",
     "crm",
+    "qa",
 )
 """Every value of the input record's ``source`` key (CONTRACT §1)."""
 
@@ -153,6 +155,19 @@ class CrmUpsert:
 
 
 @dataclass(frozen=True, slots=True)
+class QaReview:
+    """A quality review of a ticket (CONTRACT §1 ``qa``, §7). ``scores`` maps each criterion
+    named to its score in 0..1, or ``None`` for not applicable, in the record's order."""
+
+    at: Millis
+    ticket_id: str
+    reviewer_id: str
+    scores: tuple[tuple[str, float | None], ...]
+    comment: str = ""
+    ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Ignored:
     """A record that is understood and deliberately not a contact (a Telegram edit, a WhatsApp
     status, a VK ``group_join``...). Acknowledged, counted, not a dead letter."""
@@ -186,7 +201,7 @@ class DeadLetter:
                 object.__setattr__(self, name, _SURROGATE.sub("\ufffd", text))
 
 
-Parsed = Contact | AgentAction | SurveyAnswer | CrmUpsert | Ignored | DeadLetter
+Parsed = Contact | AgentAction | SurveyAnswer | CrmUpsert | QaReview | Ignored | DeadLetter
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,6 +260,8 @@ class TicketState:
     promise_basis: str = ""  # history | target
     promise_outcome: str = ""  # kept | broken; "" while pending or without a promise
     incident_id: str = ""
+    most_active_agent: str = ""  # CONTRACT §7: most public replies, a tie to the latest
+    sample_key: str = ""  # h(ticket_id), the QA sample's order
 
 
 @dataclass(frozen=True, slots=True)

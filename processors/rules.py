@@ -48,6 +48,8 @@ __all__ = [
     "KindRule",
     "PriorityRule",
     "PromisesSpec",
+    "QaCriterion",
+    "QaRules",
     "QueueRule",
     "Rules",
     "RulesError",
@@ -210,6 +212,31 @@ class IncidentsSpec:
     min_customers: int = 5
     factor: float = 3
     baseline_ms: int = 7 * 86_400_000
+class QaCriterion:
+    """One line of the QA scorecard (CONTRACT §7): a review scores it 0..1 or null (N/A)."""
+
+    name: str
+    weight: float
+    critical: bool = False
+
+
+DEFAULT_QA_SAMPLE_PER_AGENT_WEEK: Final = 5
+
+
+@dataclass(frozen=True, slots=True)
+class QaRules:
+    """The ``qa`` section: how many unflagged tickets per agent and week go to review, and the
+    scorecard reviews are scored on. Without the section the scorecard is empty, so every
+    ``qa`` record names an unknown criterion (a dead letter)."""
+
+    sample_per_agent_week: int = DEFAULT_QA_SAMPLE_PER_AGENT_WEEK
+    scorecard: tuple[QaCriterion, ...] = ()
+
+    def criterion(self, name: str) -> QaCriterion | None:
+        for criterion in self.scorecard:
+            if criterion.name == name:
+                return criterion
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +259,7 @@ class Rules:
     sla_policies: tuple[SlaPolicy, ...]
     promises: PromisesSpec | None = None
     incidents: IncidentsSpec | None = None
+    qa: QaRules = QaRules()
 
     @property
     def priority_names(self) -> tuple[str, ...]:
@@ -408,6 +436,7 @@ _TOP_KEYS: Final = (
     "sla_policies",
     "promises",
     "incidents",
+    "qa",
 )
 
 # What each kind of `when` may use: only what classification decides before it (CONTRACT §1).
@@ -478,6 +507,7 @@ def _build(data: Any) -> Rules:
         sla_policies=sla_policies,
         promises=_promises(top.get("promises")),
         incidents=_incidents(top.get("incidents")),
+        qa=_qa(top.get("qa")),
     )
 
 
@@ -738,6 +768,38 @@ def _agents(value: Any, queue_names: tuple[str, ...]) -> tuple[AgentSpec, ...]:
             capacity = _positive_int(entry["capacity"], f"{path}.capacity")
         agents.append(AgentSpec(agent_id, tuple(queues), capacity))
     return tuple(agents)
+
+
+def _qa(value: Any) -> QaRules:
+    """The ``qa`` section (CONTRACT §7): ``sample_per_agent_week`` and the ``scorecard``."""
+    if value is None:
+        return QaRules()
+    section = _mapping(value, "qa")
+    _only_keys(section, "qa", ("sample_per_agent_week", "scorecard"))
+    sample = DEFAULT_QA_SAMPLE_PER_AGENT_WEEK
+    if section.get("sample_per_agent_week") is not None:
+        sample = _positive_int(section["sample_per_agent_week"], "qa.sample_per_agent_week")
+    criteria: list[QaCriterion] = []
+    first_at: dict[str, str] = {}
+    for path, item in _items(
+        section.get("scorecard", []), "qa.scorecard", empty="a scorecard needs a criterion"
+    ):
+        entry = _mapping(item, path)
+        _only_keys(entry, path, ("name", "weight", "critical"))
+        name = _required_name(entry, path)
+        _unique(name, f"{path}.name", first_at, path, what="criterion")
+        weight = entry.get("weight")
+        if weight is None:
+            raise _Invalid(f"{path}.weight", "is required: a number above zero")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+            raise _Invalid(f"{path}.weight", f"must be a number above zero, got {_show(weight)}")
+        if weight != weight or weight == float("inf"):
+            raise _Invalid(f"{path}.weight", f"must be a finite number, got {_show(weight)}")
+        critical = False
+        if entry.get("critical") is not None:
+            critical = _bool(entry["critical"], f"{path}.critical")
+        criteria.append(QaCriterion(name, float(weight), critical))
+    return QaRules(sample, tuple(criteria))
 
 
 def _assignment(value: Any) -> AssignmentMode:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 
+from processors.rules import DEFAULT_QA_SAMPLE_PER_AGENT_WEEK
 from sinks.backend import DATABASE, Backend, SinkError
 
 __all__ = [
@@ -91,6 +92,7 @@ def migrate(
     migrations: list[Migration] | None = None,
     *,
     reporting_timezone: str | None = None,
+    qa_sample_per_agent_week: int | None = None,
 ) -> list[int]:
     """Bring the schema up to date; return the versions applied by this call (``[]`` when
     there was nothing to do). With ``reporting_timezone`` (the rules' one), the daily views are
@@ -114,21 +116,33 @@ def migrate(
             [(migration.version, migration.name, migration.checksum, dt.datetime.now(dt.UTC))],
         )
         applied.append(migration.version)
-    apply_reporting_views(backend, reporting_timezone)
+    apply_reporting_views(
+        backend, reporting_timezone, qa_sample_per_agent_week=qa_sample_per_agent_week
+    )
     return applied
 
 
-def apply_reporting_views(backend: Backend, timezone: str | None) -> None:
+def apply_reporting_views(
+    backend: Backend, timezone: str | None, *, qa_sample_per_agent_week: int | None = None
+) -> None:
     """Create the views whose days are days in the reporting time zone (CONTRACT §2:
     ``reporting_timezone`` sets the days of the daily projections). ClickHouse needs the time
     zone as a constant, so the views are written from ``sinks/reporting_views.sql`` with it.
     ``None`` creates missing views in UTC and leaves existing ones as they are."""
     if timezone is not None and not _known_timezone(timezone):
         raise SinkError(f"unknown reporting time zone {timezone!r}")
-    template = (resources.files("sinks") / "reporting_views.sql").read_text(encoding="utf-8")
+    if qa_sample_per_agent_week is not None and qa_sample_per_agent_week <= 0:
+        raise SinkError(f"qa sample size must be above zero, got {qa_sample_per_agent_week}")
+    # The agents' views (CONTRACT §7) also take the rules' QA sample size as a constant.
+    template = "\n".join(
+        (resources.files("sinks") / name).read_text(encoding="utf-8")
+        for name in ("reporting_views.sql", "agent_views.sql")
+    )
     replace = timezone is not None
+    sample = qa_sample_per_agent_week or DEFAULT_QA_SAMPLE_PER_AGENT_WEEK
     sql = (
         template.replace("{reporting_timezone}", timezone or "UTC")
+        .replace("{qa_sample_per_agent_week}", str(int(sample)))
         .replace("{or_replace}", "OR REPLACE" if replace else "")
         .replace("{if_not_exists}", "" if replace else "IF NOT EXISTS")
     )

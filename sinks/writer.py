@@ -148,6 +148,8 @@ _TICKETS: _Table[TicketState] = _Table(
         "promise_basis",
         "promise_outcome",
         "incident_id",
+        "most_active_agent",
+        "sample_key",
     ),
     key=lambda t: t.ticket_id,
     version=lambda t: t.version,
@@ -181,6 +183,8 @@ _TICKETS: _Table[TicketState] = _Table(
         t.promise_basis,
         t.promise_outcome,
         t.incident_id,
+        t.most_active_agent,
+        t.sample_key,
     ),
 )
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
@@ -155,7 +155,9 @@ def _encode_ticket(ticket: Ticket) -> dict[str, Any]:
 
 
 def _decode_ticket(value: Any) -> Ticket:
-    return Ticket(**value)
+    ticket = Ticket(**value)
+    # The reply tally (CONTRACT §7) comes back from JSON as lists; the desk compares tuples.
+    return replace(ticket, replies=tuple((a, int(n), int(q)) for a, n, q in ticket.replies))
 
 
 def _encode_profile(profile: Profile) -> dict[str, Any]:

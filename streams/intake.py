@@ -36,6 +36,7 @@ from processors.model import (
     Ignored,
     Millis,
     Parsed,
+    QaReview,
     SurveyAnswer,
 )
 from streams.connectors.envelope import decode_sequenced
@@ -111,7 +112,7 @@ class Intake:
         if isinstance(decoded, DeadLetter):
             return Entry(partition, offset, partitions, decoded.at, 0, ref, "", (decoded,))
         items = tuple(self.parser.parse(decoded))
-        refusable = any(isinstance(item, AgentAction | SurveyAnswer) for item in items)
+        refusable = any(isinstance(item, AgentAction | SurveyAnswer | QaReview) for item in items)
         record = self.parser.redact(decoded.text) if refusable else ""
         at = decoded.at
         if all(isinstance(item, DeadLetter) for item in items):
@@ -239,6 +240,8 @@ def item_from_json(value: dict[str, Any]) -> Parsed:
     if fields.get("threading") is not None:
         message_id, references, in_reply_to = fields["threading"]
         fields["threading"] = EmailThreading(message_id, tuple(references), tuple(in_reply_to))
+    if kind == "QaReview":
+        fields["scores"] = tuple((name, score) for name, score in fields["scores"])
     cls = _ITEM_TYPES.get(kind)
     if cls is None:
         raise IntakeError(f"unknown parsed item type {kind!r}")
@@ -248,5 +251,5 @@ def item_from_json(value: dict[str, Any]) -> Parsed:
 
 _ITEM_TYPES: Final[dict[str, Any]] = {
     cls.__name__: cls
-    for cls in (Contact, AgentAction, SurveyAnswer, CrmUpsert, Ignored, DeadLetter)
+    for cls in (Contact, AgentAction, SurveyAnswer, CrmUpsert, QaReview, Ignored, DeadLetter)
 }

@@ -306,7 +306,11 @@ def embedded_warehouse(path: Path, rules: Rules) -> Iterator[ProjectionWriter]:
     it (``writer.compact()``) when their run is complete."""
     backend = ChdbBackend(path)
     try:
-        migrate(backend, reporting_timezone=rules.reporting_timezone)
+        migrate(
+            backend,
+            reporting_timezone=rules.reporting_timezone,
+            qa_sample_per_agent_week=rules.qa.sample_per_agent_week,
+        )
         yield ProjectionWriter(backend)
     finally:
         backend.close()

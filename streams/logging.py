@@ -48,6 +48,7 @@ from processors.model import (
     Millis,
     Output,
     Parsed,
+    QaReview,
     SurveyAnswer,
 )
 from processors.timeutil import to_rfc3339
@@ -149,6 +150,15 @@ def log_parsed(logger: Any, item: Parsed, ref: str = "") -> None:
             stage="parse",
             source="agent" if isinstance(item, AgentAction) else "survey",
             conversation_id=item.conversation_id,
+            at=_instant(item.at),
+            ref=item.ref or ref,
+        )
+    elif isinstance(item, QaReview):
+        logger.debug(
+            "record parsed",
+            stage="parse",
+            source="qa",
+            ticket_id=item.ticket_id,
             at=_instant(item.at),
             ref=item.ref or ref,
         )

@@ -78,7 +78,7 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -
 # Channel connectors (``supportstream connect http|imap``, docs/CONNECTORS.md)
 # --------------------------------------------------------------------------------------------
 
-HTTP_TOKEN_SOURCES: tuple[str, ...] = ("chat", "form", "phone", "agent", "survey", "crm")
+HTTP_TOKEN_SOURCES: tuple[str, ...] = ("chat", "form", "phone", "agent", "survey", "crm", "qa")
 """The sources the HTTP connector accepts with a bearer token (``SUPPORTSTREAM_{SOURCE}_TOKEN``)."""
 
 

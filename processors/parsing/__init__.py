@@ -3,8 +3,8 @@
 ``parse_line`` takes one JSON Lines line of a replay file; ``parse_record`` a record whose
 envelope is already read (by ``parse_envelope``, or by a connector). Both return what the
 record means: ``Contact`` (a WhatsApp body may hold several, in order), ``AgentAction``,
-``SurveyAnswer``, ``CrmUpsert``, ``Ignored`` (understood, deliberately not acted on) or
-``DeadLetter`` (not understood, with a reason naming the path). None of the three ever raises
+``SurveyAnswer``, ``CrmUpsert``, ``QaReview``, ``Ignored`` (understood, deliberately not acted
+on) or ``DeadLetter`` (not understood, with a reason naming the path). None of the three ever raises
 on bad input: a record that cannot be understood must not stop the run.
 
 One module per source owns that source's payload format; this module owns the envelope
@@ -30,6 +30,7 @@ from processors.parsing.crm import parse_crm
 from processors.parsing.form import parse_form
 from processors.parsing.mail import parse_email
 from processors.parsing.phone import parse_phone
+from processors.parsing.qa import parse_qa
 from processors.parsing.survey import parse_survey
 from processors.parsing.telegram import parse_telegram
 from processors.parsing.vk import parse_vk
@@ -57,6 +58,7 @@ PARSERS: Final[Mapping[str, Parser]] = {
     "agent": parse_agent,
     "survey": parse_survey,
     "crm": parse_crm,
+    "qa": parse_qa,
 }
 """Each source of CONTRACT §1 and its parser."""
 

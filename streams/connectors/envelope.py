@@ -42,6 +42,7 @@ from processors.model import (
     Ignored,
     Millis,
     Parsed,
+    QaReview,
     RawRecord,
     SurveyAnswer,
 )
@@ -246,6 +247,9 @@ def conversation_key(item: Parsed, pseudo: Pseudonymizer) -> str:
         return item.conversation_id
     if isinstance(item, CrmUpsert):
         return f"crm:{item.customer_id}"
+    if isinstance(item, QaReview):
+        # The ticket's conversation: a review travels with the records of its ticket.
+        return item.ticket_id.rsplit("#", 1)[0]
     return f"{item.source}:unparsed"  # pragma: no cover - Ignored and DeadLetter never get here
 
 

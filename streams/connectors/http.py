@@ -9,7 +9,7 @@ Routes (docs/CONNECTORS.md has the set-up of each channel):
 ``POST /whatsapp``     Cloud API webhooks; ``X-Hub-Signature-256`` must sign the raw body
 ``POST /vk``           Callback API events; ``secret`` must match; ``confirmation`` is answered
                        with the configured code, everything else with the literal ``ok``
-``POST /{source}``     ``chat``, ``form``, ``phone``, ``agent``, ``survey``, ``crm`` with
+``POST /{source}``     ``chat``, ``form``, ``phone``, ``agent``, ``survey``, ``crm``, ``qa`` with
                        ``Authorization: Bearer <token>`` of that source
 ``GET  /healthz``      liveness
 =====================  ========================================================================
