@@ -87,6 +87,16 @@ MALFORMED_KINDS = (
 )
 """Every way a generated record is broken on purpose; each goes to the dead-letter stream."""
 
+QA_REVIEW_SHARE = 0.3
+"""The share of solved tickets a team lead reviews (the demo rules' ``qa`` scorecard)."""
+QA_REVIEWERS = ("lead.orlova", "lead.kim")
+QA_COMMENTS = (
+    "Решение верное, но без извинений за задержку",
+    "Хорошо: проверил заказ до ответа",
+    "Не уточнил номер заказа, клиенту пришлось писать ещё раз",
+    "Good tone, solution incomplete",
+)
+
 WABA_ID = "104582337915601"
 WA_PHONE_NUMBER_ID = "109876543210987"
 VK_SECRET = "sovushka-callback"
@@ -438,6 +448,9 @@ class _Engine:
         self.tg_message_ids: Counter[int] = Counter()
         self.vk_conv_message_ids: Counter[int] = Counter()
         self.conversations: dict[str, _Conversation] = {}
+        # QA reviews draw from their own generator, seeded from this one's state without
+        # advancing it: the rest of the traffic stays what it was before reviews existed.
+        self.qa_rng = random.Random(repr(rng.getstate()[1][:8]))
 
     # -- primitives ---------------------------------------------------------------------------
 
@@ -1477,6 +1490,35 @@ class _Engine:
             at, "survey", {"conversation_id": th.conv, "kind": kind, "score": score}, thread=th
         )
 
+    def qa_review(self, th: _Thread, solved_at: datetime) -> None:
+        """Now and then a team lead scores a solved ticket on the demo rules' scorecard
+        (CONTRACT §7): some criteria N/A, a few critical failures, a few reviews redone."""
+        rng = self.qa_rng
+        conv = self.conversations.get(th.conv)
+        if conv is None or not conv.tickets or rng.random() >= QA_REVIEW_SHARE:
+            return
+        ticket_id = f"{th.conv}#{conv.tickets}"
+        reviewer = QA_REVIEWERS[rng.randrange(len(QA_REVIEWERS))]
+        at = solved_at + _s(rng.uniform(2 * 3600, 48 * 3600))
+        for _ in range(2 if rng.random() < 0.08 else 1):  # a redo replaces the first review
+            scores: Record = {
+                "solution": rng.choices((1, 0.75, 0.5, 0.25, 0), (50, 20, 15, 10, 5))[0],
+                "tone": rng.choices((1, 0.75, 0.5, 0.25), (55, 25, 15, 5))[0],
+                "greeting": None if rng.random() < 0.2 else rng.choice((1, 0.5, 0)),
+            }
+            if rng.random() < 0.03:
+                scores = dict.fromkeys(scores)  # nothing applicable: quality NULL
+            payload: Record = {"ticket_id": ticket_id, "reviewer_id": reviewer, "scores": scores}
+            if rng.random() < 0.3:
+                payload["comment"] = rng.choice(QA_COMMENTS)
+            if self.end is not None and at >= self.end:
+                return
+            stamp = at.astimezone(MSK).isoformat(timespec="milliseconds")
+            self.seq += 1
+            record = {"at": stamp, "source": "qa", "payload": payload}
+            self.entries.append(_Entry(at, self.seq, record))
+            at += _s(rng.uniform(600, 6 * 3600))
+
     # -- stories ------------------------------------------------------------------------------
 
     def response_at(self, at: datetime, vip: bool, channel: str) -> datetime:
@@ -1691,6 +1733,7 @@ class _Engine:
         lang = th.lang
         agent = th.agent
         slow = solved_at - (th.opened_at or solved_at) > timedelta(hours=20)
+        self.qa_review(th, solved_at)
         if self.chance(0.55):
             self.survey(
                 th, solved_at + _s(rng.uniform(300, 8 * 3600)), "csat", self.csat(kind, slow)

@@ -148,6 +148,7 @@ _REALISTIC: dict[str, dict[str, Any]] = {
         "to_status": "open",
         "by": "customer",
         "solved_at": AT - 3_600_000,
+        "solved_by": "a.ivanova",
     },
     "ticket.assigned": {
         "agent_id": "p.petrov",
@@ -156,8 +157,23 @@ _REALISTIC: dict[str, dict[str, Any]] = {
         "by": "rules",
     },
     "ticket.solved": {"by": "a.ivanova", "from_status": "pending"},
-    "agent.replied": {"agent_id": "a.ivanova", "public": False, "type": "note", "message_id": ""},
-    "survey.answered": {"kind": "nps", "score": 0},
+    "agent.replied": {
+        "agent_id": "a.ivanova",
+        "public": False,
+        "type": "note",
+        "message_id": "",
+        "first": False,
+    },
+    "survey.answered": {"kind": "nps", "score": 0, "agent_id": "p.petrov"},
+    "qa.reviewed": {
+        "reviewer_id": "lead.smirnova",
+        "agent_id": "a.ivanova",
+        "quality": None,
+        "critical_failed": False,
+        "scores": '{"greeting":null,"solution":null}',
+        "comment": "всё по скрипту",
+        "sequence": 12,
+    },
     "customer.upserted": {
         "tier": "active",
         "status": "churned",
@@ -417,7 +433,9 @@ def test_schema_registry_lists_every_schema_as_json() -> None:
 
 
 def _valid() -> bytes:
-    return codec.encode_event(_event("survey.answered", {"kind": "csat", "score": 5}))
+    return codec.encode_event(
+        _event("survey.answered", {"kind": "csat", "score": 5, "agent_id": "p.petrov"})
+    )
 
 
 @pytest.mark.parametrize(

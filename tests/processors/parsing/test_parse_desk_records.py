@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processors.model import AgentAction, CrmUpsert, DeadLetter, Identity, SurveyAnswer
+from processors.model import AgentAction, CrmUpsert, DeadLetter, Identity, QaReview, SurveyAnswer
 
 CONVERSATION = "telegram:0123456789abcdef0123"
 
@@ -211,3 +211,52 @@ def test_malformed_crm_records_are_dead_letters(kit, change, reason: str) -> Non
 
     assert isinstance(out, DeadLetter)
     assert out.reason == reason
+
+
+def test_qa_records_keep_scores_in_order_with_null_as_not_applicable(kit) -> None:
+    payload = {
+        "ticket_id": "chat:s-1#1",
+        "reviewer_id": "lead.smirnova",
+        "scores": {"solution": 1, "tone": 0.5, "greeting": None},
+        "comment": "good",
+    }
+    assert kit.parse_payload("qa", payload) == [
+        QaReview(
+            at=kit.at_ms,
+            ticket_id="chat:s-1#1",
+            reviewer_id="lead.smirnova",
+            scores=(("solution", 1.0), ("tone", 0.5), ("greeting", None)),
+            comment="good",
+            ref=kit.ref,
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"scores": {"tone": 1.5}}, "score 1.5 out of range 0..1 for criterion 'tone'"),
+        ({"scores": {"tone": -0.1}}, "score -0.1 out of range 0..1 for criterion 'tone'"),
+        (
+            {"scores": {"tone": "1"}},
+            "field payload.scores.tone must be a number 0..1 or null, got string",
+        ),
+        (
+            {"scores": {"tone": True}},
+            "field payload.scores.tone must be a number 0..1 or null, got boolean",
+        ),
+        ({"scores": [1]}, "field payload.scores must be an object, got array"),
+        ({"scores": None}, "missing field payload.scores"),
+        ({"ticket_id": ""}, "field payload.ticket_id must not be empty"),
+        ({"reviewer_id": None}, "missing field payload.reviewer_id"),
+        ({"comment": 5}, "field payload.comment must be a string, got number"),
+    ],
+)
+def test_malformed_qa_records_are_dead_letters(kit, change, reason: str) -> None:
+    payload = {"ticket_id": "chat:s-1#1", "reviewer_id": "lead", "scores": {"tone": 1}}
+    payload.update(change)
+    text = kit.line("qa", payload)
+
+    assert kit.parse(text) == [
+        DeadLetter(at=kit.at_ms, source="qa", reason=reason, record=kit.mask(text), ref=kit.ref)
+    ]
