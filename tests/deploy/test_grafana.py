@@ -68,6 +68,9 @@ def test_dashboards_are_well_formed_and_use_provisioned_datasources(name: str) -
     assert len(ids) == len(set(ids))
     sources = datasources()
     for panel in dash["panels"]:
+        if panel["type"] == "row":  # a row only groups the panels below it
+            assert panel["title"] and "targets" not in panel
+            continue
         assert panel["datasource"]["uid"] in sources, panel["title"]
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
@@ -162,5 +165,17 @@ def test_analyst_dashboard_covers_the_questions_analysts_ask() -> None:
         "nps_daily",
         "repeat_contacts",
         "customer_health",
+        "agent_daily",
+        "qa_sample",
+        "qa_reviews",
+        "qa_agent_weekly",
     ):
         assert f"supportstream.{view}" in sql, view
+
+
+def test_analyst_dashboard_has_an_agents_row() -> None:
+    panels = dashboard("analytics.json")["panels"]
+    (row,) = [p for p in panels if p["type"] == "row" and "Agents" in p["title"]]
+    below = [p for p in panels if p["gridPos"]["y"] > row["gridPos"]["y"]]
+    sql = " ".join(t["rawSql"] for p in below for t in p["targets"])
+    assert "supportstream.agent_daily" in sql and "supportstream.qa_agent_weekly" in sql

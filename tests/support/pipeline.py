@@ -42,6 +42,8 @@ QUERIES = {
     "FROM supportstream.events FINAL ORDER BY event_id",
     "dead_letters": "SELECT at, source, reason FROM supportstream.dead_letters FINAL "
     "ORDER BY at, source, reason",
+    # CONTRACT §7: the reviews as the view keeps them (no reporting time zone involved).
+    "qa_reviews": "SELECT * FROM supportstream.qa_reviews ORDER BY ticket_id, reviewer_id",
 }
 
 DUPLICATES = {

@@ -58,6 +58,13 @@ def reference(week: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     tables = dump(warehouse)
     assert len(tables["tickets"]) >= 50
     assert any(r["status"] == "breached" for r in tables["sla_metrics"])
+    # the week's traffic holds QA reviews and surveys attributed to agents (CONTRACT §7)
+    assert tables["qa_reviews"]
+    assert any(r["most_active_agent"] for r in tables["tickets"])
+    assert any(
+        r["event_type"] == "survey.answered" and '"agent_id":""' not in r["data"]
+        for r in tables["events"]
+    )
     return tables
 
 
@@ -94,7 +101,14 @@ def _finish(pipeline: Pipeline) -> dict[str, Any]:
 
 
 def _assert_identical(got: dict[str, Any], want: dict[str, Any]) -> None:
-    for table in ("tickets", "sla_metrics", "contact_reasons_daily", "events", "dead_letters"):
+    for table in (
+        "tickets",
+        "sla_metrics",
+        "contact_reasons_daily",
+        "events",
+        "dead_letters",
+        "qa_reviews",
+    ):
         assert len(got[table]) == len(want[table]), table
         for g, w in zip(got[table], want[table], strict=True):
             assert g == w, table
