@@ -248,6 +248,20 @@ REPORT_QUERIES: tuple[tuple[str, str], ...] = (
         "round(baseline, 2) AS baseline FROM incidents FINAL ORDER BY opened_at, incident_id",
     ),
     (
+        # CONTRACT §7: each fact counts for the agent who acted; QA from the reviews' view.
+        "Agents",
+        "SELECT a.agent_id AS agent, a.replies AS replies, a.first_replies AS first_replies, "
+        "a.solves AS solves, a.reopens AS reopens, a.csat_pct AS csat_pct, "
+        "q.reviews AS qa_reviews, q.quality AS qa_quality FROM "
+        "(SELECT agent_id, sum(public_replies) AS replies, sum(first_responses) AS first_replies, "
+        "sum(solved) AS solves, sum(reopened) AS reopens, "
+        "round(100 * sum(csat_positive) / nullIf(sum(csat_responses), 0), 1) AS csat_pct "
+        "FROM agent_daily GROUP BY agent_id) AS a "
+        "LEFT JOIN (SELECT agent_id, count() AS reviews, round(avg(quality), 1) AS quality "
+        "FROM qa_reviews GROUP BY agent_id) AS q ON q.agent_id = a.agent_id "
+        "ORDER BY replies DESC, agent",
+    ),
+    (
         "Dead letters",
         "SELECT source, reason, count() AS records FROM dead_letters FINAL "
         "GROUP BY source, reason ORDER BY records DESC, source, reason",

@@ -106,10 +106,14 @@ def test_demo_replays_a_week_and_reports(tmp_path: Path) -> None:
         "Tickets per queue and priority",
         "SLA achievement by policy",
         "CSAT and NPS",
+        "Agents",
         "Dead letters",
     ):
         assert f"== {section} ==" in done.stdout
     assert "billing" in done.stdout and "telegram" in done.stdout
+    # the demo's traffic holds QA reviews: the agents table shows them (CONTRACT §7)
+    agents = done.stdout.split("== Agents ==")[1].split("== Dead letters ==")[0]
+    assert "qa_reviews" in agents and "a.ivanova" in agents
 
 
 @pytest.mark.slow
