@@ -513,11 +513,11 @@ class Desk:
         ticket = self.stores.tickets.get(review.ticket_id)
         reason = ""
         if ticket is None:
-            reason = f"ticket {review.ticket_id!r} is unknown"
+            reason = f"unknown ticket {review.ticket_id!r}"
         elif unknown := unknown_criteria(self.rules.qa, review.scores):
             listed = ", ".join(c.name for c in self.rules.qa.scorecard) or "none"
             named = ", ".join(repr(name) for name in unknown)
-            reason = f"criterion {named} is not on the rules' qa.scorecard (listed: {listed})"
+            reason = f"unknown criterion {named} (the rules' qa.scorecard lists: {listed})"
         if ticket is None or reason:
             step.dead_letters.append(
                 DeadLetter(at=review.at, source="qa", reason=reason, record="", ref=review.ref)

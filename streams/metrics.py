@@ -140,7 +140,7 @@ DEAD_LETTER_CLASSES: Final[tuple[str, ...]] = (
 _DEAD_LETTER_PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("invalid_json", re.compile(r"^invalid json|nested too deeply|must be a json object")),
     ("unknown_source", re.compile(r"^unknown source")),
-    ("no_ticket", re.compile(r"has no ticket")),
+    ("no_ticket", re.compile(r"has no ticket|^unknown ticket")),
     ("broken_mime", re.compile(r"e-mail|mime|base64|content header|multipart", re.I)),
     ("missing_field", re.compile(r"^missing field|must not be empty|is empty|holds no |without ")),
     ("bad_timestamp", re.compile(r"^field at\b|timestamp|rfc ?3339", re.I)),

@@ -245,10 +245,10 @@ def test_a_review_is_scored_and_names_the_most_active_agent_when_reviewed() -> N
 @pytest.mark.parametrize(
     ("review", "reason"),
     [
-        (QaReview(T0, "chat:zz#1", "lead", (("tone", 1.0),)), "ticket 'chat:zz#1' is unknown"),
+        (QaReview(T0, "chat:zz#1", "lead", (("tone", 1.0),)), "unknown ticket 'chat:zz#1'"),
         (
             QaReview(T0, "chat:s1#1", "lead", (("tone", 1.0), ("speed", 1.0))),
-            "criterion 'speed' is not on the rules' qa.scorecard",
+            "unknown criterion 'speed' (the rules' qa.scorecard lists: solution, tone, greeting)",
         ),
     ],
 )

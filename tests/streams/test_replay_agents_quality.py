@@ -298,8 +298,10 @@ def test_bad_qa_records_are_dead_letters_with_the_reason(
     rows = sql(warehouse, "SELECT reason FROM dead_letters WHERE source = 'qa' ORDER BY at", env)
     reasons = [r["reason"] for r in rows]
     assert len(reasons) == 3
-    assert "chat:nope#1" in reasons[0] and "unknown" in reasons[0]
-    assert "'speed'" in reasons[1] and "scorecard" in reasons[1]
+    assert reasons[0] == "unknown ticket 'chat:nope#1'"
+    assert reasons[1] == (
+        "unknown criterion 'speed' (the rules' qa.scorecard lists: solution, tone, greeting)"
+    )
     assert "1.5" in reasons[2] and "0..1" in reasons[2]
 
 

@@ -134,6 +134,7 @@ PHONE = {
 AGENT = {"type": "reply", "conversation_id": "chat:s-1", "agent_id": "anna"}
 SURVEY = {"conversation_id": "chat:s-1", "kind": "csat", "score": 5}
 CRM = {"customer_id": "C-1", "tier": "vip", "identities": {"email": ["anna@example.com"]}}
+QA = {"ticket_id": "chat:s-1#1", "reviewer_id": "lead", "scores": {"tone": 1, "greeting": None}}
 
 
 def body(payload: Any) -> bytes:
@@ -167,6 +168,7 @@ def every_source() -> list[tuple[str, bytes, dict[str, str], str]]:
         ("/agent", body(AGENT), bearer("agent"), "chat:s-1"),
         ("/survey", body(SURVEY), bearer("survey"), "chat:s-1"),
         ("/crm", body(CRM), bearer("crm"), "crm:C-1"),
+        ("/qa", body(QA), bearer("qa"), "chat:s-1"),  # the reviewed ticket's conversation
     ]
 
 
@@ -288,6 +290,7 @@ def test_refused_requests_publish_nothing(kafka_broker: Broker) -> None:
             400,
             "NaN",
         ),
+        ("/qa", body(QA), bearer("survey"), 403, "wrong bearer token"),
         ("/chat", body(huge), bearer("chat"), 413, "body too large"),
         ("/form", body(FORM), bearer("form"), 404, "not enabled"),
     ]
@@ -441,6 +444,7 @@ def test_authenticated_json_is_published_whatever_its_shape(kafka_broker: Broker
         ("/survey", body(dict(SURVEY, score=9)), bearer("survey"), "score"),
         ("/agent", body(dict(AGENT, type="dance")), bearer("agent"), "type"),
         ("/crm", body(dict(CRM, tier="gold")), bearer("crm"), "tier"),
+        ("/qa", body(dict(QA, scores={"tone": 1.5})), bearer("qa"), "out of range 0..1"),
         ("/telegram", body({"message": {}}), telegram_headers(), "update_id"),
     ]
 
