@@ -17,7 +17,7 @@ The story, in Moscow time (Mon = 2026-03-02):
 * T4 chat:s4, Mon 12:00. boris first replies 13:30 (first response breached at 13:00), solves
   13:40; nps 3 at 13:50 -> boris.
 * T5 chat:s5 Mon 14:00 and T6 chat:s6 Mon 16:00: carl replies 10 min after and solves 10 min
-  later; nothing to flag. T7 chat:s7 Sun 03-08 20:00, carl replies 20:10, solves Mon 03-09
+  later; nothing to flag (T5's csat 5 at 14:30 is carl's positive answer). T7 chat:s7 Sun 03-08 20:00, carl replies 20:10, solves Mon 03-09
   01:00 (Sun 22:00 UTC: the next ISO week only in the reporting time zone).
 * An answered call from +7 495 000-11-22 Mon 15:00 taken by dora: her public reply and first
   response.
@@ -109,6 +109,7 @@ def story() -> list[tuple[str, str, dict[str, Any]]]:
         (msk(2, "14:00"), "chat", chat(5, 1, "Подскажите часы работы пункта выдачи")),
         (msk(2, "14:10"), "agent", agent("reply", 5, "carl")),
         (msk(2, "14:20"), "agent", agent("status", 5, "carl", status="solved")),
+        (msk(2, "14:30"), "survey", {"conversation_id": "chat:s5", "kind": "csat", "score": 5}),
         (msk(2, "16:00"), "chat", chat(6, 1, "Можно ли оплатить заказ при получении?")),
         (msk(2, "16:10"), "agent", agent("reply", 6, "carl")),
         (msk(2, "16:20"), "agent", agent("status", 6, "carl", status="solved")),
@@ -191,7 +192,13 @@ EXPECTED_DAILY = {
         nps_detractors=1,
     ),
     ("2026-03-02", "carl"): daily(
-        public_replies=3, first_responses=3, solved=3, nps_responses=1, nps_promoters=1
+        public_replies=3,
+        first_responses=3,
+        solved=3,
+        csat_responses=1,
+        csat_positive=1,
+        nps_responses=1,
+        nps_promoters=1,
     ),
     ("2026-03-02", "dora"): daily(public_replies=1, first_responses=1),
     ("2026-03-03", "anna"): daily(solved=1, reopened=1),
