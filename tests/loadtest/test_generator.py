@@ -31,7 +31,19 @@ from loadtest.generator import (
 
 START = datetime.fromisoformat("2026-03-02T00:00:00+03:00")  # a Monday
 KEY = "supportstream-dev-key"
-SOURCES = {"telegram", "whatsapp", "email", "chat", "form", "vk", "phone", "agent", "survey", "crm"}
+SOURCES = {
+    "telegram",
+    "whatsapp",
+    "email",
+    "chat",
+    "form",
+    "vk",
+    "phone",
+    "agent",
+    "survey",
+    "crm",
+    "qa",
+}
 MSK = timezone(timedelta(hours=3))
 
 
@@ -107,6 +119,12 @@ def test_every_source_and_variant_is_present(good: list[dict[str, Any]]) -> None
     }
     assert any(p["type"] == "reply" and p.get("public") is False for p in payloads["agent"])
     assert {p["kind"] for p in payloads["survey"]} == {"csat", "nps"}
+    # QA reviews (CONTRACT §7): scores 0..1 or N/A on the demo scorecard, some with comments
+    scores = [p["scores"] for p in payloads["qa"]]
+    assert all(set(s) == {"solution", "tone", "greeting"} for s in scores)
+    assert all(v is None or 0 <= v <= 1 for s in scores for v in s.values())
+    assert any(s["greeting"] is None for s in scores)
+    assert any("comment" in p for p in payloads["qa"])
     assert {p["tier"] for p in payloads["crm"]} == {"prospect", "active", "vip"}
     # Telegram: photos with captions, bot messages and updates that are not messages
     telegram = payloads["telegram"]
