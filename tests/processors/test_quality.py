@@ -240,6 +240,13 @@ def test_a_review_is_scored_and_names_the_most_active_agent_when_reviewed() -> N
     assert json.loads(review["scores"]) == {"solution": 0.5, "tone": 1.0}
     assert review["reviewer_id"] == "lead"
     assert out.tickets == () and out.dead_letters == ()
+    # the review keeps the agent of its time; boris taking over later changes a new review only
+    d.handle(act(T0 + 3 * MIN, "reply", "boris"))
+    d.handle(act(T0 + 4 * MIN, "reply", "boris"))
+    later = d.handle(QaReview(T0 + 5 * MIN, "chat:s1#1", "lead", (("tone", None),)))
+    (again,) = events(later, "qa.reviewed")
+    assert again["agent_id"] == "boris"
+    assert again["quality"] is None and again["sequence"] > review["sequence"]
 
 
 @pytest.mark.parametrize(
