@@ -279,9 +279,11 @@ class Desk:
         """Whether ``handle`` would dead-letter ``item`` whatever time it is applied at: an
         agent or survey record naming a conversation that has no ticket (timers never open
         one). The runners ask before moving event time, because a dead letter moves none
-        (CONTRACT §1)."""
+        (CONTRACT §1). A ``qa`` review is refused for an unknown ticket or criterion (§7)."""
         if isinstance(item, AgentAction | SurveyAnswer) and item.conversation_id:
             return item.conversation_id not in self.stores.latest
+        if isinstance(item, QaReview):
+            return self._qa_refusal(item) != ""
         return False
 
     def _contact(self, step: _Step, contact: Contact) -> None:
@@ -511,13 +513,7 @@ class Desk:
     def _qa(self, step: _Step, review: QaReview) -> None:
         """A quality review (CONTRACT §7): of a known ticket, on the scorecard's criteria."""
         ticket = self.stores.tickets.get(review.ticket_id)
-        reason = ""
-        if ticket is None:
-            reason = f"unknown ticket {review.ticket_id!r}"
-        elif unknown := unknown_criteria(self.rules.qa, review.scores):
-            listed = ", ".join(c.name for c in self.rules.qa.scorecard) or "none"
-            named = ", ".join(repr(name) for name in unknown)
-            reason = f"unknown criterion {named} (the rules' qa.scorecard lists: {listed})"
+        reason = self._qa_refusal(review)
         if ticket is None or reason:
             step.dead_letters.append(
                 DeadLetter(at=review.at, source="qa", reason=reason, record="", ref=review.ref)
@@ -537,6 +533,16 @@ class Desk:
         }
         ticket = self._emit(step, ticket, "qa.reviewed", review.at, data)
         self._put(step, ticket, changed=False)
+
+    def _qa_refusal(self, review: QaReview) -> str:
+        """Why the desk dead-letters ``review``, or ``""``."""
+        if review.ticket_id not in self.stores.tickets:
+            return f"unknown ticket {review.ticket_id!r}"
+        if unknown := unknown_criteria(self.rules.qa, review.scores):
+            listed = ", ".join(c.name for c in self.rules.qa.scorecard) or "none"
+            named = ", ".join(repr(name) for name in unknown)
+            return f"unknown criterion {named} (the rules' qa.scorecard lists: {listed})"
+        return ""
 
     def _crm(self, step: _Step, record: CrmUpsert) -> None:
         profile = self.customers.upsert(record)

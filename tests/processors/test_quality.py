@@ -264,6 +264,9 @@ def test_a_review_of_an_unknown_ticket_or_criterion_is_a_dead_letter(
 ) -> None:
     d = desk()
     d.handle(contact(T0 - MIN, "s1"))
+    # refused before it is applied: a runner moves no event time for it (CONTRACT §1)
+    assert d.refuses(review)
+    assert not d.refuses(QaReview(T0, "chat:s1#1", "lead", (("tone", 1.0),)))
     out = d.handle(review)
     assert out.events == ()
     (letter,) = out.dead_letters
