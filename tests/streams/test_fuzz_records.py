@@ -43,6 +43,7 @@ from processors.model import (
     DeadLetter,
     Ignored,
     Output,
+    QaReview,
     SurveyAnswer,
 )
 from processors.parsing import PARSERS
@@ -153,7 +154,8 @@ def test_no_mutated_record_stops_or_stalls_the_parse_stage_and_desk(
         assert items, f"record {record.ref} vanished"
         for item in items:
             assert isinstance(
-                item, Contact | AgentAction | SurveyAnswer | CrmUpsert | Ignored | DeadLetter
+                item,
+                Contact | AgentAction | SurveyAnswer | CrmUpsert | QaReview | Ignored | DeadLetter,
             )
             outcomes[type(item).__name__] += 1
         if not all(isinstance(item, DeadLetter) for item in items):
