@@ -212,6 +212,9 @@ class IncidentsSpec:
     min_customers: int = 5
     factor: float = 3
     baseline_ms: int = 7 * 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
 class QaCriterion:
     """One line of the QA scorecard (CONTRACT §7): a review scores it 0..1 or null (N/A)."""
 
