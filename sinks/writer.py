@@ -148,6 +148,7 @@ _TICKETS: _Table[TicketState] = _Table(
         "promise_basis",
         "promise_outcome",
         "incident_id",
+        "language",
     ),
     key=lambda t: t.ticket_id,
     version=lambda t: t.version,
@@ -181,6 +182,7 @@ _TICKETS: _Table[TicketState] = _Table(
         t.promise_basis,
         t.promise_outcome,
         t.incident_id,
+        t.language,
     ),
 )
 

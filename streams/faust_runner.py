@@ -155,7 +155,9 @@ def _encode_ticket(ticket: Ticket) -> dict[str, Any]:
 
 
 def _decode_ticket(value: Any) -> Ticket:
-    return Ticket(**value)
+    # Tuples (the ticket's skills) come back from the table as lists.
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+    return Ticket(**fields)
 
 
 def _encode_profile(profile: Profile) -> dict[str, Any]:
@@ -251,6 +253,9 @@ DESK_STORES: tuple[str, ...] = (
     "promises",
     "incidents",
     "incident_openings",
+    "presence",
+    "waiting",
+    "held_new",
     "sla",
     "assigner",
     "progress",
@@ -414,6 +419,9 @@ class PartitionDesk:
             "promises": NUMBER,
             "incidents": JSON,
             "incident_openings": JSON,
+            "presence": TEXT,
+            "waiting": NUMBER,
+            "held_new": TEXT,
             "sla": sla_codec(rules),
             "assigner": ASSIGNER,
             "progress": NUMBER,
@@ -437,6 +445,9 @@ class PartitionDesk:
             promises=s["promises"],
             incidents=s["incidents"],
             incident_openings=s["incident_openings"],
+            presence=s["presence"],
+            waiting=s["waiting"],
+            held_new=s["held_new"],
         )
         # The SlaBook rebuilds its timer queue from the stored states: after a restart or a
         # rebalance the due index of this partition is exactly what the changelog recovered.
