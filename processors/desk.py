@@ -628,8 +628,9 @@ class Desk:
                 "required_skills": ",".join(ticket.required_skills),
             },
         )
+        index = self._index()  # built before the store changes, so it holds no duplicate
         self.stores.waiting[ticket.ticket_id] = at
-        bisect.insort(self._index().setdefault(ticket.queue, []), _wait_key(ticket))
+        bisect.insort(index.setdefault(ticket.queue, []), _wait_key(ticket))
         return ticket
 
     def _stop_waiting(
@@ -638,8 +639,8 @@ class Desk:
         since = self.stores.waiting.get(ticket.ticket_id)
         if since is None:
             return ticket
-        del self.stores.waiting[ticket.ticket_id]
         keys = self._index().get(ticket.queue, [])
+        del self.stores.waiting[ticket.ticket_id]
         position = bisect.bisect_left(keys, _wait_key(ticket))
         if position < len(keys) and keys[position][2] == ticket.ticket_id:
             del keys[position]
