@@ -106,10 +106,16 @@ def test_demo_replays_a_week_and_reports(tmp_path: Path) -> None:
         "Tickets per queue and priority",
         "SLA achievement by policy",
         "CSAT and NPS",
+        "Tickets per language",
+        "Waiting for an agent, by priority",
+        "Time to assign per queue",
         "Dead letters",
     ):
         assert f"== {section} ==" in done.stdout
     assert "billing" in done.stdout and "telegram" in done.stdout
+    # Shifts: the night's tickets waited and the morning logins served them, P1 first.
+    waiting = done.stdout.split("== Waiting for an agent, by priority ==")[1].split("==")[0]
+    assert "P1" in waiting and "P3" in waiting
 
 
 @pytest.mark.slow
