@@ -482,6 +482,7 @@ class Desk:
     ) -> None:
         if status == ticket.status:
             return
+        freed = ""
         if ticket.status == "solved":
             ticket = self._reopen(step, ticket, at, status, by=agent_id)
         elif status == "solved":
@@ -492,14 +493,14 @@ class Desk:
             ticket = self._stop_waiting(step, ticket, at, "solved", "")
             if ticket.agent_id:
                 self.assignments = self._assigner.release(self.assignments, ticket.agent_id)
+                freed = ticket.agent_id
             ticket = self._sla_effects(step, ticket, self.sla.status(ticket.ticket_id, at, status))
-            self._put(step, ticket, at=at)
-            if ticket.agent_id:
-                self._serve(step, at, self._assigner.queues_of(ticket.agent_id))
-            return
         else:
             ticket = self._set_status(step, ticket, at, status, by=agent_id)
         self._put(step, ticket, at=at)
+        if freed:
+            # The solve gave its agent room: the waiting tickets of their queues are served.
+            self._serve(step, at, self._assigner.queues_of(freed))
 
     def _assign(self, step: _Step, ticket: Ticket, at: Millis, agent_id: str) -> None:
         previous = ticket.agent_id
@@ -634,16 +635,23 @@ class Desk:
         return ticket
 
     def _stop_waiting(
-        self, step: _Step, ticket: Ticket, at: Millis, reason: str, agent_id: str
+        self,
+        step: _Step,
+        ticket: Ticket,
+        at: Millis,
+        reason: str,
+        agent_id: str,
+        *,
+        unindex: bool = True,
     ) -> Ticket:
+        """The ticket leaves its queue. ``unindex`` false: the caller is walking the serving
+        order and takes the ticket out of it afterwards (``_serve``)."""
         since = self.stores.waiting.get(ticket.ticket_id)
         if since is None:
             return ticket
-        keys = self._index().get(ticket.queue, [])
+        if unindex:
+            self._unindex(ticket.queue, [_wait_key(ticket)])
         del self.stores.waiting[ticket.ticket_id]
-        position = bisect.bisect_left(keys, _wait_key(ticket))
-        if position < len(keys) and keys[position][2] == ticket.ticket_id:
-            del keys[position]
         return self._emit(
             step,
             ticket,
@@ -668,15 +676,19 @@ class Desk:
         if not lists:
             return
         presence = self.stores.presence
-        for _priority, _opened, ticket_id in list(heapq.merge(*lists)):
+        taken: dict[str, list[_WaitKey]] = {}
+        # Walked lazily, in order; the lists change only after the walk, so it usually ends
+        # after a few tickets (when nobody has room any more), however long the queues are.
+        for key in heapq.merge(*lists):
             if not self._assigner.anyone_free(self.assignments, served, presence):
                 break
-            ticket = self.stores.tickets[ticket_id]
+            ticket = self.stores.tickets[key[2]]
             state, agent = self._pick(ticket)
             if not agent:
                 continue
             self.assignments = state
-            ticket = self._stop_waiting(step, ticket, at, "assigned", agent)
+            taken.setdefault(ticket.queue, []).append(key)
+            ticket = self._stop_waiting(step, ticket, at, "assigned", agent, unindex=False)
             ticket = self._emit(
                 step,
                 ticket,
@@ -686,6 +698,15 @@ class Desk:
             )
             ticket = replace(ticket, agent_id=agent)
             self._put(step, ticket, at=at)
+        for queue, keys in taken.items():
+            self._unindex(queue, keys)
+
+    def _unindex(self, queue: str, keys: list[_WaitKey]) -> None:
+        waiting = self._index().get(queue, [])
+        for key in keys:
+            position = bisect.bisect_left(waiting, key)
+            if position < len(waiting) and waiting[position] == key:
+                del waiting[position]
 
     def _survey(self, step: _Step, answer: SurveyAnswer) -> None:
         ticket = self._latest(step, answer.conversation_id, answer.at, "survey", answer.ref)
