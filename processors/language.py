@@ -194,6 +194,11 @@ class LanguageDetector:
             self._identifier = identifier
         return self._identifier
 
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first ticket that needs it (a live process
+        does not want a pause of a few seconds in the middle of its traffic)."""
+        self._restricted()
+
     def detect(self, text: str) -> str:
         """``und`` for fewer than :data:`MIN_LETTERS` letters, else the most likely language."""
         text = _PLACEHOLDERS.sub(" ", text)

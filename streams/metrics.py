@@ -57,6 +57,7 @@ Beyond §6 (labels may be added, names too): ``supportstream_sink_failures_total
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections import OrderedDict
@@ -421,10 +422,8 @@ class PipelineMetrics:
         if waiting:
             self.queue_oldest_waiting.labels(queue).set(next(iter(waiting.values())) / 1000)
         else:
-            try:
+            with contextlib.suppress(KeyError):  # never set: nobody waited here before
                 self.queue_oldest_waiting.remove(queue)
-            except KeyError:
-                pass
 
     def _observe_cycle(self, cycle: CycleState) -> None:
         key = (cycle.ticket_id, cycle.metric, cycle.cycle)

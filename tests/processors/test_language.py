@@ -96,3 +96,10 @@ def test_detectors_do_not_restrict_each_other() -> None:
 def test_unknown_languages_are_refused() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         LanguageDetector(("ru", "xx"))
+
+
+def test_warm_up_prepares_the_restricted_model_before_the_first_ticket() -> None:
+    detector = LanguageDetector(("en", "de"))
+    detector.warm_up()
+    assert detector._identifier is not None
+    assert detector.detect(TEXTS["de"][1]) == "de"
