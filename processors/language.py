@@ -194,10 +194,15 @@ class LanguageDetector:
             self._identifier = identifier
         return self._identifier
 
-    def warm_up(self) -> None:
+    def warm_up(self, *, background: bool = False) -> None:
         """Load the model now rather than on the first ticket that needs it (a live process
-        does not want a pause of a few seconds in the middle of its traffic)."""
-        self._restricted()
+        does not want a pause of a few seconds in the middle of its traffic). ``background``:
+        in a daemon thread, so that the process starts meanwhile (the decompression releases
+        the GIL); a ticket that needs the model before it is ready waits for it."""
+        if background:
+            threading.Thread(target=_shared_model, name="language-model", daemon=True).start()
+        else:
+            self._restricted()
 
     def detect(self, text: str) -> str:
         """``und`` for fewer than :data:`MIN_LETTERS` letters, else the most likely language."""

@@ -21,6 +21,7 @@ import structlog
 
 from loadtest.generator import STREAM_LEAD, generate_stream, generate_week
 from processors.ids import Pseudonymizer
+from processors.language import LanguageDetector
 from processors.rules import Rules, load_rules
 from sinks.backend import Backend
 from streams.live import LiveProgress, run_live
@@ -60,6 +61,8 @@ def run_demo(
     metrics_port: int = 9108,
 ) -> int:
     rules = load_rules(rules_path or DEMO_RULES)
+    # Loaded once per process: before the traffic starts, not in the middle of it.
+    LanguageDetector(rules.languages).warm_up()
     # Like every long-running process, the demo serves the metrics of CONTRACT §6.
     server: MetricsServer | None = None
     try:

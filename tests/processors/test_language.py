@@ -103,3 +103,9 @@ def test_warm_up_prepares_the_restricted_model_before_the_first_ticket() -> None
     detector.warm_up()
     assert detector._identifier is not None
     assert detector.detect(TEXTS["de"][1]) == "de"
+
+
+def test_a_background_warm_up_is_waited_for_by_the_first_detection() -> None:
+    detector = LanguageDetector(("ru", "en"))
+    detector.warm_up(background=True)
+    assert detector.detect(TEXTS["en"][0]) == "en"
