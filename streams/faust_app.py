@@ -190,9 +190,9 @@ def build_app(config: WorkerConfig) -> faust.App:
     """The Faust app of one worker: topics, the intake agent, the desk table and agent, and
     the timer that sends the intake's marks and the desk's wall-clock ticks."""
     settings = config.settings
-    # The language model is loaded once per process: while the worker joins its group, not
-    # on the desk's first ticket.
-    LanguageDetector(config.rules.languages).warm_up(background=True)
+    # The language model is loaded once per process, before the worker joins its group, so
+    # that neither the desk's first ticket nor a rebalance in progress waits for it.
+    LanguageDetector(config.rules.languages).warm_up()
     app = faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
