@@ -65,6 +65,10 @@ CHANNEL_WEIGHTS: dict[str, int] = {
 """How contacts spread over channels (``vk_dm``/``vk_wall`` are both the ``vk`` source)."""
 
 MESSENGERS = frozenset({"telegram", "whatsapp", "chat", "vk_dm"})
+SHIFT_FREE = frozenset({"a.ivanova"})
+"""Agents without presence records: the VIP line, online round the clock."""
+WEEKEND_DUTY = ("e.kuznetsova", "i.popov")
+"""Who is on weekend duty (Saturday, Sunday), serving the general queue."""
 HOUR_WEIGHTS = (
     1.0, 0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.6, 3.0, 5.0, 6.0, 6.0,
     5.5, 5.0, 5.5, 5.0, 4.5, 4.0, 3.5, 3.0, 3.0, 2.5, 2.0, 1.5,
@@ -1842,6 +1846,46 @@ class _Engine:
                 at + timedelta(milliseconds=index * 250), "crm", self.crm_payload(cust, cust.tier)
             )
 
+    def shifts(self, start: datetime, days: int, rng: random.Random) -> None:
+        """Agents' presence records (CONTRACT §7): the office staff log in around 09:00 Moscow,
+        are away at lunch (13:00-14:00, Monday to Thursday) and log off around 19:00 (17:00 on
+        Friday); a weekend duty agent covers Saturday and Sunday 10:00-16:00. ``SHIFT_FREE``
+        (the VIP line) has no records and stays online round the clock. Everybody else is
+        offline from ``start`` until their first shift, so the night's tickets wait and the
+        morning's first logins drain the backlog in priority order. ``rng`` is the shifts' own,
+        so the rest of the traffic is the same with or without them."""
+        staff = [agent for agent in C.AGENTS if agent not in SHIFT_FREE]
+
+        def presence(at: datetime, agent: str, status: str) -> None:
+            at = at + timedelta(milliseconds=rng.randrange(0, 1000))
+            self.emit(at, "agent", {"type": "presence", "agent_id": agent, "status": status})
+
+        for agent in staff:
+            presence(start, agent, "offline")
+        first_day = start.astimezone(MSK).replace(hour=0, minute=0, second=0, microsecond=0)
+        for day in range(days + 1):
+            midnight = first_day + timedelta(days=day)
+            weekday = midnight.weekday()
+            if weekday >= 5:
+                duty = WEEKEND_DUTY[(weekday - 5) % len(WEEKEND_DUTY)]
+                presence(midnight + timedelta(hours=10, minutes=rng.uniform(-5, 5)), duty, "online")
+                presence(
+                    midnight + timedelta(hours=16, minutes=rng.uniform(0, 10)), duty, "offline"
+                )
+                continue
+            for agent in staff:
+                log_in = midnight + timedelta(hours=9, minutes=rng.uniform(-10, 15))
+                log_off = midnight + timedelta(hours=17 if weekday == 4 else 19)
+                log_off += timedelta(minutes=rng.uniform(0, 20))
+                if log_in < start:
+                    continue
+                presence(log_in, agent, "online")
+                if weekday < 4:
+                    lunch = midnight + timedelta(hours=13, minutes=rng.uniform(0, 10))
+                    presence(lunch, agent, "away")
+                    presence(lunch + timedelta(minutes=rng.uniform(50, 60)), agent, "online")
+                presence(log_off, agent, "offline")
+
     def noise(self, start: datetime, days: int) -> None:
         """Updates that are acknowledged and ignored: a bot posting in the shop's Telegram group,
         users blocking the bot, people joining the VK community."""
@@ -2076,6 +2120,7 @@ def generate_week(
         engine.open_ticket(at, who)
     engine.noise(start, days)
     engine.crm_changes(start, end)
+    engine.shifts(start, days, random.Random(f"shifts:{seed}"))
 
     for index in range(malformed):
         kind = (

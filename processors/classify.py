@@ -3,7 +3,9 @@
 ``Classifier`` is built once from ``Rules``: keywords are case-folded and regexes compiled at
 construction, so ``classify`` on the hot path only folds the contact's text and looks things
 up. The decision order is the contract's and each step may use only what came before it:
-category and kind (from the text and channel), then priority, then queue, then SLA policy.
+language (CONTRACT §7, ``processors.language``), category and kind (from the text and
+channel), then priority, then queue, then SLA policy; the ``skills`` entries (which may use all
+of these) then give the ticket's required and preferred skills.
 Pure: no I/O, no clock; the same contact and tier always give the same ``Classification``.
 """
 
@@ -13,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from processors.language import LanguageDetector
 from processors.rules import (
     OTHER_CATEGORY,
     QUESTION_KIND,
@@ -34,6 +37,9 @@ class Classification:
     priority: str
     queue: str
     sla_policy: SlaPolicy | None
+    language: str = "und"
+    required_skills: frozenset[str] = frozenset()
+    preferred_skills: frozenset[str] = frozenset()
 
     @property
     def sla_policy_name(self) -> str:
@@ -89,23 +95,30 @@ class Classifier:
             (queue.when, queue.name) for queue in rules.queues if not queue.default
         )
         self._policies = tuple((policy.when, policy) for policy in rules.sla_policies)
+        self._skills = rules.skills
+        self.languages = LanguageDetector(rules.languages)
 
     @property
     def rules(self) -> Rules:
         return self._rules
 
-    def classify(self, channel: str, subject: str, body: str, tier: str) -> Classification:
+    def classify(
+        self, channel: str, subject: str, body: str, tier: str, *, masked: str | None = None
+    ) -> Classification:
         """Classify the contact that opens a ticket, for a customer of ``tier`` at that moment.
 
         The text matched is ``subject + "\\n" + body`` (the subject is empty for channels
-        without one).
+        without one). The language is detected in ``masked``, the same text with personal
+        data masked (CONTRACT §7), when given, else in the text itself.
         """
         text = f"{subject}\n{body}"
         folded = text.casefold()
+        language = self.languages.detect(text if masked is None else masked)
         category = self._first_text(self._categories, channel, text, folded, OTHER_CATEGORY)
         kind = self._first_text(self._kinds, channel, text, folded, QUESTION_KIND)
         facts: dict[str, str] = {
             "channel": channel,
+            "language": language,
             "category": category,
             "kind": kind,
             "tier": tier,
@@ -113,7 +126,22 @@ class Classifier:
         facts["priority"] = _first(self._priorities, facts, self._rules.default_priority)
         facts["queue"] = _first(self._queues, facts, self._rules.default_queue)
         policy = next((p for when, p in self._policies if when.matches(facts)), None)
-        return Classification(category, kind, facts["priority"], facts["queue"], policy)
+        required: frozenset[str] = frozenset()
+        preferred: frozenset[str] = frozenset()
+        for entry in self._skills:
+            if entry.when.matches(facts):
+                required |= entry.require
+                preferred |= entry.prefer
+        return Classification(
+            category,
+            kind,
+            facts["priority"],
+            facts["queue"],
+            policy,
+            language,
+            required,
+            preferred,
+        )
 
     @staticmethod
     def _first_text(

@@ -31,13 +31,26 @@ to, so the warehouse attributes it without guessing: ``agent.replied`` says whet
 ticket's first public reply, ``survey.answered`` names the agent of the latest public reply
 before it (not the assignee), ``ticket.reopened`` the agent who recorded the solve it undoes,
 and ``qa.reviewed`` the ticket's most active agent when reviewed and the review's quality.
+
+Routing that waits (CONTRACT §7 "Skills, presence and queues that wait", docs/RULES.md): a
+ticket that gets no agent when it opens waits in its queue (``stores.waiting``, with a
+``ticket.waiting_started`` event), and so does a ``new`` ticket whose agent goes offline. After
+every input that gives an agent room or changes an agent's presence, the waiting tickets of
+that agent's queues are served in order (priority name, ``opened_at``, ``ticket_id``) until
+none has a candidate; each served ticket gets ``ticket.waiting_stopped`` and
+``ticket.assigned``. Candidates only shrink while serving (an assignment takes room, nothing
+gives it back), so one pass in that order is the contract's "again and again the first
+waiting ticket that has a candidate". Tickets of queues the agent does not serve need no look:
+nothing changed for them since the last serve left none with a candidate.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import heapq
 import json
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -109,6 +122,9 @@ class Ticket:
     replies: ReplyTally = ()  # public replies per agent (processors.quality)
     solved_by: str = ""  # the agent who recorded the latest solve
     sample_key: str = ""  # h(ticket_id): the QA sample's order (CONTRACT §7)
+    language: str = "und"
+    required_skills: tuple[str, ...] = ()
+    preferred_skills: tuple[str, ...] = ()
 
     def snapshot(self) -> TicketState:
         return TicketState(
@@ -145,6 +161,7 @@ class Ticket:
             incident_id=self.incident_id,
             most_active_agent=most_active(self.replies),
             sample_key=self.sample_key,
+            language=self.language,
         )
 
 
@@ -154,10 +171,15 @@ class DeskStores:
 
     ``latest`` maps a conversation to its latest ticket id; ``seen`` holds the channel message
     ids already received (a redelivered webhook must not become a second contact);
-    ``customer_seq`` numbers each customer's events. CONTRACT §7: ``promise_history`` holds
+    ``customer_seq`` numbers each customer's events (and, under ``AGENT_SEQ_PREFIX``, each
+    agent's presence events). CONTRACT §7: ``promise_history`` holds
     the latest fulfilled first responses per channel and policy, ``promises`` the pending
     promises (ticket -> promised_by), ``incidents`` each category's counter and open incident,
     ``incident_openings`` the recent openings per category (``processors.incidents``).
+    ``presence`` holds the agents who are not online (absent: online); ``waiting`` maps each
+    waiting ticket to the instant it started waiting;
+    ``held_new`` maps each ``new`` ticket that has an agent to that agent (what an agent going
+    offline gives back).
     """
 
     tickets: MutableMapping[str, Ticket] = field(default_factory=dict)
@@ -171,6 +193,15 @@ class DeskStores:
     promises: MutableMapping[str, Any] = field(default_factory=dict)
     incidents: MutableMapping[str, Any] = field(default_factory=dict)
     incident_openings: MutableMapping[str, Any] = field(default_factory=dict)
+    presence: MutableMapping[str, str] = field(default_factory=dict)
+    waiting: MutableMapping[str, Millis] = field(default_factory=dict)
+    held_new: MutableMapping[str, str] = field(default_factory=dict)
+
+
+AGENT_SEQ_PREFIX = "\x1fagent:"
+"""Key prefix of agents' event counters in ``customer_seq`` (no customer id starts so)."""
+
+_WaitKey = tuple[str, Millis, str]  # (priority, opened_at, ticket_id): the serving order
 
 
 class _Step:
@@ -221,6 +252,9 @@ class Desk:
             rules.incidents, self.stores.incidents, self.stores.incident_openings
         )
         self._reporting_tz = ZoneInfo(rules.reporting_timezone)
+        # Per queue, the waiting tickets in serving order; built from stores.waiting on first
+        # use (after a restart the stores are what was committed).
+        self._wait_index: dict[str, list[_WaitKey]] | None = None
 
     # ---------------------------------------------------------------------------------------
     # Time
@@ -344,7 +378,11 @@ class Desk:
         received: dict[str, Any],
     ) -> Ticket:
         decided = self._classifier.classify(
-            contact.channel, contact.subject, contact.body, customer.tier
+            contact.channel,
+            contact.subject,
+            contact.body,
+            customer.tier,
+            masked=f"{received['subject']}\n{received['text']}",
         )
         policy = decided.sla_policy
         at = contact.at
@@ -364,6 +402,9 @@ class Desk:
             opened_day=self._day(at),
             updated_at=at,
             sample_key=self._pseudo.h(f"{conversation_id}#{number}"),
+            language=decided.language,
+            required_skills=tuple(sorted(decided.required_skills)),
+            preferred_skills=tuple(sorted(decided.preferred_skills)),
         )
         self.stores.latest[conversation_id] = ticket.ticket_id
         ticket = self._emit(step, ticket, "contact.received", at, received)
@@ -375,12 +416,21 @@ class Desk:
             "priority": ticket.priority,
             "queue": ticket.queue,
             "sla_policy": ticket.sla_policy,
+            "language": ticket.language,
         }
-        ticket = self._emit(step, ticket, "ticket.opened", at, {"number": number, **classification})
+        skills = {
+            "required_skills": ",".join(ticket.required_skills),
+            "preferred_skills": ",".join(ticket.preferred_skills),
+        }
+        ticket = self._emit(
+            step, ticket, "ticket.opened", at, {"number": number, **classification, **skills}
+        )
         ticket = self._acknowledge(step, ticket, at)
         ticket = self._emit(step, ticket, "contact.categorized", at, classification)
-        self.assignments, agent = self._assigner.assign(self.assignments, ticket.queue)
-        if agent:
+        self.assignments, agent = self._pick(ticket)
+        if not agent:
+            ticket = self._start_waiting(step, ticket, at, "no_agent")
+        else:
             ticket = self._emit(
                 step,
                 ticket,
@@ -396,6 +446,9 @@ class Desk:
         return step.tickets[ticket.ticket_id]
 
     def _agent(self, step: _Step, action: AgentAction) -> None:
+        if action.type == "presence":
+            self._presence(step, action)
+            return
         ticket = self._latest(step, action.conversation_id, action.at, "agent", action.ref)
         if ticket is None:
             return
@@ -451,6 +504,7 @@ class Desk:
     ) -> None:
         if status == ticket.status:
             return
+        freed = ""
         if ticket.status == "solved":
             ticket = self._reopen(step, ticket, at, status, by=agent_id)
         elif status == "solved":
@@ -458,18 +512,24 @@ class Desk:
                 step, ticket, "ticket.solved", at, {"by": agent_id, "from_status": ticket.status}
             )
             ticket = replace(ticket, status="solved", solved_at=at, solved_by=agent_id)
+            ticket = self._stop_waiting(step, ticket, at, "solved", "")
             if ticket.agent_id:
                 self.assignments = self._assigner.release(self.assignments, ticket.agent_id)
+                freed = ticket.agent_id
             ticket = self._sla_effects(step, ticket, self.sla.status(ticket.ticket_id, at, status))
         else:
             ticket = self._set_status(step, ticket, at, status, by=agent_id)
         self._put(step, ticket, at=at)
+        if freed:
+            # The solve gave its agent room: the waiting tickets of their queues are served.
+            self._serve(step, at, self._assigner.queues_of(freed))
 
     def _assign(self, step: _Step, ticket: Ticket, at: Millis, agent_id: str) -> None:
         previous = ticket.agent_id
         if agent_id == previous:
             return
         handoff = previous != ""
+        ticket = self._stop_waiting(step, ticket, at, "assigned", agent_id)
         ticket = self._emit(
             step,
             ticket,
@@ -485,11 +545,190 @@ class Desk:
         ticket = replace(
             ticket, agent_id=agent_id, handoff_count=ticket.handoff_count + int(handoff)
         )
+        released = ""
         if ticket.status != "solved":
             if previous:
                 self.assignments = self._assigner.release(self.assignments, previous)
+                released = previous
             self.assignments = self._assigner.take(self.assignments, agent_id)
         self._put(step, ticket, at=at)
+        if released:
+            # A handoff away gives the previous agent room.
+            self._serve(step, at, self._assigner.queues_of(released))
+
+    # ---------------------------------------------------------------------------------------
+    # Presence and waiting tickets (CONTRACT §7)
+    # ---------------------------------------------------------------------------------------
+
+    def _presence(self, step: _Step, action: AgentAction) -> None:
+        agent, status, at = action.agent_id, action.status, action.at
+        previous = self.stores.presence.get(agent, "online")
+        if status == "online":
+            if agent in self.stores.presence:
+                del self.stores.presence[agent]
+        else:
+            self.stores.presence[agent] = status
+        released: list[Ticket] = []
+        if status == "offline":
+            held = [tid for tid, holder in self.stores.held_new.items() if holder == agent]
+            released = sorted(
+                (self.stores.tickets[tid] for tid in held), key=lambda t: _wait_key(t)
+            )
+        key = f"{AGENT_SEQ_PREFIX}{agent}"
+        seq = self.stores.customer_seq.get(key, 0) + 1
+        self.stores.customer_seq[key] = seq
+        step.events.append(
+            DomainEvent(
+                event_id=event_id(f"agent:{agent}", seq),
+                event_type="agent.presence_changed",
+                at=at,
+                ticket_id="",
+                conversation_id="",
+                customer_id="",
+                data={
+                    "agent_id": agent,
+                    "status": status,
+                    "previous_status": previous,
+                    "released_tickets": len(released),
+                },
+            )
+        )
+        queues = list(self._assigner.queues_of(agent))
+        for ticket in released:
+            # Still `new`: nobody answered yet, so the customer loses nothing by another agent
+            # taking it. No handoff is counted (CONTRACT §7).
+            ticket = self._emit(
+                step,
+                ticket,
+                "ticket.assigned",
+                at,
+                {"agent_id": "", "previous_agent_id": agent, "handoff": False, "by": "presence"},
+            )
+            ticket = replace(ticket, agent_id="")
+            self.assignments = self._assigner.release(self.assignments, agent)
+            ticket = self._start_waiting(step, ticket, at, "agent_offline", previous_agent=agent)
+            self._put(step, ticket, at=at)
+            queues.append(ticket.queue)
+        self._serve(step, at, queues)
+
+    def _pick(self, ticket: Ticket) -> tuple[AssignerState, str]:
+        return self._assigner.assign(
+            self.assignments,
+            ticket.queue,
+            required=ticket.required_skills,
+            preferred=ticket.preferred_skills,
+            unavailable=self.stores.presence,
+        )
+
+    def _index(self) -> dict[str, list[_WaitKey]]:
+        if self._wait_index is None:
+            index: dict[str, list[_WaitKey]] = {}
+            for ticket_id in self.stores.waiting:
+                ticket = self.stores.tickets[ticket_id]
+                index.setdefault(ticket.queue, []).append(_wait_key(ticket))
+            for keys in index.values():
+                keys.sort()
+            self._wait_index = index
+        return self._wait_index
+
+    def _start_waiting(
+        self, step: _Step, ticket: Ticket, at: Millis, reason: str, *, previous_agent: str = ""
+    ) -> Ticket:
+        """The ticket waits in its queue, if its queue is one that waits (an agent is listed
+        for it and ``assignment`` is not ``none``)."""
+        if not self._assigner.serves(ticket.queue) or ticket.ticket_id in self.stores.waiting:
+            return ticket
+        ticket = self._emit(
+            step,
+            ticket,
+            "ticket.waiting_started",
+            at,
+            {
+                "queue": ticket.queue,
+                "priority": ticket.priority,
+                "reason": reason,
+                "previous_agent_id": previous_agent,
+                "required_skills": ",".join(ticket.required_skills),
+            },
+        )
+        index = self._index()  # built before the store changes, so it holds no duplicate
+        self.stores.waiting[ticket.ticket_id] = at
+        bisect.insort(index.setdefault(ticket.queue, []), _wait_key(ticket))
+        return ticket
+
+    def _stop_waiting(
+        self,
+        step: _Step,
+        ticket: Ticket,
+        at: Millis,
+        reason: str,
+        agent_id: str,
+        *,
+        unindex: bool = True,
+    ) -> Ticket:
+        """The ticket leaves its queue. ``unindex`` false: the caller is walking the serving
+        order and takes the ticket out of it afterwards (``_serve``)."""
+        since = self.stores.waiting.get(ticket.ticket_id)
+        if since is None:
+            return ticket
+        if unindex:
+            self._unindex(ticket.queue, [_wait_key(ticket)])
+        del self.stores.waiting[ticket.ticket_id]
+        return self._emit(
+            step,
+            ticket,
+            "ticket.waiting_stopped",
+            at,
+            {
+                "queue": ticket.queue,
+                "priority": ticket.priority,
+                "reason": reason,
+                "agent_id": agent_id,
+                "waiting_since": since,
+                "waited_seconds": (at - since) / 1000,
+            },
+        )
+
+    def _serve(self, step: _Step, at: Millis, queues: Iterable[str]) -> None:
+        """Serve the waiting tickets of ``queues`` at ``at``, in order, while any has a
+        candidate (see the module docstring)."""
+        served = [q for q in dict.fromkeys(queues) if self._assigner.serves(q)]
+        index = self._index()
+        lists = [index[q] for q in served if index.get(q)]
+        if not lists:
+            return
+        presence = self.stores.presence
+        taken: dict[str, list[_WaitKey]] = {}
+        # Walked lazily, in order; the lists change only after the walk, so it usually ends
+        # after a few tickets (when nobody has room any more), however long the queues are.
+        for key in heapq.merge(*lists):
+            if not self._assigner.anyone_free(self.assignments, served, presence):
+                break
+            ticket = self.stores.tickets[key[2]]
+            state, agent = self._pick(ticket)
+            if not agent:
+                continue
+            self.assignments = state
+            taken.setdefault(ticket.queue, []).append(key)
+            ticket = self._stop_waiting(step, ticket, at, "assigned", agent, unindex=False)
+            ticket = self._emit(
+                step,
+                ticket,
+                "ticket.assigned",
+                at,
+                {"agent_id": agent, "previous_agent_id": "", "handoff": False, "by": "rules"},
+            )
+            ticket = replace(ticket, agent_id=agent)
+            self._put(step, ticket, at=at)
+        for queue, keys in taken.items():
+            self._unindex(queue, keys)
+
+    def _unindex(self, queue: str, keys: list[_WaitKey]) -> None:
+        waiting = self._index().get(queue, [])
+        for key in keys:
+            position = bisect.bisect_left(waiting, key)
+            if position < len(waiting) and waiting[position] == key:
+                del waiting[position]
 
     def _survey(self, step: _Step, answer: SurveyAnswer) -> None:
         ticket = self._latest(step, answer.conversation_id, answer.at, "survey", answer.ref)
@@ -776,8 +1015,20 @@ class Desk:
             else:
                 ticket = replace(ticket, version=previous.version, updated_at=at)
             step.tickets[ticket.ticket_id] = ticket
+            held = self.stores.held_new
+            if ticket.status == "new" and ticket.agent_id:
+                if held.get(ticket.ticket_id) != ticket.agent_id:
+                    held[ticket.ticket_id] = ticket.agent_id
+            elif ticket.ticket_id in held:
+                del held[ticket.ticket_id]
         self.stores.tickets[ticket.ticket_id] = ticket
 
     def _day(self, at: Millis) -> str:
         local = dt.datetime.fromtimestamp(at / 1000, tz=dt.UTC).astimezone(self._reporting_tz)
         return local.date().isoformat()
+
+
+def _wait_key(ticket: Ticket) -> _WaitKey:
+    """The serving order of waiting tickets: priority name in text order (P1 before P2), then
+    the opening instant, then the ticket id (CONTRACT §7)."""
+    return (ticket.priority, ticket.opened_at, ticket.ticket_id)

@@ -36,6 +36,9 @@ EVENT_TYPES: Final[dict[str, tuple[FieldSpec, ...]]] = {
         ("priority", "string"),
         ("queue", "string"),
         ("sla_policy", "string"),
+        ("language", "string"),  # CONTRACT §7: ISO 639-1 code among the rules' languages, or und
+        ("required_skills", "string"),  # comma-separated, sorted; "" if none
+        ("preferred_skills", "string"),
     ),
     "contact.categorized": (
         ("category", "string"),
@@ -45,6 +48,7 @@ EVENT_TYPES: Final[dict[str, tuple[FieldSpec, ...]]] = {
         ("sla_policy", "string"),
         ("tier", "string"),
         ("channel", "string"),
+        ("language", "string"),
     ),
     "ticket.status_changed": (
         ("from_status", "string"),
@@ -63,6 +67,32 @@ EVENT_TYPES: Final[dict[str, tuple[FieldSpec, ...]]] = {
         ("previous_agent_id", "string"),
         ("handoff", "boolean"),
         ("by", "string"),  # "rules" (automatic assignment) or the agent id of the assign record
+    ),
+    # CONTRACT §7: a ticket started waiting in its queue for an agent (no candidate when it
+    # opened: reason no_agent; its agent went offline while it was new: agent_offline).
+    "ticket.waiting_started": (
+        ("queue", "string"),
+        ("priority", "string"),
+        ("reason", "string"),  # no_agent | agent_offline
+        ("previous_agent_id", "string"),  # the agent who went offline, "" if none
+        ("required_skills", "string"),  # comma-separated, sorted; "" if none
+    ),
+    # It stopped waiting: assigned (by the rules when served, or by hand) or solved.
+    "ticket.waiting_stopped": (
+        ("queue", "string"),
+        ("priority", "string"),
+        ("reason", "string"),  # assigned | solved
+        ("agent_id", "string"),  # the agent it went to, "" when solved
+        ("waiting_since", "timestamp"),
+        ("waited_seconds", "double"),
+    ),
+    # An agent's presence record (CONTRACT §7); no ticket. ``released_tickets``: the new
+    # tickets an agent going offline gave back to their queues.
+    "agent.presence_changed": (
+        ("agent_id", "string"),
+        ("status", "string"),  # online | away | offline
+        ("previous_status", "string"),
+        ("released_tickets", "int"),
     ),
     "ticket.solved": (
         ("by", "string"),

@@ -120,13 +120,15 @@ class Contact:
 
 @dataclass(frozen=True, slots=True)
 class AgentAction:
-    """A record from the agents' desk (CONTRACT §1 ``agent``)."""
+    """A record from the agents' desk (CONTRACT §1 ``agent``). A ``presence`` record names no
+    conversation (``conversation_id`` is empty) and says in ``status`` whether the agent is
+    ``online``, ``away`` or ``offline`` (CONTRACT §7)."""
 
     at: Millis
-    type: Literal["reply", "note", "status", "assign"]
+    type: Literal["reply", "note", "status", "assign", "presence"]
     conversation_id: str
     agent_id: str
-    status: str = ""  # for type == "status": open | pending | solved
+    status: str = ""  # status: open | pending | solved; presence: online | away | offline
     public: bool = True  # for type == "reply"
     message_id: str = ""  # normalised Message-ID of an e-mail reply, "" otherwise
     ref: str = ""
@@ -262,6 +264,7 @@ class TicketState:
     incident_id: str = ""
     most_active_agent: str = ""  # CONTRACT §7: most public replies, a tie to the latest
     sample_key: str = ""  # h(ticket_id), the QA sample's order
+    language: str = "und"  # CONTRACT §7: ISO 639-1 code of the opening contact, or und
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ import yaml
 
 from processors import sla
 from processors.durations import parse_duration
+from processors.language import DEFAULT_LANGUAGES, SUPPORTED_LANGUAGES, UNDETERMINED
 from processors.model import CHANNELS, TIERS
 
 __all__ = [
@@ -53,9 +54,11 @@ __all__ = [
     "QueueRule",
     "Rules",
     "RulesError",
+    "SkillRule",
     "SlaPolicy",
     "TextRule",
     "check_config",
+    "config_warnings",
     "load_rules",
     "rules_from_mapping",
 ]
@@ -73,6 +76,7 @@ ASSIGNMENT_MODES: Final[tuple[str, ...]] = ("least_loaded", "round_robin", "none
 
 CONDITION_KEYS: Final[tuple[str, ...]] = (
     "channel",
+    "language",
     "category",
     "kind",
     "priority",
@@ -163,6 +167,17 @@ class AgentSpec:
     id: str
     queues: tuple[str, ...]
     capacity: int | None = None
+    skills: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class SkillRule:
+    """A ``skills`` entry (CONTRACT §7): a ticket matching ``when`` at opening needs every skill
+    of ``require`` from its agent and would rather have those of ``prefer``."""
+
+    when: Condition
+    require: frozenset[str] = frozenset()
+    prefer: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +278,8 @@ class Rules:
     promises: PromisesSpec | None = None
     incidents: IncidentsSpec | None = None
     qa: QaRules = QaRules()
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    skills: tuple[SkillRule, ...] = ()
 
     @property
     def priority_names(self) -> tuple[str, ...]:
@@ -413,6 +430,10 @@ def check_config(path: str | os.PathLike[str]) -> tuple[int, str]:
         _count(len(rules.sla_policies), "SLA policy", "SLA policies"),
         _count(len(rules.calendars), "calendar", "calendars"),
     ]
+    if rules.skills:
+        parts.append(_count(len(rules.skills), "skills rule", "skills rules"))
+    if rules.languages != DEFAULT_LANGUAGES:
+        parts.append("languages " + "/".join(rules.languages))
     return 0, f"{os.fspath(path)}: OK — " + ", ".join(parts)
 
 
@@ -440,11 +461,13 @@ _TOP_KEYS: Final = (
     "promises",
     "incidents",
     "qa",
+    "languages",
+    "skills",
 )
 
 # What each kind of `when` may use: only what classification decides before it (CONTRACT §1).
-_WHEN_KEYS_PRIORITY: Final = ("channel", "category", "kind", "tier")
-_WHEN_KEYS_QUEUE: Final = ("channel", "category", "kind", "priority", "tier")
+_WHEN_KEYS_PRIORITY: Final = ("channel", "language", "category", "kind", "tier")
+_WHEN_KEYS_QUEUE: Final = ("channel", "language", "category", "kind", "priority", "tier")
 _WHEN_KEYS_POLICY: Final = CONDITION_KEYS
 
 
@@ -472,8 +495,10 @@ def _build(data: Any) -> Rules:
     categories = _categories(top.get("categories"))
     kinds = _kinds(top.get("kinds"))
     # The values each `when` key may name, in the order error messages list them.
+    languages = _languages(top.get("languages"))
     facts: dict[str, tuple[str, ...]] = {
         "channel": CHANNELS,
+        "language": (*languages, UNDETERMINED),
         "tier": TIERS,
         "kind": KINDS,
         "category": tuple(dict.fromkeys([c.name for c in categories] + [OTHER_CATEGORY])),
@@ -493,6 +518,7 @@ def _build(data: Any) -> Rules:
         assignment = _assignment(top["assignment"])
 
     sla_policies = _policies(top.get("sla_policies"), facts, calendars)
+    skills = _skills(top.get("skills"), facts)
 
     return Rules(
         version=1,
@@ -511,6 +537,8 @@ def _build(data: Any) -> Rules:
         promises=_promises(top.get("promises")),
         incidents=_incidents(top.get("incidents")),
         qa=_qa(top.get("qa")),
+        languages=languages,
+        skills=skills,
     )
 
 
@@ -749,7 +777,7 @@ def _agents(value: Any, queue_names: tuple[str, ...]) -> tuple[AgentSpec, ...]:
     first_at: dict[str, str] = {}
     for path, item in _items(value, "agents"):
         entry = _mapping(item, path)
-        _only_keys(entry, path, ("id", "queues", "capacity"))
+        _only_keys(entry, path, ("id", "queues", "capacity", "skills"))
         if entry.get("id") is None:
             raise _Invalid(f"{path}.id", "is required: the agent's id as agent records name it")
         agent_id = _name(entry["id"], f"{path}.id", what="agent id")
@@ -769,7 +797,8 @@ def _agents(value: Any, queue_names: tuple[str, ...]) -> tuple[AgentSpec, ...]:
         capacity: int | None = None
         if entry.get("capacity") is not None:
             capacity = _positive_int(entry["capacity"], f"{path}.capacity")
-        agents.append(AgentSpec(agent_id, tuple(queues), capacity))
+        skills = _skill_names(entry.get("skills"), f"{path}.skills")
+        agents.append(AgentSpec(agent_id, tuple(queues), capacity, skills))
     return tuple(agents)
 
 
@@ -803,6 +832,71 @@ def _qa(value: Any) -> QaRules:
             critical = _bool(entry["critical"], f"{path}.critical")
         criteria.append(QaCriterion(name, float(weight), critical))
     return QaRules(sample, tuple(criteria))
+
+
+def _languages(value: Any) -> tuple[str, ...]:
+    """``languages`` (CONTRACT §7): ISO 639-1 codes the detector knows, each once."""
+    if value is None:
+        return DEFAULT_LANGUAGES
+    codes: list[str] = []
+    for path, item in _items(value, "languages", empty="list at least one language"):
+        code = _string(item, path)
+        if code not in SUPPORTED_LANGUAGES:
+            raise _Invalid(
+                path,
+                f"{_show(code)} is not an ISO 639-1 language code the detector knows "
+                f"(two lower-case letters, e.g. ru, en, de; `und` is what a ticket gets when "
+                f"its text does not tell, it is not listed){_suggest(code, SUPPORTED_LANGUAGES)}",
+            )
+        if code in codes:
+            raise _Invalid(path, f"{_show(code)} is listed twice")
+        codes.append(code)
+    return tuple(codes)
+
+
+def _skill_names(value: Any, path: str) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    names: list[str] = []
+    for item_path, item in _items(value, path):
+        name = _name(item, item_path, what="skill name")
+        if name in names:
+            raise _Invalid(item_path, f"{_show(name)} is listed twice")
+        names.append(name)
+    return frozenset(names)
+
+
+def _skills(value: Any, facts: Mapping[str, tuple[str, ...]]) -> tuple[SkillRule, ...]:
+    """Top-level ``skills`` (CONTRACT §7): ``when`` (every key, ``queue`` included) and at least
+    one of ``require`` and ``prefer``."""
+    if value is None:
+        return ()
+    entries: list[SkillRule] = []
+    for path, item in _items(value, "skills"):
+        entry = _mapping(item, path)
+        _only_keys(entry, path, ("when", "require", "prefer"))
+        when = _condition(entry.get("when"), f"{path}.when", CONDITION_KEYS, facts, "skills")
+        require = _skill_names(entry.get("require"), f"{path}.require")
+        prefer = _skill_names(entry.get("prefer"), f"{path}.prefer")
+        if not require and not prefer:
+            raise _Invalid(path, "gives no skills: write `require: [...]`, `prefer: [...]` or both")
+        entries.append(SkillRule(when, require, prefer))
+    return tuple(entries)
+
+
+def config_warnings(rules: Rules) -> list[str]:
+    """What is allowed but probably a mistake, as ``path: reason`` lines for stderr: a skill
+    that ``skills[].require`` asks for and no agent holds (the tickets needing it would wait
+    until the rules list such an agent)."""
+    held = frozenset().union(*(agent.skills for agent in rules.agents))
+    found: list[str] = []
+    for index, entry in enumerate(rules.skills):
+        for name in sorted(entry.require - held):
+            found.append(
+                f"skills[{index}].require: no agent has skill {_show(name)}; tickets that "
+                "need it are never assigned automatically and wait in their queue"
+            )
+    return found
 
 
 def _assignment(value: Any) -> AssignmentMode:

@@ -150,6 +150,7 @@ _TICKETS: _Table[TicketState] = _Table(
         "incident_id",
         "most_active_agent",
         "sample_key",
+        "language",
     ),
     key=lambda t: t.ticket_id,
     version=lambda t: t.version,
@@ -185,6 +186,7 @@ _TICKETS: _Table[TicketState] = _Table(
         t.incident_id,
         t.most_active_agent,
         t.sample_key,
+        t.language,
     ),
 )
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from processors.durations import parse_duration
-from processors.rules import RulesError, check_config, load_rules
+from processors.rules import Rules, RulesError, check_config, config_warnings, load_rules
 from processors.timeutil import parse_rfc3339
 from sinks.backend import QueryError, SinkError
 from sinks.chdb_backend import ChdbBackend
@@ -114,11 +114,20 @@ def _warehouse(arg: str | None, settings: Settings) -> Path:
 def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     code, message = check_config(args.rules)
     print(message, file=sys.stdout if code == 0 else sys.stderr)
+    if code == 0:
+        _warn_about(load_rules(args.rules), args.rules)
     return code
+
+
+def _warn_about(rules: Rules, path: Path) -> None:
+    """Allowed but probably a mistake (docs/RULES.md "Skills"): said on stderr, never refused."""
+    for warning in config_warnings(rules):
+        print(f"{path}: warning: {warning}", file=sys.stderr)
 
 
 def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     rules = load_rules(args.rules)
+    _warn_about(rules, args.rules)
     until = None
     if args.until is not None:
         try:

@@ -77,6 +77,7 @@ import structlog
 from faust.types import TP
 
 from processors.ids import Pseudonymizer
+from processors.language import LanguageDetector
 from processors.rules import Rules
 from streams.faust_port import (
     allow_large_inputs,
@@ -189,6 +190,9 @@ def build_app(config: WorkerConfig) -> faust.App:
     """The Faust app of one worker: topics, the intake agent, the desk table and agent, and
     the timer that sends the intake's marks and the desk's wall-clock ticks."""
     settings = config.settings
+    # The language model is loaded once per process, before the worker joins its group, so
+    # that neither the desk's first ticket nor a rebalance in progress waits for it.
+    LanguageDetector(config.rules.languages).warm_up()
     app = faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",

@@ -155,7 +155,9 @@ def _encode_ticket(ticket: Ticket) -> dict[str, Any]:
 
 
 def _decode_ticket(value: Any) -> Ticket:
-    ticket = Ticket(**value)
+    # Tuples (the ticket's skills) come back from the table as lists.
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+    ticket = Ticket(**fields)
     # The reply tally (CONTRACT §7) comes back from JSON as lists; the desk compares tuples.
     return replace(ticket, replies=tuple((a, int(n), int(q)) for a, n, q in ticket.replies))
 
@@ -253,6 +255,9 @@ DESK_STORES: tuple[str, ...] = (
     "promises",
     "incidents",
     "incident_openings",
+    "presence",
+    "waiting",
+    "held_new",
     "sla",
     "assigner",
     "progress",
@@ -416,6 +421,9 @@ class PartitionDesk:
             "promises": NUMBER,
             "incidents": JSON,
             "incident_openings": JSON,
+            "presence": TEXT,
+            "waiting": NUMBER,
+            "held_new": TEXT,
             "sla": sla_codec(rules),
             "assigner": ASSIGNER,
             "progress": NUMBER,
@@ -439,6 +447,9 @@ class PartitionDesk:
             promises=s["promises"],
             incidents=s["incidents"],
             incident_openings=s["incident_openings"],
+            presence=s["presence"],
+            waiting=s["waiting"],
+            held_new=s["held_new"],
         )
         # The SlaBook rebuilds its timer queue from the stored states: after a restart or a
         # rebalance the due index of this partition is exactly what the changelog recovered.

@@ -43,6 +43,13 @@ The §6 names, types and labels are fixed (alert rules and dashboards rely on th
   (set by ``incident.opened`` and ``incident.joined``, cleared by ``incident.closed``: a
   restarted worker shows an open incident again at its next ticket);
   ``supportstream_incidents_opened_total{category}`` counts ``incident.opened``.
+* ``supportstream_queue_waiting_tickets{queue}`` counts the tickets waiting for an agent
+  (CONTRACT §7): up on ``ticket.waiting_started``, down on ``ticket.waiting_stopped``. With it,
+  ``supportstream_queue_oldest_waiting_since_seconds{queue}`` is the event time (Unix seconds)
+  at which the longest-waiting ticket of the queue started waiting; the series is removed when
+  nobody waits, so ``time() - min by (queue) (...)`` is how long the oldest has waited (the
+  "waiting too long" alert). Like the active cycles, both count what this process saw since it
+  started: a restarted worker starts them from 0 (docs/PRODUCTION.md).
 
 Beyond §6 (labels may be added, names too): ``supportstream_sink_failures_total{table}`` and
 ``supportstream_sink_last_success_timestamp_seconds`` for the "sink failing" alerts.
@@ -50,6 +57,7 @@ Beyond §6 (labels may be added, names too): ``supportstream_sink_failures_total
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections import OrderedDict
@@ -95,6 +103,7 @@ CONTRACT_METRICS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "supportstream_dead_letters_total": ("counter", ("source", "reason")),
     "supportstream_sink_rows_total": ("counter", ("table",)),
     "supportstream_event_lag_seconds": ("gauge", ("stage",)),
+    "supportstream_queue_waiting_tickets": ("gauge", ("queue",)),
 }
 """CONTRACT §6: name -> (type, labels). Alert rules and dashboards are checked against it."""
 
@@ -175,6 +184,7 @@ _BREACHED, _WARNED, _FULFILLED, _STARTED = (
     "sla.cycle_fulfilled",
     "sla.cycle_started",
 )
+_WAITING_EVENTS: Final = ("ticket.waiting_started", "ticket.waiting_stopped")
 
 
 class PipelineMetrics:
@@ -199,6 +209,9 @@ class PipelineMetrics:
         # (ticket_id, metric, cycle) -> (policy, latest version, counted as active)
         self._cycles: dict[tuple[str, str, int], tuple[str, int, bool]] = {}
         self._rows_seen: dict[str, int] = {}
+        # queue -> {ticket_id: instant it started waiting}, in the order they started (events
+        # come in event-time order), so the first entry is the longest-waiting ticket.
+        self._waiting: dict[str, dict[str, Millis]] = {}
 
         self.contacts = Counter(
             "supportstream_contacts_total",
@@ -253,6 +266,19 @@ class PipelineMetrics:
             "supportstream_event_lag_seconds",
             "Wall-clock now minus the event time of the last record a stage handled.",
             ["stage"],
+            registry=registry,
+        )
+        self.queue_waiting = Gauge(
+            "supportstream_queue_waiting_tickets",
+            "Tickets waiting in their queue for an agent (CONTRACT §7).",
+            ["queue"],
+            registry=registry,
+        )
+        self.queue_oldest_waiting = Gauge(
+            "supportstream_queue_oldest_waiting_since_seconds",
+            "Event time (Unix seconds) at which the queue's longest-waiting ticket started "
+            "waiting; absent while nobody waits.",
+            ["queue"],
             registry=registry,
         )
         self.intake_records = Counter(
@@ -325,6 +351,8 @@ class PipelineMetrics:
             self._observe_event(event)
             if latest is None or event.at > latest:
                 latest = event.at
+            if event.event_type in _WAITING_EVENTS:
+                self._observe_waiting(event)
         for ticket in output.tickets:
             self._remember_ticket(ticket.ticket_id, ticket.queue, ticket.priority)
         for cycle in output.cycles:
@@ -380,6 +408,22 @@ class PipelineMetrics:
             self.incidents_open.labels(category).set(0 if kind == "incident.closed" else 1)
             if kind == "incident.opened":
                 self.incidents_opened.labels(category).inc()
+
+    def _observe_waiting(self, event: DomainEvent) -> None:
+        queue = str(event.data.get("queue", UNKNOWN))
+        waiting = self._waiting.setdefault(queue, {})
+        if event.event_type == "ticket.waiting_started":
+            if event.ticket_id in waiting:
+                return
+            waiting[event.ticket_id] = event.at
+        elif waiting.pop(event.ticket_id, None) is None:
+            return  # started before this process did: it was never counted here
+        self.queue_waiting.labels(queue).set(len(waiting))
+        if waiting:
+            self.queue_oldest_waiting.labels(queue).set(next(iter(waiting.values())) / 1000)
+        else:
+            with contextlib.suppress(KeyError):  # never set: nobody waited here before
+                self.queue_oldest_waiting.remove(queue)
 
     def _observe_cycle(self, cycle: CycleState) -> None:
         key = (cycle.ticket_id, cycle.metric, cycle.cycle)

@@ -96,6 +96,8 @@ STAGES: tuple[Stage, ...] = (
             "incident_openings",
             "sla",
             "assigner",
+            "presence",
+            "waiting",
             "merge buffer",
         ),
         doc="Merges the parsed partitions into replay's order, then threading, identity, "

@@ -149,6 +149,10 @@ ALTER TABLE supportstream.tickets_local ON CLUSTER '{cluster}'
     ADD COLUMN IF NOT EXISTS promise_outcome LowCardinality(String) DEFAULT '',
     ADD COLUMN IF NOT EXISTS incident_id String DEFAULT '';
 
+-- The ticket column 0004 adds (language, CONTRACT §4/§7), the same way.
+ALTER TABLE supportstream.tickets_local ON CLUSTER '{cluster}'
+    ADD COLUMN IF NOT EXISTS language LowCardinality(String) DEFAULT 'und';
+
 -- Distributed tables under the names the writer and the views use.
 
 CREATE TABLE IF NOT EXISTS supportstream.events ON CLUSTER '{cluster}'

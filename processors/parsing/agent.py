@@ -1,7 +1,9 @@
 """The agents' desk: one agent record to an ``AgentAction``.
 
 Payload (CONTRACT §1): ``{"type": "reply" | "note" | "status" | "assign", "conversation_id",
-"agent_id", "status"?: "open" | "pending" | "solved", "public"?: true, "message_id"?}``.
+"agent_id", "status"?: "open" | "pending" | "solved", "public"?: true, "message_id"?}``, or
+``{"type": "presence", "agent_id", "status": "online" | "away" | "offline"}`` (CONTRACT §7: no
+conversation; a ``conversation_id`` given anyway is ignored).
 ``public`` defaults to true; ``status`` is required for (and only read for) a ``status``
 record; ``message_id`` (the Message-ID an e-mail reply went out with) is normalised like every
 threading id so the customer's answer finds it. Whether the conversation has a ticket is the
@@ -10,7 +12,7 @@ desk's question, not the parser's.
 
 from __future__ import annotations
 
-from typing import Final, Literal, cast
+from typing import Any, Final, Literal, cast
 
 from processors.ids import Pseudonymizer, normalize_message_id
 from processors.model import AgentAction, Parsed, RawRecord
@@ -23,9 +25,10 @@ from processors.parsing._common import (
     wrong_type,
 )
 
-ActionType = Literal["reply", "note", "status", "assign"]
-ACTION_TYPES: Final = ("reply", "note", "status", "assign")
+ActionType = Literal["reply", "note", "status", "assign", "presence"]
+ACTION_TYPES: Final = ("reply", "note", "status", "assign", "presence")
 TICKET_STATUSES: Final = ("open", "pending", "solved")
+PRESENCE_STATUSES: Final = ("online", "away", "offline")
 
 
 def parse_agent(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
@@ -33,6 +36,8 @@ def parse_agent(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
     kind = req_str(payload, "type", "payload.type")
     if kind not in ACTION_TYPES:
         raise Reject(f"unknown agent type {show(kind)} in payload.type")
+    if kind == "presence":
+        return [_presence(record, payload)]
     conversation_id = req_str(
         payload, "conversation_id", "payload.conversation_id", allow_empty=False
     )
@@ -60,3 +65,21 @@ def parse_agent(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
             ref=record.ref,
         )
     ]
+
+
+def _presence(record: RawRecord, payload: dict[str, Any]) -> AgentAction:
+    agent_id = req_str(payload, "agent_id", "payload.agent_id", allow_empty=False)
+    status = req_str(payload, "status", "payload.status")
+    if status not in PRESENCE_STATUSES:
+        raise Reject(
+            f"unknown presence status {show(status)} in payload.status "
+            "(expected online, away or offline)"
+        )
+    return AgentAction(
+        at=record.at,
+        type="presence",
+        conversation_id="",
+        agent_id=agent_id.strip(),
+        status=status,
+        ref=record.ref,
+    )

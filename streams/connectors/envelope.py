@@ -243,6 +243,8 @@ def conversation_key(item: Parsed, pseudo: Pseudonymizer) -> str:
             root = (threading.references or threading.in_reply_to or (threading.message_id,))[0]
             return f"email:{pseudo.h(root)}"
         return item.conversation_id
+    if isinstance(item, AgentAction) and item.type == "presence":
+        return f"agent:{item.agent_id}"  # names no conversation (CONTRACT §7)
     if isinstance(item, AgentAction | SurveyAnswer):
         return item.conversation_id
     if isinstance(item, CrmUpsert):

@@ -25,6 +25,7 @@ CONTRACT_METRICS = {
     "supportstream_promises_total",
     "supportstream_incidents_open",
     "supportstream_incidents_opened_total",
+    "supportstream_queue_waiting_tickets",
 }
 """CONTRACT §6, restated: the names alert rules and dashboards may rely on."""
 

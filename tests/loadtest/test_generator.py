@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from loadtest import corpus as C
 from loadtest.generator import (
     MALFORMED_KINDS,
     GeneratedTraffic,
@@ -111,7 +112,13 @@ def test_every_source_and_variant_is_present(good: list[dict[str, Any]]) -> None
     assert {p["type"] for p in payloads["vk"]} >= {"message_new", "wall_reply_new"}
     assert {p["status"] for p in payloads["phone"]} == {"answered", "missed", "voicemail"}
     assert any("transcript" in p for p in payloads["phone"])
-    assert {p["type"] for p in payloads["agent"]} == {"reply", "note", "status", "assign"}
+    assert {p["type"] for p in payloads["agent"]} == {
+        "reply",
+        "note",
+        "status",
+        "assign",
+        "presence",
+    }
     assert {p["status"] for p in payloads["agent"] if p["type"] == "status"} == {
         "open",
         "pending",
@@ -293,7 +300,7 @@ def named_conversations(
     named: Counter[str] = Counter()
     for record in records:
         conversations.update(contact_conversations(record, ids, key))
-        if record["source"] in ("agent", "survey"):
+        if record["source"] in ("agent", "survey") and record["payload"].get("type") != "presence":
             conv = record["payload"]["conversation_id"]
             assert conv in conversations, record
             named[conv.split(":")[0]] += 1
@@ -330,7 +337,7 @@ def stories(good: list[dict[str, Any]]) -> dict[str, list[tuple[datetime, str]]]
         for conv in contact_conversations(record, ids):
             out[conv].append((at, "in"))
         p = record["payload"]
-        if record["source"] == "agent":
+        if record["source"] == "agent" and p["type"] != "presence":
             if p.get("message_id"):
                 ids.setdefault(norm_id(p["message_id"]), p["conversation_id"])
             label = p["type"]
@@ -414,3 +421,40 @@ def test_cli_writes_the_same_lines(tmp_path: Path, capsys: pytest.CaptureFixture
     expected = generate_week(START, seed=1, tickets=40, days=2)
     assert out.read_text(encoding="utf-8").splitlines() == list(expected.lines())
     assert "malformed" in capsys.readouterr().err
+
+
+def test_agents_work_shifts_and_the_vip_line_stays_online(good: list[dict[str, Any]]) -> None:
+    presence: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for record in good:
+        p = record["payload"]
+        if record["source"] == "agent" and p["type"] == "presence":
+            presence[p["agent_id"]].append((parse_at(record["at"]).astimezone(MSK), p["status"]))
+    assert "a.ivanova" not in presence  # the VIP line: online round the clock
+    assert set(presence) == set(C.AGENTS) - {"a.ivanova"}
+    for agent, changes in presence.items():
+        assert changes[0] == (changes[0][0], "offline") and changes[0][0] < START + timedelta(
+            seconds=1
+        ), agent
+        for at, status in changes[1:]:
+            if status == "online" and at.weekday() < 5:
+                assert 8 <= at.hour <= 14, (agent, at)  # morning login or back from lunch
+            if status == "offline" and at.weekday() < 5:
+                assert at.hour in (17, 19), (agent, at)
+    # Monday morning: every office agent logs in between 08:50 and 09:15.
+    logins = sorted(
+        at
+        for agent, changes in presence.items()
+        for at, s in changes
+        if s == "online" and at.date() == START.date() and at.hour < 12
+    )
+    assert len(logins) == 6
+    assert (
+        START + timedelta(hours=8, minutes=50)
+        <= logins[0]
+        <= logins[-1]
+        <= START + timedelta(hours=9, minutes=16)
+    )
+    weekend = {
+        agent for agent, changes in presence.items() for at, _ in changes if at.weekday() >= 5
+    }
+    assert weekend == {"e.kuznetsova", "i.popov"}

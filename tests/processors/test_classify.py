@@ -332,4 +332,5 @@ def test_classification_is_the_whole_decision(contract: Classifier) -> None:
         priority="P1",
         queue="general-l1",
         sla_policy=contract.rules.sla_policies[1],
+        language="ru",
     )

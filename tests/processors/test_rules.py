@@ -951,7 +951,7 @@ def test_check_config_reports_ok_with_a_summary() -> None:
     assert code == 0
     assert message == (
         f"{EXAMPLES / 'rules.yaml'}: OK — 7 categories, 2 kind rules, 4 priority rules, "
-        "4 queues, 2 agents (least_loaded), 2 SLA policies, 2 calendars"
+        "4 queues, 2 agents (least_loaded), 2 SLA policies, 2 calendars, 2 skills rules"
     )
 
 

@@ -132,6 +132,9 @@ _REALISTIC: dict[str, dict[str, Any]] = {
         "priority": "P1",
         "queue": "vip",
         "sla_policy": "vip",
+        "language": "en",
+        "required_skills": "billing,en",
+        "preferred_skills": "",
     },
     "contact.categorized": {
         "category": "other",
@@ -141,6 +144,28 @@ _REALISTIC: dict[str, dict[str, Any]] = {
         "sla_policy": "",
         "tier": "prospect",
         "channel": "form",
+        "language": "und",
+    },
+    "ticket.waiting_started": {
+        "queue": "billing-l1",
+        "priority": "P2",
+        "reason": "agent_offline",
+        "previous_agent_id": "a.ivanova",
+        "required_skills": "en",
+    },
+    "ticket.waiting_stopped": {
+        "queue": "billing-l1",
+        "priority": "P2",
+        "reason": "assigned",
+        "agent_id": "p.petrov",
+        "waiting_since": AT - 5_400_000,
+        "waited_seconds": 5400.0,
+    },
+    "agent.presence_changed": {
+        "agent_id": "a.ivanova",
+        "status": "offline",
+        "previous_status": "online",
+        "released_tickets": 3,
     },
     "ticket.status_changed": {"from_status": "new", "to_status": "open", "by": "a.ivanova"},
     "ticket.reopened": {

@@ -400,7 +400,7 @@ class Signals:
             yield Signal(at, conversation, "inbound")
             if p["status"] == "answered":
                 yield Signal(at, conversation, "reply")
-        elif source == "agent":
+        elif source == "agent" and p["type"] != "presence":  # presence moves no SLA clock
             conversation = p["conversation_id"]
             if p["type"] == "reply" and p.get("public", True):
                 if p.get("message_id"):

@@ -107,6 +107,9 @@ def test_demo_replays_a_week_and_reports(tmp_path: Path) -> None:
         "SLA achievement by policy",
         "CSAT and NPS",
         "Agents",
+        "Tickets per language",
+        "Waiting for an agent, by priority",
+        "Time to assign per queue",
         "Dead letters",
     ):
         assert f"== {section} ==" in done.stdout
@@ -114,6 +117,9 @@ def test_demo_replays_a_week_and_reports(tmp_path: Path) -> None:
     # the demo's traffic holds QA reviews: the agents table shows them (CONTRACT §7)
     agents = done.stdout.split("== Agents ==")[1].split("== Dead letters ==")[0]
     assert "qa_reviews" in agents and "a.ivanova" in agents
+    # Shifts: the night's tickets waited and the morning logins served them, P1 first.
+    waiting = done.stdout.split("== Waiting for an agent, by priority ==")[1].split("==")[0]
+    assert "P1" in waiting and "P3" in waiting
 
 
 @pytest.mark.slow

@@ -260,3 +260,38 @@ def test_malformed_qa_records_are_dead_letters(kit, change, reason: str) -> None
     assert kit.parse(text) == [
         DeadLetter(at=kit.at_ms, source="qa", reason=reason, record=kit.mask(text), ref=kit.ref)
     ]
+
+
+@pytest.mark.parametrize("status", ["online", "away", "offline"])
+def test_presence_records_name_no_conversation(kit, status: str) -> None:
+    payload = {"type": "presence", "agent_id": " a.ivanova ", "status": status}
+
+    assert kit.parse_payload("agent", payload) == [
+        AgentAction(
+            at=kit.at_ms,
+            type="presence",
+            conversation_id="",
+            agent_id="a.ivanova",
+            status=status,
+            ref=kit.ref,
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({"type": "presence", "agent_id": "a"}, "missing field payload.status"),
+        (
+            {"type": "presence", "agent_id": "a", "status": "busy"},
+            "unknown presence status 'busy' in payload.status (expected online, away or offline)",
+        ),
+        ({"type": "presence", "status": "online"}, "missing field payload.agent_id"),
+        ({"type": "presence", "agent_id": "", "status": "online"}, "payload.agent_id"),
+    ],
+)
+def test_malformed_presence_records_are_dead_letters(kit, payload, reason: str) -> None:
+    (out,) = kit.parse_payload("agent", payload)
+
+    assert isinstance(out, DeadLetter)
+    assert reason in out.reason

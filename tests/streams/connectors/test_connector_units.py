@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from processors.ids import Pseudonymizer
-from processors.model import RawRecord
+from processors.model import AgentAction, RawRecord
 from processors.parsing import parse_record
 from processors.pii import Masker
 from streams.connectors import auth
@@ -24,6 +24,7 @@ from streams.connectors.envelope import (
     EMAIL_UTF8,
     check_email,
     check_json,
+    conversation_key,
     decode_raw_contact,
     email_bytes,
     email_text,
@@ -348,3 +349,10 @@ def test_an_unexpected_failure_is_a_json_500_not_an_acknowledgement() -> None:
             await connector.stop()
 
     asyncio.run(main())
+
+
+def test_presence_records_are_keyed_by_their_agent() -> None:
+    presence = AgentAction(at=1, type="presence", conversation_id="", agent_id="a.ivanova")
+    assert conversation_key(presence, PSEUDO) == "agent:a.ivanova"
+    reply = AgentAction(at=1, type="reply", conversation_id="chat:s-1", agent_id="a.ivanova")
+    assert conversation_key(reply, PSEUDO) == "chat:s-1"

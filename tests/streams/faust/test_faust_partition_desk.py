@@ -216,6 +216,14 @@ def test_partition_desk_matches_the_local_runner(
     want_tickets, want_cycles, want_events = _final(_reference(rules, pseudo, records, until))
     got_tickets, got_cycles, got_events = _final(_outputs(got))
     assert len(want_tickets) >= 40
+    # The week exercises routing that waits (CONTRACT §7): agents with skills go on and off
+    # shift, tickets wait and are served, an offline agent's new tickets come back; English
+    # tickets require the en skill.
+    kinds = {line.split()[1] for line in want_events}
+    assert {"agent.presence_changed", "ticket.waiting_started", "ticket.waiting_stopped"} <= kinds
+    assert any("'agent_offline'" in line for line in want_events)
+    assert any("('required_skills', 'en')" in line for line in want_events)
+    assert {t.language for t in want_tickets.values()} >= {"ru", "en"}
     assert got_tickets == want_tickets
     assert got_cycles == want_cycles
     assert got_events == want_events
