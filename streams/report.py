@@ -35,7 +35,15 @@ from plotly.subplots import make_subplots
 
 from sinks.backend import DATABASE, Backend, SinkError
 
-__all__ = ["Period", "Report", "Section", "build_report", "empty_report", "write_report"]
+__all__ = [
+    "Period",
+    "Report",
+    "Section",
+    "build_report",
+    "empty_report",
+    "page_shell",
+    "write_report",
+]
 
 _MIN_DAY = dt.date(1970, 1, 1)
 _MAX_DAY = dt.date(2149, 6, 6)  # the last day a ClickHouse Date holds
@@ -892,31 +900,46 @@ def _page(report: Report) -> str:
         for label, value in report.headline
     )
     nav = "".join(f"<a href='#{s.key}'>{html.escape(s.title)}</a>" for s in report.sections)
-    parts = []
+    notice = f"<p class='notice'>{html.escape(report.notice)}</p>" if report.notice else ""
+    sections = []
     for s in report.sections:
         inner = (
             s.body if s.has_data else f"<p class='empty'>No data yet: {html.escape(s.empty)}.</p>"
         )
-        parts.append(
-            f"<section id='{s.key}' data-has-data='{str(s.has_data).lower()}'>"
-            f"<h2>{html.escape(s.title)}</h2><p class='about'>{html.escape(s.about)}</p>"
-            f"{inner}</section>"
-        )
-    notice = f"<p class='notice'>{html.escape(report.notice)}</p>" if report.notice else ""
-    # plotly.js is needed only when a chart is drawn; an empty page stays small.
+        sections.append((s.key, s.title, f"<p class='about'>{html.escape(s.about)}</p>{inner}"))
+    return page_shell(
+        "supportstream report",
+        f"{report.period.describe()} · days in {report.reporting_timezone}",
+        sections,
+        before=f"{notice}<div class='kpis'>{kpis}</div><nav>{nav}</nav>",
+        has_data={s.key: s.has_data for s in report.sections},
+    )
+
+
+def page_shell(
+    title: str,
+    subtitle: str,
+    sections: Sequence[tuple[str, str, str]],
+    *,
+    before: str = "",
+    has_data: Mapping[str, bool] | None = None,
+) -> str:
+    """A whole self-contained page: ``sections`` are (id, title, body HTML). plotly.js is
+    inlined once, and only when a chart is drawn, so an empty page stays small."""
+    parts = []
+    for key, heading, body in sections:
+        flag = "" if has_data is None else f" data-has-data='{str(has_data[key]).lower()}'"
+        parts.append(f"<section id='{key}'{flag}><h2>{html.escape(heading)}</h2>{body}</section>")
     script = (
         f"<script type='text/javascript'>{get_plotlyjs()}</script>"
-        if any(s.has_data and "plotly-graph-div" in s.body for s in report.sections)
+        if any("plotly-graph-div" in body for _, _, body in sections)
         else ""
     )
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        "<title>supportstream report</title>"
+        f"<title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style>{script}</head><body>"
-        "<header><h1>supportstream report</h1>"
-        f"<p>{html.escape(report.period.describe())} · days in "
-        f"{html.escape(report.reporting_timezone)}</p></header>"
-        f"<main>{notice}<div class='kpis'>{kpis}</div><nav>{nav}</nav>"
-        f"{''.join(parts)}</main></body></html>"
+        f"<header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header>"
+        f"<main>{before}{''.join(parts)}</main></body></html>"
     )
