@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="traffic generator seed")
     demo.add_argument("--tickets", type=int, default=400, help="tickets in the replayed week")
     demo.add_argument("--rate", type=float, default=1200.0, help="live: tickets per hour")
+    demo.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="console: progress on one line, warnings summarised after the run; json: JSON "
+        "log lines; auto (default): console on a terminal, json otherwise",
+    )
 
     replay = commands.add_parser("replay", help="run the whole pipeline over a JSON Lines file")
     replay.add_argument("--rules", required=True, type=Path, help="rules file (YAML)")
@@ -249,6 +256,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         duration_ms=duration_ms,
         tickets_per_hour=args.rate,
         metrics_port=settings.metrics_port,
+        log_format=args.log_format,
     )
 
 
