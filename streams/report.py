@@ -377,10 +377,10 @@ def _sla_achievement(wh: _Warehouse, period: Period, tz: str) -> Section:
     _day_axis(fig, days)
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for r in rows:
-        cell = totals[(r["policy"], r["metric"])]
-        cell[0] += int(r["met_n"])
-        cell[1] += int(r["breached_n"])
-        cell[2] += int(r["running_n"])
+        acc = totals[(r["policy"], r["metric"])]
+        acc[0] += int(r["met_n"])
+        acc[1] += int(r["breached_n"])
+        acc[2] += int(r["running_n"])
     table = _table(
         ("policy", "metric", "met", "breached", "running", "achievement"),
         [
@@ -650,21 +650,21 @@ def _agents(wh: _Warehouse, period: Period, tz: str) -> Section:
         return _section(key, empty=f"no agent activity in {period.describe()}")
     quality: dict[str, tuple[float | None, int]] = {}
     if wh.has("qa_agent_weekly", "week", "agent_id", "reviews", "quality"):
-        for q in wh.rows(
+        for row in wh.rows(
             "SELECT agent_id, sum(reviews) AS n, "
             "sum(quality * reviews) / nullIf(sumIf(reviews, quality IS NOT NULL), 0) AS avg_q "
             "FROM supportstream.qa_agent_weekly "
             "WHERE week BETWEEN toMonday({lo:Date}) AND {hi:Date} GROUP BY agent_id",
             period,
         ):
-            quality[q["agent_id"]] = (q["avg_q"], int(q["n"]))
+            quality[row["agent_id"]] = (row["avg_q"], int(row["n"]))
 
     def ratio(num: Any, den: Any) -> str:
         return _pct(int(num) / int(den)) if int(den) else "–"
 
     table_rows = []
     for r in rows:
-        q, reviews = quality.get(r["agent_id"], (None, 0))
+        avg_quality, reviews = quality.get(r["agent_id"], (None, 0))
         nps_n = int(r["nps_responses_n"])
         table_rows.append(
             (
@@ -679,7 +679,7 @@ def _agents(wh: _Warehouse, period: Period, tz: str) -> Section:
                 f"{100 * (int(r['nps_promoters_n']) - int(r['nps_detractors_n'])) / nps_n:.0f}"
                 if nps_n
                 else "–",
-                f"{float(q):.1f} ({reviews})" if q is not None else "–",
+                f"{float(avg_quality):.1f} ({reviews})" if avg_quality is not None else "–",
             )
         )
     table = _table(
