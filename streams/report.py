@@ -109,6 +109,19 @@ class _Warehouse:
         self.columns: dict[str, set[str]] = defaultdict(set)
         for row in rows:
             self.columns[str(row["table"])].add(str(row["name"]))
+        self.engines = {
+            str(row["name"]): str(row["engine"])
+            for row in backend.query(
+                "SELECT name, engine FROM system.tables WHERE database = {db:String}",
+                {"db": DATABASE},
+            )
+        }
+
+    def final(self, table: str) -> str:
+        """``FINAL`` for a table that keeps one row per change (a Replacing / Collapsing /
+        ... MergeTree), nothing for a plain table or a view."""
+        engine = self.engines.get(table, "")
+        return "FINAL" if engine.endswith("MergeTree") and engine != "MergeTree" else ""
 
     def has(self, table: str, *columns: str) -> bool:
         return table in self.columns and all(c in self.columns[table] for c in columns)
@@ -371,10 +384,10 @@ def _sla_achievement(wh: _Warehouse, period: Period, tz: str) -> Section:
                     "<extra></extra>"
                 ),
             )
-    _layout(fig, "SLA achievement (% of decided cycles met)", "", "% met", "Policy")
+    _layout(fig, "SLA achievement (% of decided cycles met)", "", "", "Policy")
     fig.update_yaxes(range=[0, 105], ticksuffix="%")
-    fig.update_yaxes(title_text="% met", row=1, col=1)
-    _day_axis(fig, days)
+    fig.update_yaxes(title_text="% of cycles met", row=1, col=1)
+    _day_axis(fig, days, narrow=len(metrics) > 1)
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for r in rows:
         acc = totals[(r["policy"], r["metric"])]
@@ -560,7 +573,7 @@ def _incidents(wh: _Warehouse, period: Period, tz: str) -> Section:
     latest = wh.backend.query("SELECT max(at) AS latest FROM supportstream.events")
     rows = wh.rows(
         "SELECT incident_id, category, opened_at, closed_at, tickets, customers "
-        "FROM supportstream.incidents FINAL "
+        f"FROM supportstream.incidents {wh.final('incidents')} "
         "WHERE toDate(opened_at, {tz:String}) <= {hi:Date} "
         "AND toDate(ifNull(closed_at, opened_at), {tz:String}) >= {lo:Date} "
         "ORDER BY opened_at, incident_id",
@@ -813,10 +826,12 @@ def _layout(
         fig.update_yaxes(title_text=y_title)
 
 
-def _day_axis(fig: go.Figure, days: Sequence[dt.date]) -> None:
-    # One tick per day for up to five weeks; plotly's own choice beyond that.
-    if len(days) <= 35:
-        fig.update_xaxes(type="date", tickformat="%a<br>%d %b", dtick=86_400_000)
+def _day_axis(fig: go.Figure, days: Sequence[dt.date], *, narrow: bool = False) -> None:
+    # One tick per day for up to five weeks (up to two in narrow panels); plotly's own
+    # choice beyond that.
+    if len(days) <= (14 if narrow else 35):
+        tickformat = "%a<br>%d" if narrow else "%a<br>%d %b"
+        fig.update_xaxes(type="date", tickformat=tickformat, dtick=86_400_000, tickangle=0)
     else:
         fig.update_xaxes(type="date")
 

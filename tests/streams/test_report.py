@@ -256,3 +256,98 @@ def test_an_empty_page_renders_too(tmp_path: Path, env: dict[str, str]) -> None:
     assert rendered.script_errors == ""
     assert "No data yet" in rendered.dom
     shutil.rmtree(tmp_path / "none", ignore_errors=True)
+
+
+# Contract-shaped stand-ins (CONTRACT §7 columns) for what other parts of the project build:
+# created only where the warehouse does not have the real thing yet, to show that the section
+# appears as soon as the warehouse has it.
+STAND_INS = {
+    "promises_daily": (
+        "CREATE TABLE supportstream.promises_daily (day Date, channel String, policy String, "
+        "promises UInt64, kept UInt64, broken UInt64, pending UInt64, "
+        "median_estimate_seconds Float64) ENGINE = MergeTree ORDER BY day",
+        "INSERT INTO supportstream.promises_daily VALUES "
+        "('2026-03-03', 'telegram', 'standard', 10, 7, 2, 1, 1800), "
+        "('2026-03-04', 'email', 'standard', 4, 1, 3, 0, 3600)",
+    ),
+    "incidents": (
+        "CREATE TABLE supportstream.incidents (incident_id String, category String, "
+        "opened_at DateTime64(3, 'UTC'), closed_at Nullable(DateTime64(3, 'UTC')), "
+        "tickets UInt64, customers UInt64, baseline Float64) ENGINE = MergeTree ORDER BY incident_id",
+        "INSERT INTO supportstream.incidents VALUES "
+        "('outage#1', 'outage', '2026-03-03 09:00:00', '2026-03-03 11:30:00', 9, 8, 0.5), "
+        "('billing#1', 'billing', '2026-03-05 14:00:00', NULL, 6, 6, 1)",
+    ),
+    "agent_daily": (
+        "CREATE TABLE supportstream.agent_daily (day Date, agent_id String, "
+        "public_replies UInt64, first_responses UInt64, first_responses_breached UInt64, "
+        "solved UInt64, reopened UInt64, handoffs_out UInt64, csat_responses UInt64, "
+        "csat_positive UInt64, csat_negative UInt64, nps_responses UInt64, "
+        "nps_promoters UInt64, nps_detractors UInt64) ENGINE = MergeTree ORDER BY day",
+        "INSERT INTO supportstream.agent_daily VALUES "
+        "('2026-03-03', 'a.ivanova', 20, 8, 2, 6, 1, 0, 4, 3, 1, 2, 1, 1), "
+        "('2026-03-04', 'a.ivanova', 10, 4, 0, 5, 0, 1, 0, 0, 0, 0, 0, 0)",
+    ),
+}
+SECTION_OF = {"promises_daily": "promises", "incidents": "incidents", "agent_daily": "agents"}
+
+
+def test_sections_appear_as_soon_as_the_warehouse_has_their_data(
+    warehouse: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    copy = tmp_path / "warehouse"  # the same week, replayed again: this test adds tables
+    replay_cli(RULES, warehouse.parent / "week.jsonl", copy, env)
+    existing = _existing(copy, env)
+    stood_in = set()
+    for name, statements in STAND_INS.items():
+        if name in existing:
+            continue
+        for statement in statements:
+            done = run_cli("sql", "--warehouse", str(copy), statement, env=env)
+            assert done.returncode == 0, done.stderr
+        stood_in.add(name)
+    out = tmp_path / "report.html"
+    assert run_cli("report", "--warehouse", str(copy), "--out", str(out), env=env).returncode == 0
+    html = out.read_text(encoding="utf-8")
+    for name, key in SECTION_OF.items():
+        section = _section(html, key)
+        assert "has no `" not in section, section[:400]
+        if name in stood_in:
+            assert _has_data(html, key), key
+    if "promises_daily" in stood_in:
+        section = _section(html, "promises")
+        assert 'id="chart-promises"' in section
+        assert (
+            "<td class='txt'>telegram</td><td class='num'>10</td><td class='num'>7</td>" in section
+        )
+        assert "77.8%" in section  # 7 kept of 9 decided
+    if "incidents" in stood_in:
+        section = _section(html, "incidents")
+        assert 'id="chart-incidents"' in section and "still open" in section
+        assert "2026-03-03 09:00" in section and "outage#1" in section
+    if "agent_daily" in stood_in:
+        section = _section(html, "agents")
+        assert (
+            "<td class='txt'>a.ivanova</td><td class='num'>30</td><td class='num'>12</td>"
+            in section
+        )
+        assert "16.7%" in section  # 2 of 12 first responses breached
+    # --from/--to apply to them too: the 4th of March has one promise row and no incident start.
+    done = run_cli(
+        "report",
+        "--warehouse",
+        str(copy),
+        "--out",
+        str(out),
+        "--from",
+        "2026-03-04",
+        "--to",
+        "2026-03-04",
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    html = out.read_text(encoding="utf-8")
+    if "promises_daily" in stood_in:
+        assert "telegram</td>" not in _section(html, "promises")
+    if "incidents" in stood_in:
+        assert "No data yet: no incidents" in _section(html, "incidents")
