@@ -15,7 +15,7 @@ compared through the same tables and views analysts query (CONTRACT §4):
 
 The result goes to stdout as text and to ``whatif.json`` and ``whatif.html`` in ``--out``. Both
 files depend only on the input and the two rules files (no wall-clock stamp), so a rerun is
-byte-identical. docs/WHATIF.md explains how to read them.
+byte-identical. docs/REPORTS.md explains how to read them.
 """
 
 from __future__ import annotations
