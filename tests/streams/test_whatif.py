@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from loadtest.generator import generate_week
+from tests.support.browser import CHROMIUM, chart_marks, render
 from tests.support.cli import replay_cli, run_cli, sql_rows
 
 REPO = Path(__file__).resolve().parents[2]
@@ -219,3 +220,15 @@ def test_a_refused_rules_file_exits_2_and_names_it(
         env=env,
     )
     assert done.returncode == 1 and "not found" in done.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium missing: run `make system-deps`")
+def test_the_html_renders_in_a_real_browser(case: dict[str, Any]) -> None:
+    shots = Path(os.environ.get("SUPPORTSTREAM_SCREENSHOTS", str(case["work"])))
+    shots.mkdir(parents=True, exist_ok=True)
+    rendered = render(case["out"] / "whatif.html", shots / "whatif.png", height=2600)
+    assert rendered.script_errors == ""
+    marks = chart_marks(rendered.dom)
+    assert set(marks) == {"chart-whatif-queues", "chart-whatif-sla"}
+    assert all(n > 0 for n in marks.values()), marks
