@@ -197,6 +197,8 @@ def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"--from {period.first} is after --to {period.last}")
     warehouse = _warehouse(args.warehouse, settings)
     out = args.out if args.out is not None else Path("report.html")
+    if out.is_dir():
+        out = out / "report.html"
     if not warehouse.exists():
         # A clear page rather than an error: whoever opens it learns what to do.
         report = empty_report(period, f"There is no warehouse at {warehouse} yet.")
