@@ -662,15 +662,27 @@ def _agents(wh: _Warehouse, period: Period, tz: str) -> Section:
     if not rows:
         return _section(key, empty=f"no agent activity in {period.describe()}")
     quality: dict[str, tuple[float | None, int]] = {}
-    if wh.has("qa_agent_weekly", "week", "agent_id", "reviews", "quality"):
-        for row in wh.rows(
+    if wh.has("qa_reviews", "agent_id", "at", "quality"):
+        # The reviews themselves, by the reporting day they were made: exact for any period.
+        review_rows = wh.rows(
+            "SELECT agent_id, count() AS n, avg(quality) AS avg_q "
+            f"FROM supportstream.qa_reviews {wh.final('qa_reviews')} "
+            "WHERE toDate(at, {tz:String}) BETWEEN {lo:Date} AND {hi:Date} GROUP BY agent_id",
+            period,
+            tz=tz,
+        )
+    elif wh.has("qa_agent_weekly", "week", "agent_id", "reviews", "quality"):
+        review_rows = wh.rows(
             "SELECT agent_id, sum(reviews) AS n, "
             "sum(quality * reviews) / nullIf(sumIf(reviews, quality IS NOT NULL), 0) AS avg_q "
             "FROM supportstream.qa_agent_weekly "
             "WHERE week BETWEEN toMonday({lo:Date}) AND {hi:Date} GROUP BY agent_id",
             period,
-        ):
-            quality[row["agent_id"]] = (row["avg_q"], int(row["n"]))
+        )
+    else:
+        review_rows = []
+    for row in review_rows:
+        quality[row["agent_id"]] = (row["avg_q"], int(row["n"]))
 
     def ratio(num: Any, den: Any) -> str:
         return _pct(int(num) / int(den)) if int(den) else "–"

@@ -288,6 +288,15 @@ STAND_INS = {
         "('2026-03-03', 'a.ivanova', 20, 8, 2, 6, 1, 0, 4, 3, 1, 2, 1, 1), "
         "('2026-03-04', 'a.ivanova', 10, 4, 0, 5, 0, 1, 0, 0, 0, 0, 0, 0)",
     ),
+    "qa_reviews": (
+        "CREATE TABLE supportstream.qa_reviews (ticket_id String, reviewer_id String, "
+        "agent_id String, at DateTime64(3, 'UTC'), quality Nullable(Float64), "
+        "critical_failed Bool, scores String) ENGINE = MergeTree ORDER BY ticket_id",
+        "INSERT INTO supportstream.qa_reviews VALUES "
+        "('t#1', 'lead', 'a.ivanova', '2026-03-03 12:00:00', 80, false, '{}'), "
+        "('t#2', 'lead', 'a.ivanova', '2026-03-04 12:00:00', 90, false, '{}'), "
+        "('t#3', 'lead', 'a.ivanova', '2026-03-04 13:00:00', NULL, false, '{}')",
+    ),
 }
 SECTION_OF = {"promises_daily": "promises", "incidents": "incidents", "agent_daily": "agents"}
 
@@ -332,6 +341,8 @@ def test_sections_appear_as_soon_as_the_warehouse_has_their_data(
             in section
         )
         assert "16.7%" in section  # 2 of 12 first responses breached
+        if "qa_reviews" in stood_in:
+            assert "85.0 (3)" in section  # the two scored reviews averaged, three made
     # --from/--to apply to them too: the 4th of March has one promise row and no incident start.
     done = run_cli(
         "report",
