@@ -232,3 +232,35 @@ def test_the_html_renders_in_a_real_browser(case: dict[str, Any]) -> None:
     marks = chart_marks(rendered.dom)
     assert set(marks) == {"chart-whatif-queues", "chart-whatif-sla"}
     assert all(n > 0 for n in marks.values()), marks
+
+
+def test_promise_estimates_are_the_two_replays(case: dict[str, Any], env: dict[str, str]) -> None:
+    """Per channel and policy: promises made and their median estimate, as the
+    ``ticket.acknowledged`` events of each plain replay say (none when the rules promise
+    nothing)."""
+    query = (
+        "SELECT t.channel AS channel, t.sla_policy AS policy, count() AS n, "
+        "quantileExactLow(0.5)(JSONExtractFloat(e.data, 'estimate_seconds')) AS median "
+        "FROM events AS e FINAL INNER JOIN (SELECT ticket_id, channel, sla_policy FROM tickets "
+        "FINAL) AS t ON t.ticket_id = e.ticket_id WHERE e.event_type = 'ticket.acknowledged' "
+        "GROUP BY channel, policy"
+    )
+    expected = {
+        side: {
+            (r["channel"], r["policy"]): (int(r["n"]), float(r["median"]))
+            for r in sql_rows(warehouse, query, env)
+        }
+        for side, warehouse in case["warehouses"].items()
+    }
+    got = case["result"]["promises"]
+    assert {(r["channel"], r["policy"]) for r in got} == set(expected["baseline"]) | set(
+        expected["new"]
+    )
+    for row in got:
+        key = (row["channel"], row["policy"])
+        for side in ("baseline", "new"):
+            n, median = expected[side].get(key, (0, None))
+            assert row[side]["promises"] == n
+            assert row[side]["median_estimate_seconds"] == median
+    if not got:
+        assert "none (neither rules file makes promises)" in case["text"]
