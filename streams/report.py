@@ -583,9 +583,18 @@ def _incidents(wh: _Warehouse, period: Period, tz: str) -> Section:
     if not rows:
         return _section(key, empty=f"no incidents in {period.describe()}")
     end_of_data: dt.datetime | None = latest[0]["latest"] if latest else None
+    # The axis spans the period's tickets, so an incident of an hour shows where it fell in
+    # the week; a label beside each bar keeps a short one readable at that scale.
+    span = wh.rows(
+        "SELECT min(opened_at) AS first, max(opened_at) AS last FROM supportstream.tickets "
+        "FINAL WHERE opened_day BETWEEN {lo:Date} AND {hi:Date}",
+        period,
+    )
     categories = sorted({r["category"] for r in rows})
+    palette = pio.templates["plotly_white"].layout.colorway or ("#636efa",)
     fig = go.Figure()
-    for category in categories:
+    for c_index, category in enumerate(categories):
+        colour = palette[c_index % len(palette)]
         mine = [r for r in rows if r["category"] == category]
         starts = [r["opened_at"] for r in mine]
         ends = [r["closed_at"] or end_of_data or r["opened_at"] for r in mine]
@@ -598,6 +607,8 @@ def _incidents(wh: _Warehouse, period: Period, tz: str) -> Section:
                 for s, e in zip(starts, ends, strict=True)
             ],
             y=[r["incident_id"] for r in mine],
+            marker_color=colour,
+            legendgroup=category,
             customdata=[
                 [
                     s.isoformat(timespec="minutes"),
@@ -610,8 +621,30 @@ def _incidents(wh: _Warehouse, period: Period, tz: str) -> Section:
             hovertemplate="%{y}<br>%{customdata[0]} → %{customdata[1]} (UTC)<br>"
             "%{customdata[2]} tickets, %{customdata[3]} customers<extra></extra>",
         )
+        fig.add_scatter(
+            x=[e.isoformat() for e in ends],
+            y=[r["incident_id"] for r in mine],
+            mode="text",
+            text=[
+                f"  {s:%a %H:%M}–{'now' if r['closed_at'] is None else format(e, '%H:%M')}"
+                f" · {r['tickets']} tickets"
+                for r, s, e in zip(mine, starts, ends, strict=True)
+            ],
+            textposition="middle right",
+            textfont={"color": colour},
+            legendgroup=category,
+            showlegend=False,
+            hoverinfo="skip",
+        )
     _layout(fig, "Incidents from opening to closing (UTC)", "Time (UTC)", "Incident", "Category")
     fig.update_xaxes(type="date")
+    if span and span[0]["first"] is not None:
+        edges = [span[0]["first"], span[0]["last"], *(r["opened_at"] for r in rows)]
+        edges += [r["closed_at"] or end_of_data or r["opened_at"] for r in rows]
+        lo, hi = min(edges), max(edges)
+        pad = max((hi - lo) * 0.02, dt.timedelta(minutes=30))
+        room = max((hi - lo) * 0.15, dt.timedelta(hours=1))  # for the last bar's label
+        fig.update_xaxes(range=[(lo - pad).isoformat(), (hi + room).isoformat()])
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=max(260, 120 + 28 * len(rows)))
     table = _table(
