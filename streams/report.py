@@ -40,8 +40,11 @@ __all__ = [
     "Report",
     "Section",
     "build_report",
+    "chart_div",
     "empty_report",
+    "html_table",
     "page_shell",
+    "style_figure",
     "write_report",
 ]
 
@@ -282,9 +285,11 @@ def _contact_reasons(wh: _Warehouse, period: Period, tz: str) -> Section:
             hovertemplate="%{x|%a %d %b}<br>" + html.escape(category) + ": %{y}<extra></extra>",
         )
     fig.update_layout(barmode="stack")
-    _layout(fig, "Tickets opened per day by contact reason", "Reporting day", "Tickets", "Reason")
+    style_figure(
+        fig, "Tickets opened per day by contact reason", "Reporting day", "Tickets", "Reason"
+    )
     _day_axis(fig, days)
-    return _section(key, body=_chart(fig, key))
+    return _section(key, body=chart_div(fig, key))
 
 
 def _channels_and_queues(wh: _Warehouse, period: Period, tz: str) -> Section:
@@ -313,15 +318,15 @@ def _channels_and_queues(wh: _Warehouse, period: Period, tz: str) -> Section:
             hovertemplate="%{x} → " + html.escape(queue) + ": %{y}<extra></extra>",
         )
     fig.update_layout(barmode="stack")
-    _layout(fig, "Tickets per channel, by queue", "Channel", "Tickets", "Queue")
-    table = _table(
+    style_figure(fig, "Tickets per channel, by queue", "Channel", "Tickets", "Queue")
+    table = html_table(
         ("queue", "tickets", "share"),
         [
             (q, by_queue[q], _pct(by_queue[q] / sum(by_queue.values())))
             for q in sorted(by_queue, key=lambda q: (-by_queue[q], q))
         ],
     )
-    return _section(key, body=_chart(fig, key) + table)
+    return _section(key, body=chart_div(fig, key) + table)
 
 
 _METRICS = ("first_response", "next_response", "resolution")
@@ -384,7 +389,7 @@ def _sla_achievement(wh: _Warehouse, period: Period, tz: str) -> Section:
                     "<extra></extra>"
                 ),
             )
-    _layout(fig, "SLA achievement (% of decided cycles met)", "", "", "Policy")
+    style_figure(fig, "SLA achievement (% of decided cycles met)", "", "", "Policy")
     fig.update_yaxes(range=[0, 105], ticksuffix="%")
     fig.update_yaxes(title_text="% of cycles met", row=1, col=1)
     _day_axis(fig, days, narrow=len(metrics) > 1)
@@ -394,14 +399,14 @@ def _sla_achievement(wh: _Warehouse, period: Period, tz: str) -> Section:
         acc[0] += int(r["met_n"])
         acc[1] += int(r["breached_n"])
         acc[2] += int(r["running_n"])
-    table = _table(
+    table = html_table(
         ("policy", "metric", "met", "breached", "running", "achievement"),
         [
             (p, m, met, breached, running, _pct(met / (met + breached)) if met + breached else "–")
             for (p, m), (met, breached, running) in sorted(totals.items())
         ],
     )
-    return _section(key, body=_chart(fig, key) + table)
+    return _section(key, body=chart_div(fig, key) + table)
 
 
 def _satisfaction(wh: _Warehouse, period: Period, tz: str) -> Section:
@@ -481,7 +486,7 @@ def _satisfaction(wh: _Warehouse, period: Period, tz: str) -> Section:
             hovertemplate="%{x}<br>CSI %{y:.2f} (%{customdata[0]} attract / "
             "%{customdata[1]} detract)<extra></extra>",
         )
-    _layout(fig, "Customer satisfaction", "", "", None)
+    style_figure(fig, "Customer satisfaction", "", "", None)
     fig.update_layout(showlegend=False)
     fig.update_yaxes(title_text="% positive (4..5)", range=[0, 105], row=1, col=1)
     fig.update_yaxes(title_text="NPS (−100..100)", range=[-100, 100], row=1, col=2)
@@ -493,7 +498,7 @@ def _satisfaction(wh: _Warehouse, period: Period, tz: str) -> Section:
     nps_total = {k: sum(int(r[k]) for r in nps) for k in ("responses", "promoters", "detractors")}
     attract = sum(int(r["attract"]) for r in csi)
     detract = sum(int(r["detract"]) for r in csi)
-    table = _table(
+    table = html_table(
         ("measure", "value", "answers"),
         [
             ("CSAT (% positive)", _pct(csat_pos / csat_n) if csat_n else "none", csat_n),
@@ -509,7 +514,7 @@ def _satisfaction(wh: _Warehouse, period: Period, tz: str) -> Section:
             ),
         ],
     )
-    return _section(key, body=_chart(fig, key) + table)
+    return _section(key, body=chart_div(fig, key) + table)
 
 
 def _promises(wh: _Warehouse, period: Period, tz: str) -> Section:
@@ -545,8 +550,8 @@ def _promises(wh: _Warehouse, period: Period, tz: str) -> Section:
             hovertemplate="%{x}: %{y} " + outcome + "<extra></extra>",
         )
     fig.update_layout(barmode="stack")
-    _layout(fig, "First-response promises per channel", "Channel", "Promises", "Outcome")
-    table = _table(
+    style_figure(fig, "First-response promises per channel", "Channel", "Promises", "Outcome")
+    table = html_table(
         ("channel", "promises", "kept", "broken", "pending", "kept of decided"),
         [
             (
@@ -562,7 +567,7 @@ def _promises(wh: _Warehouse, period: Period, tz: str) -> Section:
             for r in rows
         ],
     )
-    return _section(key, body=_chart(fig, key) + table)
+    return _section(key, body=chart_div(fig, key) + table)
 
 
 def _incidents(wh: _Warehouse, period: Period, tz: str) -> Section:
@@ -636,7 +641,9 @@ def _incidents(wh: _Warehouse, period: Period, tz: str) -> Section:
             showlegend=False,
             hoverinfo="skip",
         )
-    _layout(fig, "Incidents from opening to closing (UTC)", "Time (UTC)", "Incident", "Category")
+    style_figure(
+        fig, "Incidents from opening to closing (UTC)", "Time (UTC)", "Incident", "Category"
+    )
     fig.update_xaxes(type="date")
     if span and span[0]["first"] is not None:
         edges = [span[0]["first"], span[0]["last"], *(r["opened_at"] for r in rows)]
@@ -647,7 +654,7 @@ def _incidents(wh: _Warehouse, period: Period, tz: str) -> Section:
         fig.update_xaxes(range=[(lo - pad).isoformat(), (hi + room).isoformat()])
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=max(260, 120 + 28 * len(rows)))
-    table = _table(
+    table = html_table(
         ("incident", "category", "opened (UTC)", "closed (UTC)", "tickets", "customers"),
         [
             (
@@ -661,7 +668,7 @@ def _incidents(wh: _Warehouse, period: Period, tz: str) -> Section:
             for r in rows
         ],
     )
-    return _section(key, body=_chart(fig, key) + table)
+    return _section(key, body=chart_div(fig, key) + table)
 
 
 _AGENT_COLUMNS = (
@@ -740,7 +747,7 @@ def _agents(wh: _Warehouse, period: Period, tz: str) -> Section:
                 f"{float(avg_quality):.1f} ({reviews})" if avg_quality is not None else "–",
             )
         )
-    table = _table(
+    table = html_table(
         (
             "agent",
             "public replies",
@@ -772,7 +779,7 @@ def _customers_at_risk(wh: _Warehouse, period: Period, tz: str) -> Section:
     if not rows:
         return _section(key, empty="no customer shows a churn signal")
     as_of = rows[0]["as_of"]
-    table = _table(
+    table = html_table(
         (
             "customer",
             "tier",
@@ -853,9 +860,10 @@ def _headline(wh: _Warehouse, period: Period, tz: str) -> tuple[tuple[str, str],
 # -- rendering --------------------------------------------------------------------------------
 
 
-def _layout(
+def style_figure(
     fig: go.Figure, title: str, x_title: str, y_title: str, legend_title: str | None
 ) -> None:
+    """The house style of every chart: a title, axis titles, a titled legend, one font."""
     fig.update_layout(
         template="plotly_white",
         title={"text": title, "x": 0.01, "font": {"size": 16}},
@@ -881,7 +889,9 @@ def _day_axis(fig: go.Figure, days: Sequence[dt.date], *, narrow: bool = False) 
         fig.update_xaxes(type="date")
 
 
-def _chart(fig: go.Figure, key: str) -> str:
+def chart_div(fig: go.Figure, key: str) -> str:
+    """The figure as a ``div#chart-{key}`` and the call that draws it (plotly.js comes once,
+    from :func:`page_shell`)."""
     return str(
         pio.to_html(
             fig,
@@ -894,7 +904,8 @@ def _chart(fig: go.Figure, key: str) -> str:
     )
 
 
-def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def html_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain table, every value escaped; numbers right-aligned."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
         "<tr>"

@@ -38,7 +38,7 @@ from processors.rules import Rules, load_rules
 from processors.timeutil import to_rfc3339
 from sinks.backend import DATABASE, Backend
 from streams.local import LocalRunner, embedded_warehouse, replay_file
-from streams.report import _chart, _layout, _table, page_shell
+from streams.report import chart_div, html_table, page_shell, style_figure
 
 __all__ = ["CLASSIFICATION_FIELDS", "Snapshot", "compare", "run_whatif", "snapshot"]
 
@@ -421,9 +421,9 @@ def render_html(result: Mapping[str, Any]) -> str:
         fig.add_bar(name="baseline", x=queues, y=per_queue["baseline"], marker_color="#8c9fb8")
         fig.add_bar(name="new rules", x=queues, y=per_queue["new"], marker_color="#1f77b4")
         fig.update_layout(barmode="group")
-        _layout(fig, "Tickets per queue", "Queue", "Tickets", "Rules")
-        body = _chart(fig, "whatif-queues")
-    body += _table(
+        style_figure(fig, "Tickets per queue", "Queue", "Tickets", "Rules")
+        body = chart_div(fig, "whatif-queues")
+    body += html_table(
         ("queue", "priority", "baseline", "new", "change"),
         [(r["queue"], r["priority"], r["baseline"], r["new"], _signed(r["change"])) for r in qp],
     )
@@ -449,12 +449,12 @@ def render_html(result: Mapping[str, Any]) -> str:
                 hovertemplate="%{x}: %{y:.1f}% met<extra>" + name + "</extra>",
             )
         fig.update_layout(barmode="group")
-        _layout(
+        style_figure(
             fig, "SLA achievement (% of decided cycles met)", "Policy · metric", "% met", "Rules"
         )
         fig.update_yaxes(range=[0, 105], ticksuffix="%")
-        body = _chart(fig, "whatif-sla")
-        body += _table(
+        body = chart_div(fig, "whatif-sla")
+        body += html_table(
             (
                 "policy",
                 "metric",
@@ -487,7 +487,7 @@ def render_html(result: Mapping[str, Any]) -> str:
 
     promises = result["promises"]
     if promises:
-        body = _table(
+        body = html_table(
             (
                 "channel",
                 "policy",
@@ -522,12 +522,12 @@ def render_html(result: Mapping[str, Any]) -> str:
             f"<p>{changed['tickets']} of {changed['compared']} tickets change: "
             + html.escape(", ".join(f"{f} {n}" for f, n in changed["per_field"].items()))
             + "</p>"
-            + _table(
+            + html_table(
                 ("field", "from", "to", "tickets"),
                 [(r["field"], r["from"], r["to"], r["tickets"]) for r in changed["transitions"]],
             )
             + "<h3>Examples</h3>"
-            + _table(
+            + html_table(
                 ("ticket", "channel", "what changes"),
                 [
                     (
