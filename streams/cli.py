@@ -7,6 +7,7 @@ problem without a traceback unless ``--debug`` is given.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
@@ -52,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="traffic generator seed")
     demo.add_argument("--tickets", type=int, default=400, help="tickets in the replayed week")
     demo.add_argument("--rate", type=float, default=1200.0, help="live: tickets per hour")
+    demo.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="console: progress on one line, warnings summarised after the run; json: JSON "
+        "log lines; auto (default): console on a terminal, json otherwise",
+    )
 
     replay = commands.add_parser("replay", help="run the whole pipeline over a JSON Lines file")
     replay.add_argument("--rules", required=True, type=Path, help="rules file (YAML)")
@@ -66,6 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate a rules file")
     check.add_argument("rules", type=Path, help="rules file (YAML)")
+
+    report = commands.add_parser("report", help="one self-contained HTML page of charts")
+    report.add_argument("--warehouse", default=None, help="embedded warehouse directory")
+    report.add_argument(
+        "--out", type=Path, default=None, help="HTML file to write (default: report.html)"
+    )
+    report.add_argument("--from", dest="first", help="first reporting day (YYYY-MM-DD)")
+    report.add_argument("--to", dest="last", help="last reporting day (YYYY-MM-DD), inclusive")
+
+    whatif = commands.add_parser("whatif", help="replay under new rules and show what changes")
+    whatif.add_argument("--rules", required=True, type=Path, help="the new rules file")
+    whatif.add_argument("--baseline", required=True, type=Path, help="the current rules file")
+    whatif.add_argument("--input", required=True, type=Path, help="input records (JSON Lines)")
+    whatif.add_argument("--until", help="RFC 3339 instant: replay up to it and fire timers due")
+    whatif.add_argument(
+        "--out", type=Path, default=Path("whatif"), help="directory for whatif.json/.html"
+    )
     connect_cli.add_parsers(commands)
     worker_cli.add_parsers(commands)
     return parser
@@ -164,6 +189,63 @@ def _cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _day(flag: str, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{flag}: {value!r} is not a day (YYYY-MM-DD)") from None
+
+
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.report import Period, build_report, empty_report, write_report
+
+    period = Period(_day("--from", args.first), _day("--to", args.last))
+    if period.first and period.last and period.first > period.last:
+        raise UsageError(f"--from {period.first} is after --to {period.last}")
+    warehouse = _warehouse(args.warehouse, settings)
+    out = args.out if args.out is not None else Path("report.html")
+    if out.is_dir():
+        out = out / "report.html"
+    if not warehouse.exists():
+        # A clear page rather than an error: whoever opens it learns what to do.
+        report = empty_report(period, f"There is no warehouse at {warehouse} yet.")
+        print(f"supportstream: no warehouse at {str(warehouse)!r}", file=sys.stderr)
+    else:
+        backend = ChdbBackend(warehouse)
+        try:
+            report = build_report(backend, period)
+        finally:
+            backend.close()
+    path = write_report(report, out)
+    drawn = sum(s.has_data for s in report.sections)
+    print(f"report: {path} ({drawn} of {len(report.sections)} sections with data)")
+    return EXIT_OK
+
+
+def _cmd_whatif(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.whatif import run_whatif
+
+    until = None
+    if args.until is not None:
+        try:
+            until = parse_rfc3339(args.until)
+        except ValueError as error:
+            raise UsageError(f"--until: {error}") from None
+    if not args.input.is_file():
+        print(f"supportstream: input file {str(args.input)!r} not found", file=sys.stderr)
+        return EXIT_FAILURE
+    return run_whatif(
+        baseline_path=args.baseline,
+        rules_path=args.rules,
+        input_path=args.input,
+        until=until,
+        out=args.out,
+        pseudo=settings.pseudonymizer(),
+    )
+
+
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.demo import run_demo
 
@@ -185,6 +267,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         duration_ms=duration_ms,
         tickets_per_hour=args.rate,
         metrics_port=settings.metrics_port,
+        log_format=args.log_format,
     )
 
 
@@ -193,6 +276,8 @@ _COMMANDS = {
     "replay": _cmd_replay,
     "sql": _cmd_sql,
     "demo": _cmd_demo,
+    "report": _cmd_report,
+    "whatif": _cmd_whatif,
     "connect": connect_cli.run_connect,
     **worker_cli.COMMANDS,
 }

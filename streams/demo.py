@@ -6,6 +6,11 @@ the local runner into its own embedded warehouse, and prints a closing report fr
 the same tables analysts query. With ``--duration D`` it runs live for D of wall time: traffic
 is generated as it happens, stamped with the wall clock, and the wall clock drives the SLA
 timers. The demo's warehouse is its own directory and is recreated on every run.
+
+The console is for the person watching (``streams.console``): on a terminal, progress stays on
+one line and warnings are summarised after the run; elsewhere the logs stay JSON lines. The run
+ends with the closing report in text, the summary of warnings, and the HTML report
+(``streams.report``) written next to the warehouse, whose path is printed.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from processors.ids import Pseudonymizer
 from processors.language import LanguageDetector
 from processors.rules import Rules, load_rules
 from sinks.backend import Backend
+from streams.console import Console, demo_console
 from streams.live import LiveProgress, run_live
 from streams.local import (
     LIVE_MAX_AHEAD_MS,
@@ -38,6 +44,7 @@ from streams.metrics import (
     process_registry,
     start_pipeline_metrics,
 )
+from streams.report import build_report, write_report
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_RULES = REPO / "examples" / "rules.demo.yaml"
@@ -59,6 +66,7 @@ def run_demo(
     duration_ms: int | None = None,
     tickets_per_hour: float = 1200.0,
     metrics_port: int = 9108,
+    log_format: str = "auto",
 ) -> int:
     rules = load_rules(rules_path or DEMO_RULES)
     # Loaded once per process: before the traffic starts, not in the middle of it.
@@ -76,13 +84,14 @@ def run_demo(
         )
     else:
         print(f"metrics at http://localhost:{server.port}/metrics", file=sys.stderr)
-    observe = _Observe(metrics, structlog.get_logger("supportstream.demo"))
     try:
-        if duration_ms is not None:
-            return _run_live_demo(
-                rules, warehouse, seed, pseudo, pii_key, duration_ms, tickets_per_hour, observe
-            )
-        return _replay_week(rules, warehouse, seed, tickets, pseudo, pii_key, observe)
+        with demo_console(log_format) as console:
+            observe = _Observe(metrics, structlog.get_logger("supportstream.demo"), console)
+            if duration_ms is not None:
+                return _run_live_demo(
+                    rules, warehouse, seed, pseudo, pii_key, duration_ms, tickets_per_hour, observe
+                )
+            return _replay_week(rules, warehouse, seed, tickets, pseudo, pii_key, observe)
     finally:
         if server is not None:
             server.stop()
@@ -92,6 +101,21 @@ def run_demo(
 class _Observe:
     metrics: PipelineMetrics
     logger: Any
+    console: Console
+
+
+def report_path(warehouse: Path) -> Path:
+    """Where the demo writes its HTML report: next to its warehouse."""
+    return warehouse.parent / f"{warehouse.name}-report.html"
+
+
+def _close(backend: Backend, warehouse: Path, observe: _Observe) -> None:
+    """The end of a run, for a person: the text report, the warnings, the HTML report."""
+    print(report(backend))
+    print()
+    print(observe.console.summary())
+    path = write_report(build_report(backend), report_path(warehouse))
+    print(f"\nHTML report: {path.resolve()} (open it in a browser; it needs no network)")
 
 
 def _replay_week(
@@ -112,7 +136,7 @@ def _replay_week(
     traffic.write_jsonl(input_path)
 
     with embedded_warehouse(warehouse, rules) as writer:
-        progress = _Progress()
+        progress = _Progress(observe.console.interactive)
         runner = LocalRunner(
             rules,
             pseudo,
@@ -125,7 +149,7 @@ def _replay_week(
         writer.compact()
         progress.done()
         print(f"replayed {stats.summary()}")
-        print(report(writer.backend))
+        _close(writer.backend, warehouse, observe)
     print(
         f"Explore it yourself: supportstream sql --warehouse {warehouse} "
         '"SELECT queue, count() FROM tickets FINAL GROUP BY queue"'
@@ -172,41 +196,54 @@ def _run_live_demo(
         )
         last_report = [0]
 
+        # On a terminal the progress line is rewritten every second; in a log, a line every 5 s.
+        interactive = observe.console.interactive
+        every_ms = 1000 if interactive else 5000
+
         def on_tick(progress: LiveProgress) -> None:
             elapsed = wall_clock_ms() - progress.started_at
-            if elapsed - last_report[0] >= 5000:
+            if elapsed - last_report[0] >= every_ms:
                 last_report[0] = elapsed
                 stats = runner.stats
-                print(
+                line = (
                     f"  t+{elapsed // 1000}s: {sum(stats.contacts.values())} contacts, "
                     f"{stats.tickets_opened} tickets, "
                     f"{stats.events['sla.cycle_breached']} breaches, "
-                    f"{sum(stats.dead_letters.values())} dead letters",
-                    file=sys.stderr,
+                    f"{sum(stats.dead_letters.values())} dead letters"
                 )
+                if interactive:
+                    print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
+                else:
+                    print(line, file=sys.stderr)
 
         run_live(runner, traffic, duration_ms=duration_ms, on_tick=on_tick)
+        if interactive:
+            print(file=sys.stderr)
         writer.compact()
         print(f"live run: {runner.stats.summary()}")
-        print(report(writer.backend))
+        _close(writer.backend, warehouse, observe)
     return 0
 
 
 class _Progress:
-    """Live progress on stderr: a line every thousand events."""
+    """Progress on stderr: on a terminal one line, rewritten every thousand events; otherwise
+    only the total at the end (a log is no place for carriage returns)."""
 
-    def __init__(self) -> None:
+    def __init__(self, interactive: bool) -> None:
         self.events = 0
         self._next = 1000
+        self._interactive = interactive
 
     def __call__(self, output: Any) -> None:
         self.events += len(output.events)
         if self.events >= self._next:
             self._next += 1000
-            print(f"\r  {self.events} events processed", end="", file=sys.stderr, flush=True)
+            if self._interactive:
+                print(f"\r  {self.events} events processed", end="", file=sys.stderr, flush=True)
 
     def done(self) -> None:
-        print(f"\r  {self.events} events processed", file=sys.stderr)
+        start = "\r" if self._interactive else ""
+        print(f"{start}  {self.events} events processed", file=sys.stderr)
 
 
 REPORT_QUERIES: tuple[tuple[str, str], ...] = (
@@ -300,15 +337,16 @@ REPORT_QUERIES: tuple[tuple[str, str], ...] = (
     ),
     (
         "Dead letters",
-        "SELECT source, reason, count() AS records FROM dead_letters FINAL "
-        "GROUP BY source, reason ORDER BY records DESC, source, reason",
+        "SELECT if(source = '', '(unknown)', source) AS source, reason, count() AS records "
+        "FROM dead_letters FINAL GROUP BY source, reason ORDER BY records DESC, source, reason",
     ),
 )
 
 
 def report(backend: Backend) -> str:
+    """The closing report in text; a section without rows says "none"."""
     sections = []
     for title, query in REPORT_QUERIES:
-        table = backend.query_formatted(query, "PrettyCompactMonoBlock")
-        sections.append(f"\n== {title} ==\n{table.rstrip()}")
+        table = backend.query_formatted(query, "PrettyCompactMonoBlock").rstrip()
+        sections.append(f"\n== {title} ==\n{table or 'none'}")
     return "\n".join(sections)

@@ -229,7 +229,8 @@ class LocalRunner:
             return
         if isinstance(item, DeadLetter):
             self.stats.dead_letters[item.source] += 1
-            self._emit(Output(dead_letters=(item,)))
+            # The parse stage has logged this one already: one dead letter, one log line.
+            self._emit(Output(dead_letters=(item,)), logged=True)
             return
         if isinstance(item, Contact):
             self.stats.contacts[item.channel] += 1
@@ -244,7 +245,7 @@ class LocalRunner:
             output = Output(output.events, output.tickets, output.cycles, letters)
         self._emit(output)
 
-    def _emit(self, output: Output) -> None:
+    def _emit(self, output: Output, *, logged: bool = False) -> None:
         if not (output.events or output.tickets or output.cycles or output.dead_letters):
             return
         for event in output.events:
@@ -256,7 +257,7 @@ class LocalRunner:
             self._sink(lambda: writer.add_output(output))
         if self._metrics is not None:
             self._metrics.observe_output(output, self._clock())
-        if self._log is not None and (self._debug or output.dead_letters):
+        if self._log is not None and not logged and (self._debug or output.dead_letters):
             log_output(self._log, output, stage="desk")
         if self._on_output is not None:
             self._on_output(output)
