@@ -6,7 +6,7 @@ for that would make memory grow with the file; instead one pass reads each line'
 and keeps only ``(at, line number, byte offset, length)`` in four ``array`` columns (32 bytes
 a record), sorts a permutation of them, and the records are read back from the file one by
 one in that order (``RecordIndex.lines_in_order``). Memory is then the index plus the desk's
-own state; docs/REPLAY_INPUT.md has the rule of thumb and the reasons.
+own state; docs/REPLAY.md has the rule of thumb and the reasons.
 
 What counts as a line, and what a line may hold:
 

@@ -2,19 +2,18 @@
 
 Named ``mail`` so that it never shadows the standard library's ``email`` package.
 
-How it parses, and why (docs/EMAIL.md has the whole story): the standard library's modern policy
-(``email.policy.default``) rebuilds every header through its header registry, which cost ~2.5 ms
-a message and was quadratic on hostile headers. Here the MIME tree is cut by ``_split`` (a linear,
-``str.find``/regex splitter that builds ``compat32`` ``Message`` objects exactly as the
-standard library's feed parser would) and only the two headers we read are decoded, each by a
-fast path that gives the modern policy's result: ``Subject`` (RFC 2047 encoded words, decoded
-word by word with the standard library's rules) and ``From`` (the address of the usual
-``Name <local@domain>`` shapes). Anything the fast paths do not recognise goes to the standard
-library itself (``email.message_from_string`` with ``compat32``; the modern header parser for
-one header), so unusual mail keeps exactly the decoding it had; ``tests/processors/parsing/
-test_parse_email_oracle.py`` compares the two on every generated and hand-made message. Headers
-longer than ``_MODERN_HEADER_LIMIT`` never reach the modern parser (it is quadratic in the
-number of encoded words) and the markup-to-text step is a single-pass tokenizer
+How it parses, and why (docs/REPLAY.md, "E-mail parsing", has the whole story): the standard
+library's modern policy (``email.policy.default``) rebuilds every header through its header
+registry, which cost ~2.5 ms a message and was quadratic on hostile headers. Here the MIME tree
+is cut by ``_split`` (a linear ``str.find``/regex splitter that builds ``compat32`` messages as
+the standard library's feed parser would) and only the headers we read are decoded, each by a
+fast path giving the modern policy's result: ``Subject`` (RFC 2047 encoded words, word by word
+with the standard library's rules) and ``From`` (the address of the usual shapes). Whatever the
+fast paths do not recognise goes to the standard library itself (the feed parser with
+``compat32``; the modern header parser for that one header), so unusual mail keeps exactly the
+decoding it had; ``tests/processors/parsing/test_parse_email_oracle.py`` compares the two on
+every generated and hand-made message. Headers longer than ``_MODERN_HEADER_LIMIT`` never reach
+the modern parser (quadratic in the number of encoded words) and markup is read in one pass
 (``_html_to_text``), so parsing time stays linear in the size of the message.
 
 What this module decides:
