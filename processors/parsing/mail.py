@@ -5,7 +5,7 @@ Named ``mail`` so that it never shadows the standard library's ``email`` package
 How it parses, and why (docs/REPLAY.md, "E-mail parsing", has the whole story): the standard
 library's modern policy (``email.policy.default``) rebuilds every header through its header
 registry, which cost ~2.5 ms a message and was quadratic on hostile headers. Here the MIME tree
-is cut by ``_split`` (a linear ``str.find``/regex splitter that builds ``compat32`` messages as
+is cut by ``_Part`` (a linear ``str.find``/regex splitter that cuts it as
 the standard library's feed parser would) and only the headers we read are decoded, each by a
 fast path giving the modern policy's result: ``Subject`` (RFC 2047 encoded words, word by word
 with the standard library's rules) and ``From`` (the address of the usual shapes). Whatever the
@@ -48,6 +48,7 @@ import hashlib
 import html
 import quopri
 import re
+from collections.abc import Callable, Iterator
 from email.message import Message
 from email.utils import getaddresses
 from typing import Any, Final
@@ -105,7 +106,6 @@ def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
     if not raw.strip():
         raise Reject("field payload holds an empty e-mail")
     message = _parse_mime(raw)
-
     headers = _first_values(message)
     sender = _sender(headers)
     own_id = _ids(_unfolded(headers, "message-id"))
@@ -122,7 +122,7 @@ def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
             conversation_id="",
             identities=(Identity("email", sender),),
             subject=_subject(headers),
-            body=_body(message),
+            body=_body_of(message, raw),
             channel_message_id=message_id,
             threading=threading,
             ref=record.ref,
@@ -259,7 +259,7 @@ def _sanitize(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _first_values(message: Message) -> dict[str, str]:
+def _first_values(message: Message | _Part) -> dict[str, str]:
     """Each header's first value exactly as the mail holds it (folding line breaks included),
     by lower-cased name, without the policy's parsing (which threading ids do not need and
     which can fail on malformed input)."""
@@ -303,11 +303,10 @@ def _synthetic_id(raw: str) -> str:
 
 _MAX_FAST_DEPTH: Final = 8
 # A header field as the feed parser reads it: a name of printable ASCII but ":", the value
-# after blanks, and its continuation lines with their line breaks (which unfolding removes).
-_FIELD: Final = r"([\041-\071\073-\176]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n"
-_HEADER_FIELD: Final = re.compile(_FIELD)
-_HEADER_BLOCK: Final = re.compile(
-    r"(?:[\041-\071\073-\176]+:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*\r?\n)+"
+# after blanks, and its continuation lines with their line breaks (which unfolding removes);
+# any other line is debris, and the feed parser reads such a block.
+_HEADER_LINES: Final = re.compile(
+    r"([\041-\071\073-\176]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n|([^\n]*\n)"
 )
 _BLANK_LINE: Final = re.compile(r"\n\r?\n")
 _PLAIN_CONTENT_TYPE: Final = re.compile(
@@ -318,88 +317,124 @@ _PLAIN_PARAM: Final = re.compile(r';[ \t]*([A-Za-z0-9_.-]+)=("[^"]*"|[^;\s]*)')
 _BOUNDARY_TAIL: Final = re.compile(r"(--)?[ \t]*(?:\r?\n|\Z)")
 
 
-def _parse_mime(raw: str) -> Message:
-    """The message's MIME tree as ``compat32`` ``Message`` objects: cut by ``_split`` when the
-    mail is well formed, else by the standard library's feed parser (same objects, same
-    payloads; only slower, and with its own handling of every defect)."""
-    # A bare CR ends a line for the feed parser; _split only knows LF and CRLF line ends.
-    fast = _split(raw, 0) if raw.count("\r") == raw.count("\r\n") else None
-    if fast is not None:
-        return fast
+def _parse_mime(raw: str) -> Message | _Part:
+    """The message: its top-level headers read by ``_Part`` when they are plainly well formed
+    (its parts are then cut lazily, as the body is looked for), else the standard library's
+    feed parser's whole tree (``compat32``)."""
+    # A bare CR ends a line for the feed parser; _Part only knows LF and CRLF line ends.
+    if raw.count("\r") == raw.count("\r\n"):
+        part = _Part.read(raw, 0, top=True)
+        if part is not None:
+            return part
     return email.message_from_string(raw, policy=email.policy.compat32)
 
 
-class _FastMessage(Message):
-    """A ``compat32`` ``Message`` whose header lookups are one dict access: ``get`` (and so
-    ``get_content_type``, ``get_param``...) returns the first value of a name, as
-    ``Message.get`` does by scanning every header."""
+class _Fallback(Exception):
+    """The MIME structure is not plainly well formed: let the feed parser read it."""
 
-    def __init__(self, headers: list[tuple[str, str]]) -> None:
-        super().__init__(policy=email.policy.compat32)
-        first: dict[str, str] = {}
-        for name, value in headers:
-            self.set_raw(name, value)
-            first.setdefault(name.lower(), value)
+
+class _Part:
+    """One MIME entity cut from the text without the standard library, with the few
+    ``compat32`` ``Message`` methods the body needs and their exact results. A multipart's
+    children are cut one by one as ``get_payload()`` is iterated, so the parts after the text
+    that is looked for (the HTML alternative, attachments) are never read. Whatever is not
+    plainly well formed raises ``_Fallback`` (a ``message/*`` part, a digest, a multipart
+    without its boundary or closing line, two boundary lines in a row, nesting deeper than
+    ``_MAX_FAST_DEPTH``), and the whole mail goes to the feed parser.
+    Linear in the length of the text: one regex pass per header block, ``str.find`` for
+    boundaries."""
+
+    __slots__ = ("_body", "_depth", "_first", "_top")
+
+    def __init__(self, first: dict[str, str], body: str, depth: int, top: bool) -> None:
         self._first = first
+        self._body = body
+        self._depth = depth
+        self._top = top
+
+    @classmethod
+    def read(cls, text: str, depth: int, *, top: bool = False) -> _Part | None:
+        if depth > _MAX_FAST_DEPTH:
+            return None
+        # The header block is up to the first empty line; it must be nothing but
+        # "Name: value" fields with their continuation lines.
+        blank = _BLANK_LINE.search(text)
+        if blank is None:
+            return None
+        first: dict[str, str] = {}
+        for name, value, debris in _HEADER_LINES.findall(text, 0, blank.start() + 1):
+            if debris:  # a line that is neither "Name: value" nor a continuation
+                return None
+            first.setdefault(name.lower(), value)
+        return cls(first, text[blank.end() :], depth, top)
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        return list(self._first.items())
 
     def get(self, name: str, failobj: Any = None) -> Any:
         return self._first.get(name.lower(), failobj)
 
+    def get_content_type(self) -> str:
+        value = self._first.get("content-type")
+        if value is None:
+            return "text/plain"
+        ctype = value.partition(";")[0].strip().lower()
+        return ctype if ctype.count("/") == 1 else "text/plain"
 
-def _split(text: str, depth: int) -> Message | None:
-    """``text`` as the feed parser would cut it, or None when it is anything but plainly well
-    formed: a header line that is neither ``Name:`` nor a continuation, no blank
-    line after the headers, a ``message/*`` part or digest, a multipart without a boundary, a
-    boundary that never occurs or never closes, two boundaries in a row, or nesting deeper
-    than ``_MAX_FAST_DEPTH``. Linear in the length of ``text``: one search for the end of the
-    headers, one search per boundary line."""
-    if depth > _MAX_FAST_DEPTH:
-        return None
-    # The header block is up to the first empty line; it must be nothing but "Name: value"
-    # fields with their continuation lines (one regex pass each, linear).
-    blank = _BLANK_LINE.search(text)
-    if blank is None:
-        return None
-    head = text[: blank.start() + 1]
-    if _HEADER_BLOCK.fullmatch(head) is None:
-        return None
-    headers = _HEADER_FIELD.findall(head)
-    start = blank.end()
-    message = _FastMessage(headers)
-    body = text[start:]
-    content_type = message.get_content_type()
-    if content_type.startswith("message/") or content_type == "multipart/digest":
-        return None
-    if not content_type.startswith("multipart/"):
-        message.set_payload(body)
+    def get_content_disposition(self) -> str | None:
+        value = self._first.get("content-disposition")
+        return None if value is None else value.partition(";")[0].strip().lower()
+
+    def get_content_charset(self) -> str | None:
+        return self._as_message().get_content_charset()
+
+    def get_payload(self) -> str | Iterator[_Part]:
+        content_type = self.get_content_type()
+        if content_type.startswith("message/") or content_type == "multipart/digest":
+            raise _Fallback
+        if content_type.startswith("multipart/"):
+            return self._children()
+        if self._top:
+            return self._body
+        return self._body[: len(self._body) - _eol_length(self._body)]
+
+    def _as_message(self) -> Message:
+        message = Message(policy=email.policy.compat32)
+        for name, value in self._first.items():
+            message.set_raw(name, value)
         return message
-    return message if _split_multipart(message, body, depth) else None
 
+    def _boundary(self) -> str | None:
+        value = self._first.get("content-type", "")
+        if _PLAIN_CONTENT_TYPE.fullmatch(value):
+            for param in _PLAIN_PARAM.finditer(value):
+                if param.group(1).lower() == "boundary":
+                    found = param.group(2)
+                    return (found[1:-1] if found[:1] == '"' else found).rstrip()
+            return None
+        return self._as_message().get_boundary()
 
-def _split_multipart(message: Message, body: str, depth: int) -> bool:
-    boundary = message.get_boundary()
-    if not boundary:
-        return False
-    delimiter = "--" + boundary
-    first = _boundary_line(body, delimiter, 0)
-    if first is None or first[2]:
-        return False
-    start = first[1]
-    while True:
-        following = _boundary_line(body, delimiter, start)
-        if following is None or following[0] == start:
-            return False  # never closed, or two boundary lines in a row
-        part_text = body[start : following[0]]
-        part = _split(part_text, depth + 1)
-        if part is None:
-            return False
-        payload = part.get_payload()
-        if isinstance(payload, str):
-            part.set_payload(payload[: len(payload) - _eol_length(payload)])
-        message.attach(part)
-        if following[2]:
-            return True
-        start = following[1]
+    def _children(self) -> Iterator[_Part]:
+        boundary = self._boundary()
+        if not boundary:
+            raise _Fallback
+        body = self._body
+        delimiter = "--" + boundary
+        first = _boundary_line(body, delimiter, 0)
+        if first is None or first[2]:
+            raise _Fallback
+        start = first[1]
+        while True:
+            following = _boundary_line(body, delimiter, start)
+            if following is None or following[0] == start:
+                raise _Fallback  # never closed, or two boundary lines in a row
+            part = _Part.read(body[start : following[0]], self._depth + 1)
+            if part is None:
+                raise _Fallback
+            yield part
+            if following[2]:
+                return
+            start = following[1]
 
 
 def _boundary_line(body: str, delimiter: str, start: int) -> tuple[int, int, bool] | None:
@@ -418,6 +453,7 @@ def _boundary_line(body: str, delimiter: str, start: int) -> tuple[int, int, boo
 
 
 def _eol_length(text: str) -> int:
+    """The line end the feed parser takes off a part's end (it belongs to the boundary)."""
     return 2 if text.endswith("\r\n") else 1 if text.endswith("\n") else 0
 
 
@@ -426,27 +462,56 @@ def _eol_length(text: str) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _body(message: Message) -> str:
-    plain: list[Message] = []
-    html: list[Message] = []
-    problems: list[str] = []
-    _collect(message, plain, html, problems)
-    for candidates, convert in ((plain, _plain), (html, _html_to_text)):
-        for part in candidates:
-            try:
-                return convert(_decoded_text(part))
-            except Reject as problem:
-                problems.append(problem.reason)
-            except Exception:  # charset or transfer-encoding header the stdlib chokes on
-                problems.append("e-mail text part has a malformed content header")
+def _body_of(message: Message | _Part, raw: str) -> str:
+    try:
+        return _body(message)
+    except _Fallback:
+        return _body(email.message_from_string(raw, policy=email.policy.compat32))
+
+
+def _body(message: Message | _Part) -> str:
+    """The first text/plain part that reads, else the first text/html one, as text. Parts are
+    looked at in document order and only as far as needed (``_text_parts``)."""
+    structure: list[str] = []
+    conversion: list[str] = []
+    html: list[Message | _Part] = []
+    for kind, part in _text_parts(message, structure):
+        if kind == "html":
+            html.append(part)
+            continue
+        text = _converted(part, _plain, conversion)
+        if text is not None:
+            return text
+    for part in html:
+        text = _converted(part, _html_to_text, conversion)
+        if text is not None:
+            return text
+    problems = structure + conversion
     if problems:
         raise Reject(problems[0])
     return ""
 
 
-def _collect(part: Message, plain: list[Message], html: list[Message], problems: list[str]) -> None:
-    """The text parts of a MIME tree in document order, skipping attachments with everything
-    inside them (a forwarded mail attached as message/rfc822 is not the customer's text)."""
+def _converted(
+    part: Message | _Part, convert: Callable[[str], str], problems: list[str]
+) -> str | None:
+    try:
+        return convert(_decoded_text(part))
+    except Reject as problem:
+        problems.append(problem.reason)
+    except _Fallback:
+        raise
+    except Exception:  # charset or transfer-encoding header the stdlib chokes on
+        problems.append("e-mail text part has a malformed content header")
+    return None
+
+
+def _text_parts(
+    part: Message | _Part, problems: list[str]
+) -> Iterator[tuple[str, Message | _Part]]:
+    """The text parts of a MIME tree in document order (``plain`` or ``html``), skipping
+    attachments with everything inside them (a forwarded mail attached as message/rfc822 is
+    not the customer's text). Structural problems go to ``problems``."""
     try:
         disposition = part.get_content_disposition()
         content_type = part.get_content_type()
@@ -456,20 +521,22 @@ def _collect(part: Message, plain: list[Message], html: list[Message], problems:
     if disposition == "attachment":
         return
     payload = part.get_payload()
-    if content_type.startswith("multipart/") or isinstance(payload, list):
-        if isinstance(payload, list):
-            for child in payload:
-                if isinstance(child, Message):
-                    _collect(child, plain, html, problems)
-        else:
+    if isinstance(payload, str) or payload is None:
+        if content_type.startswith("multipart/"):
             # Without a (matching) boundary the parser cannot split the parts and keeps the
             # whole body as one string; nothing inside can be trusted as text.
+            assert isinstance(part, Message)
             problems.append(_broken_multipart(part))
+        elif content_type == "text/plain":
+            yield "plain", part
+        elif content_type == "text/html":
+            yield "html", part
         return
-    if content_type == "text/plain":
-        plain.append(part)
-    elif content_type == "text/html":
-        html.append(part)
+    if payload is None:
+        return
+    for child in payload:
+        if isinstance(child, Message | _Part):
+            yield from _text_parts(child, problems)
 
 
 def _broken_multipart(part: Message) -> str:
@@ -479,7 +546,7 @@ def _broken_multipart(part: Message) -> str:
     return f"{kind} e-mail part never contains its boundary, so no body part can be found"
 
 
-def _decoded_text(part: Message) -> str:
+def _decoded_text(part: Message | _Part) -> str:
     """A text part's content as text: transfer encoding undone, then its charset applied."""
     payload = part.get_payload()
     if not isinstance(payload, str):  # message/rfc822 and friends are not text/*
@@ -498,7 +565,7 @@ def _decoded_text(part: Message) -> str:
     return payload
 
 
-def _content_charset(part: Message) -> str | None:
+def _content_charset(part: Message | _Part) -> str | None:
     """``part.get_content_charset()``, read straight from a plain ``Content-Type`` (no quoted
     specials, comments or RFC 2231 parameters); the standard library reads the others."""
     value = part.get("Content-Type")
