@@ -344,13 +344,14 @@ class _Part:
     Linear in the length of the text: one regex pass per header block, ``str.find`` for
     boundaries."""
 
-    __slots__ = ("_body", "_depth", "_first", "_top")
+    __slots__ = ("_body", "_content_type", "_depth", "_first", "_top")
 
     def __init__(self, first: dict[str, str], body: str, depth: int, top: bool) -> None:
         self._first = first
         self._body = body
         self._depth = depth
         self._top = top
+        self._content_type = ""
 
     @classmethod
     def read(cls, text: str, depth: int, *, top: bool = False) -> _Part | None:
@@ -375,11 +376,11 @@ class _Part:
         return self._first.get(name.lower(), failobj)
 
     def get_content_type(self) -> str:
-        value = self._first.get("content-type")
-        if value is None:
-            return "text/plain"
-        ctype = value.partition(";")[0].strip().lower()
-        return ctype if ctype.count("/") == 1 else "text/plain"
+        if not self._content_type:
+            value = self._first.get("content-type")
+            ctype = "" if value is None else value.partition(";")[0].strip().lower()
+            self._content_type = ctype if ctype.count("/") == 1 else "text/plain"
+        return self._content_type
 
     def get_content_disposition(self) -> str | None:
         value = self._first.get("content-disposition")
