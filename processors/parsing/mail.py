@@ -272,7 +272,9 @@ def _first_values(message: Message | _Part) -> dict[str, str]:
 def _unfolded(headers: dict[str, str], name: str) -> str | None:
     """A header's first value, its folding line breaks turned into spaces."""
     value = headers.get(name)
-    return None if value is None else _FOLDING.sub(" ", value)
+    if value is None or "\n" not in value:
+        return value
+    return _FOLDING.sub(" ", value)
 
 
 def _ids(text: str | None) -> tuple[str, ...]:
