@@ -246,7 +246,7 @@ def parse_costs(lines: list[str]) -> dict[str, tuple[int, float]]:
             by_source[source].append(line)
     costs: dict[str, tuple[int, float]] = {}
     for source, group in sorted(by_source.items()):
-        if len(group) < 20:
+        if len(group) < 5:
             continue
         best = float("inf")
         for _ in range(5):

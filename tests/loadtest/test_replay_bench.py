@@ -8,7 +8,7 @@ from loadtest.replay_bench import MARK_END, MARK_START, render, run, write_secti
 
 
 def test_the_replay_benchmark_measures_and_writes_its_section(tmp_path: Path) -> None:
-    report = run(tickets=15, days=1, seed=1, scale=2, repeats=1)
+    report = run(tickets=40, days=1, seed=1, scale=2, repeats=1)
     assert report.rerun_identical
     assert report.records > 50
     [replay] = report.replays
