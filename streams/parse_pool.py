@@ -10,8 +10,9 @@ parses itself: the tables are identical (``tests/streams/test_parse_pool.py``).
 Parsing is pure (``processors.parsing``), so a worker needs nothing but the PII key. Workers
 are started with ``spawn``: the parent has the embedded warehouse's engine threads, which a
 forked child must not inherit. (As with any ``spawn``, a script that replays with workers must
-keep its top-level code under ``if __name__ == "__main__":``; the command line does.) At most ``window`` chunks are in flight, so memory does not grow
-with the input (the lines are read from the file as they are sent).
+keep its top-level code under ``if __name__ == "__main__":``; the command line does.) At most
+``window`` chunks are in flight, so memory does not grow with the input (the lines are read
+from the file as they are sent).
 """
 
 from __future__ import annotations
