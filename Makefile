@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck unit bench clean system-deps
+.PHONY: demo test lint typecheck unit bench bench-replay clean system-deps
 
 # The virtual environment, rebuilt when the pinned dependencies change.
 $(STAMP): pyproject.toml
@@ -32,6 +32,11 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python -m loadtest.bench
+
+# Replay's records/s (wall and per CPU-second), its limits and its memory: BENCHMARKS.md's
+# "Replay" section (rewrites only that section).
+bench-replay: $(STAMP)
+	$(BIN)/python -m loadtest.replay_bench --write BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .supportstream .pytest_cache .mypy_cache .ruff_cache

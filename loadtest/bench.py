@@ -1392,6 +1392,17 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _with_replay_section(path: Path, text: str) -> str:
+    """``text`` with the replay section ``loadtest.replay_bench`` wrote into ``path`` kept."""
+    from loadtest.replay_bench import MARK_END, MARK_START
+
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if MARK_START not in old or MARK_END not in old:
+        return text
+    section = MARK_START + old.split(MARK_START, 1)[1].split(MARK_END, 1)[0] + MARK_END
+    return text.rstrip("\n") + "\n\n" + section + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--child"]:
@@ -1454,7 +1465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # processes, minutes of its own): kept as it was measured.
             kept = previous[previous.index(BEGIN) : previous.index(END) + len(END)]
             text = text.rstrip("\n") + "\n\n" + kept + "\n"
-        out.write_text(text, encoding="utf-8")
+        out.write_text(_with_replay_section(out, text), encoding="utf-8")
         print(f"bench: wrote {args.out}", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")

@@ -4,11 +4,13 @@ chdb runs one embedded server per process, bound to one data directory, and the 
 locked (``<path>/status``) against other processes for as long as a session is open. Opening
 takes a few tens of milliseconds, so a command opens the warehouse once and keeps it.
 
-Inserts are sent as JSONCompactEachRow *data* through chdb's streaming insert: the statement
-is ``INSERT INTO t (cols) SETTINGS ...`` and the rows follow as bytes the engine parses with
-the input format, so a value can never become SQL. Instants are written as ISO 8601 with
-``Z`` and parsed with ``date_time_input_format='best_effort'``, which makes them independent of
-the column's time zone. Results are read as JSONCompact (names, types, rows) and converted
+Inserts are sent as JSONCompactColumns *data* through chdb's streaming insert: the statement
+is ``INSERT INTO t (cols) SETTINGS ...`` and the batch follows as bytes the engine parses with
+the input format, so a value can never become SQL. The batch goes column by column (one
+``json.dumps`` per column: a large batch costs a few C calls, not a Python callback per
+value). Instants are written as ISO 8601 with their offset and parsed with
+``date_time_input_format='best_effort'``, which makes them independent of the column's time
+zone. Results are read as JSONCompact (names, types, rows) and converted
 by column type, so callers get the same Python values as from the native adapter.
 """
 
@@ -42,7 +44,6 @@ __all__ = ["ChdbBackend"]
 
 
 _FORMAT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_CHUNK_BYTES = 4 << 20  # streaming-insert chunk: bounded memory on the engine's side
 
 
 class ChdbBackend:
@@ -93,13 +94,12 @@ class ChdbBackend:
         if dedup_token is not None:
             settings.append(f"insert_deduplication_token = '{check_dedup_token(dedup_token)}'")
         statement = f"{insert_into(table, columns)} SETTINGS {', '.join(settings)}"
-        chunks = list(_json_rows(rows, width))
+        document = _json_columns(rows, width)
 
         def run(session: Any) -> None:
-            inserter = session.send_insert(statement, "JSONCompactEachRow")
+            inserter = session.send_insert(statement, "JSONCompactColumns")
             try:
-                for chunk in chunks:
-                    inserter.append(chunk)
+                inserter.append(document)
                 inserter.finish()
             except BaseException:
                 # No implicit commit: a failed insert leaves nothing half-written behind.
@@ -209,44 +209,57 @@ def _lock_holder(path: str) -> str | None:
 
 
 def _json_value(value: Any) -> Any:
-    """``json.dumps`` ``default=``: the types JSON has no literal for."""
+    """A value of a type JSON has no literal for, as JSON can hold it."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return value.isoformat() + "Z"  # naive instants are taken as UTC
+        return value.isoformat()  # the offset tells ClickHouse the instant
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)  # ClickHouse reads a quoted number into a Decimal column exactly
-    if isinstance(value, tuple | set | frozenset):
-        return list(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [v if type(v) in _JSON_NATIVE or type(v) is bool else _json_value(v) for v in value]
     raise SinkError(f"cannot insert a value of type {type(value).__name__}: {value!r}")
 
 
-def _json_rows(rows: Sequence[Sequence[Any]], width: int) -> list[bytes]:
-    """Rows as JSONCompactEachRow lines, cut into chunks of about ``_CHUNK_BYTES``.
+def _json_columns(rows: Sequence[Sequence[Any]], width: int) -> bytes:
+    """Rows as one JSONCompactColumns document (``[[column 1 values], [column 2 values], ...]``):
+    the batch goes over column by column, each column encoded by one ``json.dumps`` call (the C
+    encoder, no Python callback per value) after its instants and dates are turned into text.
 
     ``ensure_ascii=False`` keeps text readable and small; lone surrogates (which cannot be
-    UTF-8) are the one thing that must be escaped, so those rows fall back to ASCII escapes.
+    UTF-8) are the one thing that must be escaped, so a column holding one falls back to ASCII
+    escapes.
     """
-    chunks: list[bytes] = []
-    buf: list[bytes] = []
-    size = 0
     for row in rows:
-        check_row_width(row, width)
-        text = json.dumps(list(row), ensure_ascii=False, default=_json_value)
+        if len(row) != width:
+            check_row_width(row, width)
+    parts: list[bytes] = []
+    for column in zip(*rows, strict=True):
+        values = _column_values(column)
         try:
-            line = text.encode("utf-8") + b"\n"
+            parts.append(json.dumps(values, ensure_ascii=False).encode("utf-8"))
         except UnicodeEncodeError:
-            line = json.dumps(list(row), default=_json_value).encode("ascii") + b"\n"
-        buf.append(line)
-        size += len(line)
-        if size >= _CHUNK_BYTES:
-            chunks.append(b"".join(buf))
-            buf, size = [], 0
-    if buf:
-        chunks.append(b"".join(buf))
-    return chunks
+            parts.append(json.dumps(values).encode("ascii"))
+        except (TypeError, ValueError) as exc:
+            raise SinkError(f"cannot insert a value: {exc}") from exc
+    return b"[" + b",".join(parts) + b"]"
+
+
+_JSON_NATIVE = (str, int, float, type(None))
+
+
+def _column_values(column: tuple[Any, ...]) -> list[Any] | tuple[Any, ...]:
+    """One column's values as JSON can hold them: instants as ISO 8601 text with their UTC
+    offset (parsed with ``best_effort``, so independent of the column's time zone), dates as
+    ISO dates, decimals as quoted numbers; plain values as they are."""
+    if all(type(value) in _JSON_NATIVE or type(value) is bool for value in column):
+        return column
+    return [
+        value if type(value) in _JSON_NATIVE or type(value) is bool else _json_value(value)
+        for value in column
+    ]
 
 
 # -- parameters: Python values -> ClickHouse's escaped text --------------------------------

@@ -89,8 +89,11 @@ class NativeBackend:
         settings: dict[str, Any] = {}
         if dedup_token is not None:
             settings["insert_deduplication_token"] = check_dedup_token(dedup_token)
-        data = [_to_wire(row, len(columns)) for row in rows]
-        self._call(lambda c: c.execute(statement, data, settings=settings), user_sql=False)
+        # Columnar: the driver serialises each column as one block column, no per-row work.
+        data = _columns_to_wire(rows, len(columns))
+        self._call(
+            lambda c: c.execute(statement, data, settings=settings, columnar=True), user_sql=False
+        )
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         names, _types, rows = self._select(sql, params)
@@ -160,14 +163,18 @@ class NativeBackend:
                 raise SinkError(f"rows do not fit the columns: {exc!r}") from exc
 
 
-def _to_wire(row: Sequence[Any], width: int) -> list[Any]:
-    check_row_width(row, width)
-    out: list[Any] = []
-    for value in row:
-        if isinstance(value, dt.datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)  # the port's rule: naive means UTC
-        out.append(value)
-    return out
+def _columns_to_wire(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """The rows as ``width`` columns, as the driver's ``columnar=True`` takes them."""
+    for row in rows:
+        if len(row) != width:
+            check_row_width(row, width)
+    return [[_to_wire(value) for value in column] for column in zip(*rows, strict=True)]
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)  # the port's rule: naive means UTC
+    return value
 
 
 def _from_wire(value: Any) -> Any:

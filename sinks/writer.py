@@ -74,9 +74,14 @@ def dead_letter_id(dead: DeadLetter) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+# One encoder for every event: json.dumps with options builds a new JSONEncoder per call, which
+# was most of the cost of encoding the payloads on a replay.
+_DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 def _data_json(event: DomainEvent) -> str:
     try:
-        return json.dumps(event.data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return _DATA_ENCODER.encode(event.data)
     except (TypeError, ValueError) as exc:
         raise SinkError(f"event {event.event_id} has data that is not JSON: {exc}") from exc
 
@@ -251,7 +256,9 @@ class _Batch:
 @dataclass
 class _Buffer(Generic[T]):
     table: _Table[T]
-    open: dict[Hashable, tuple[int, tuple[Any, ...], str]] = field(default_factory=dict)
+    # The item itself, not its row: a ticket changes many times within a batch and only the
+    # version kept is ever turned into a row (at seal time), which halves the row building.
+    open: dict[Hashable, tuple[int, T]] = field(default_factory=dict)
     sealed: list[_Batch] = field(default_factory=list)
 
     def add(self, item: T) -> None:
@@ -260,19 +267,20 @@ class _Buffer(Generic[T]):
         held = self.open.get(key)
         # Keep the highest version; on a tie the later one (a re-emission of the same state).
         if held is None or version >= held[0]:
-            self.open[key] = (version, self.table.row(item), repr(key))
+            self.open[key] = (version, item)
 
     def seal(self) -> None:
         if not self.open:
             return
-        ident = sorted(f"{key_text}\x1f{version}" for version, _, key_text in self.open.values())
+        ident = sorted(f"{key!r}\x1f{version}" for key, (version, _) in self.open.items())
         digest = hashlib.sha256()
         digest.update(self.table.name.encode())
         for line in ident:
             digest.update(b"\n")
             digest.update(line.encode("utf-8", "surrogatepass"))
         token = f"ss-{self.table.name}-{digest.hexdigest()[:40]}"
-        self.sealed.append(_Batch([row for _, row, _ in self.open.values()], token))
+        row = self.table.row
+        self.sealed.append(_Batch([row(item) for _, item in self.open.values()], token))
         self.open = {}
 
     @property

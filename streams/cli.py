@@ -22,6 +22,7 @@ from sinks.chdb_backend import ChdbBackend
 from streams import connect_cli, worker_cli
 from streams.local import LocalRunner, embedded_warehouse, replay_file
 from streams.logging import configure_logging
+from streams.parse_pool import default_parse_workers
 from streams.settings import Settings, SettingsError
 
 EXIT_OK = 0
@@ -63,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = commands.add_parser("replay", help="run the whole pipeline over a JSON Lines file")
     replay.add_argument("--rules", required=True, type=Path, help="rules file (YAML)")
-    replay.add_argument("--input", required=True, type=Path, help="input records (JSON Lines)")
+    replay.add_argument(
+        "--input", required=True, type=Path, help="input records (JSON Lines; - for stdin)"
+    )
     replay.add_argument("--until", help="RFC 3339 instant: replay up to it and fire timers due")
     replay.add_argument("--warehouse", default=None, help="embedded warehouse directory")
 
@@ -159,13 +162,17 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             until = parse_rfc3339(args.until)
         except ValueError as error:
             raise UsageError(f"--until: {error}") from None
-    if not args.input.is_file():
-        # A path that names no input is bad usage, like a missing argument (exit 2).
-        raise UsageError(f"input file {str(args.input)!r} not found")
+    if str(args.input) != "-":  # "-" is standard input (docs/REPLAY.md)
+        if args.input.is_dir():
+            raise UsageError(f"--input {str(args.input)!r} is a directory; give a JSON Lines file")
+        if not args.input.exists():
+            # A path that names no input is bad usage, like a missing argument (exit 2).
+            raise UsageError(f"input file {str(args.input)!r} not found")
     pseudo = settings.pseudonymizer()
     warehouse = _warehouse(args.warehouse, settings)
     with embedded_warehouse(warehouse, rules) as writer:
-        stats = replay_file(LocalRunner(rules, pseudo, writer), args.input, until=until)
+        runner = LocalRunner(rules, pseudo, writer)
+        stats = replay_file(runner, args.input, until=until, parse_workers=default_parse_workers())
         writer.compact()
     print(f"replayed {args.input}: {stats.summary()}; warehouse {warehouse}")
     if stats.not_replayed:

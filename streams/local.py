@@ -12,13 +12,14 @@ A live run (the demo) feeds records as they come and lets the wall clock advance
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import structlog
 
@@ -34,6 +35,8 @@ from sinks.migrate import migrate
 from sinks.writer import ProjectionWriter
 from streams.logging import debug_enabled, log_flush, log_output, log_parsed
 from streams.metrics import PipelineMetrics
+from streams.parse_pool import ParsePool
+from streams.replay_input import index_records, open_input, read_line
 
 log = structlog.get_logger("supportstream.local")
 
@@ -58,13 +61,16 @@ class RunStats:
     events: Counter[str] = field(default_factory=Counter)
     tickets_opened: int = 0
     not_replayed: int = 0
+    blank_lines: int = 0
 
     def summary(self) -> str:
         """One line for the person who ran it."""
+        blank = f", {self.blank_lines} blank lines skipped" if self.blank_lines else ""
         return (
             f"{self.records} records, {sum(self.contacts.values())} contacts, "
             f"{self.tickets_opened} tickets opened, {sum(self.events.values())} events, "
             f"{sum(self.ignored.values())} ignored, {sum(self.dead_letters.values())} dead letters"
+            f"{blank}"
         )
 
 
@@ -98,18 +104,29 @@ class ParseStage:
         # it None and applies history as it is dated.
         self._max_ahead_ms = max_ahead_ms
 
+    @property
+    def pseudo(self) -> Pseudonymizer:
+        return self._pseudo
+
     def parse(self, record: RawRecord) -> list[Parsed]:
         now = self._clock() if (self._metrics is not None or self._max_ahead_ms is not None) else 0
-        if self._metrics is not None:
-            self._metrics.observe_lag("parse", record.at, now)
         if self._max_ahead_ms is not None and record.at > now + self._max_ahead_ms:
             items: list[Parsed] = [self.ahead_of_clock(record, now)]
         else:
             items = parse_record(record, self._pseudo, self.redact)
+        return self.observe(record.at, record.ref, items, now=now)
+
+    def observe(
+        self, at: Millis, ref: str, items: list[Parsed], *, now: Millis | None = None
+    ) -> list[Parsed]:
+        """The stage's lag gauge and log lines for a record parsed here or by a worker
+        (``streams.parse_pool``); ``now`` is the wall clock if the caller has read it."""
+        if self._metrics is not None:
+            self._metrics.observe_lag("parse", at, self._clock() if now is None else now)
         if self._log is not None:
             for item in items:
                 if self._debug or isinstance(item, DeadLetter):
-                    log_parsed(self._log, item, record.ref)
+                    log_parsed(self._log, item, ref)
         return items
 
     def redact(self, text: str) -> str:
@@ -346,22 +363,56 @@ def read_records(
     return records, dated
 
 
-def replay_file(runner: LocalRunner, path: Path, *, until: Millis | None = None) -> RunStats:
-    """Replay a JSON Lines file through the runner. Records after ``until`` are not applied
-    (they are counted in ``stats.not_replayed`` and reported), so ``--until`` shows the
-    warehouse as it stood at that instant."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        records, letters = read_records(handle, path.name, runner.redact)
-    for letter in letters:
-        if until is None or letter.at <= until:
-            runner.dead_letter(letter)
-        else:
-            runner.stats.not_replayed += 1  # after --until, as the records after it
-    for record in records:
-        if until is not None and record.at > until:
-            runner.stats.not_replayed += 1
-            continue
-        runner.feed(record)
+def replay_file(
+    runner: LocalRunner,
+    path: Path | str,
+    *,
+    until: Millis | None = None,
+    parse_workers: int = 0,
+    stdin: IO[bytes] | None = None,
+) -> RunStats:
+    """Replay a JSON Lines file (``-``: standard input) through the runner. Records after
+    ``until`` are not applied (they are counted in ``stats.not_replayed`` and reported), so
+    ``--until`` shows the warehouse as it stood at that instant.
+
+    The file is read through an index (``streams.replay_input``): memory holds the desk's
+    state and 32 bytes a record, not the text. With ``parse_workers`` > 0 the records are
+    parsed in that many worker processes (``streams.parse_pool``) while this one applies
+    them, in the same order and with the same results."""
+    with contextlib.ExitStack() as stack:
+        pool = (
+            stack.enter_context(ParsePool(runner.parser.pseudo, parse_workers))
+            # A runner that refuses records dated ahead of the wall clock parses them itself.
+            if parse_workers > 0 and runner.parser.max_ahead_ms is None
+            else None
+        )
+        handle, name = stack.enter_context(open_input(path, stdin))
+        index = index_records(handle, name, runner.redact)
+        runner.stats.blank_lines += index.blank_lines
+        for letter in index.dead_letters:
+            if until is None or letter.at <= until:
+                runner.dead_letter(letter)
+            else:
+                runner.stats.not_replayed += 1  # after --until, as the records after it
+        order = index.order()
+        applied = len(order)
+        if until is not None:
+            applied = bisect.bisect_right(order, until, key=index.at.__getitem__)
+            runner.stats.not_replayed += len(order) - applied
+        positions = order[:applied]
+        lines = (
+            (index.ref(p), read_line(handle, index.offset[p], index.length[p])) for p in positions
+        )
+        parsed = pool.parse_in_order(lines) if pool is not None else _parse_here(runner, lines)
+        for position, (at, items) in zip(positions, parsed, strict=True):
+            if pool is not None:
+                runner.parser.observe(at, index.ref(position), items)
+
+            def redacted(position: int = position) -> str:
+                text = read_line(handle, index.offset[position], index.length[position])
+                return runner.redact(text.rstrip("\r\n"))
+
+            runner.apply_parsed(at, items, redacted)
     runner.finish(until)
     log.info(
         "replay finished",
@@ -370,3 +421,15 @@ def replay_file(runner: LocalRunner, path: Path, *, until: Millis | None = None)
         dead_letters=sum(runner.stats.dead_letters.values()),
     )
     return runner.stats
+
+
+def _parse_here(
+    runner: LocalRunner, lines: Iterable[tuple[str, str]]
+) -> Iterator[tuple[Millis, list[Parsed]]]:
+    """``(at, items)`` of each line, parsed in this process."""
+    for ref, text in lines:
+        record = parse_envelope(text, ref, runner.redact)
+        if isinstance(record, DeadLetter):  # indexed as a record, so only if the file changed
+            yield record.at, [record]
+        else:
+            yield record.at, runner.parse(record)

@@ -1,8 +1,20 @@
 """E-mail: a whole RFC 5322 message (one string) to a contact with its threading ids.
 
-Named ``mail`` so that it never shadows the standard library's ``email`` package, which does the
-MIME work here (``policy=email.policy.default``: RFC 2047 encoded words in any charset Python
-knows, folded headers, address parsing).
+Named ``mail`` so that it never shadows the standard library's ``email`` package.
+
+How it parses, and why (docs/REPLAY.md, "E-mail parsing", has the whole story): the standard
+library's modern policy (``email.policy.default``) rebuilds every header through its header
+registry, which cost ~2.5 ms a message and was quadratic on hostile headers. Here the MIME tree
+is cut by ``_Part`` (a linear ``str.find``/regex splitter that cuts it as
+the standard library's feed parser would) and only the headers we read are decoded, each by a
+fast path giving the modern policy's result: ``Subject`` (RFC 2047 encoded words, word by word
+with the standard library's rules) and ``From`` (the address of the usual shapes). Whatever the
+fast paths do not recognise goes to the standard library itself (the feed parser with
+``compat32``; the modern header parser for that one header), so unusual mail keeps exactly the
+decoding it had; ``tests/processors/parsing/test_parse_email_oracle.py`` compares the two on
+every generated and hand-made message. Headers longer than ``_MODERN_HEADER_LIMIT`` never reach
+the modern parser (quadratic in the number of encoded words) and markup is read in one pass
+(``_html_to_text``), so parsing time stays linear in the size of the message.
 
 What this module decides:
 
@@ -33,12 +45,13 @@ import binascii
 import email
 import email.policy
 import hashlib
+import html
 import quopri
 import re
-from email.message import EmailMessage, Message
+from collections.abc import Callable, Iterator
+from email.message import Message
 from email.utils import getaddresses
-from html.parser import HTMLParser
-from typing import Final
+from typing import Any, Final
 
 from processors.ids import Pseudonymizer, normalize_email, normalize_message_id
 from processors.model import Contact, EmailThreading, Identity, Parsed, RawRecord
@@ -57,6 +70,32 @@ _SPACES: Final = re.compile(r"[ \t\r\f\v\n\xa0]+")
 _SPACE_AROUND_NEWLINE: Final = re.compile(r" *\n *")
 _BLANK_LINES: Final = re.compile(r"\n{3,}")
 
+_MODERN: Final = email.policy.default
+_MODERN_HEADER_LIMIT: Final = 8192
+"""Headers longer than this (in characters) are never handed to the modern header parser,
+whose time grows with the square of the number of encoded words in a header."""
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_WSP_OR_TOKEN: Final = re.compile(r"[ \t]+|[^ \t]+")
+# One RFC 2047 encoded word as a whole token, in the shape the modern parser reads the same
+# way we do: ASCII charset (an optional RFC 2231 language after "*"), B or Q, and a text with
+# no "?" that does not open with an "=" the parser would take for the end of the word.
+_ENCODED_WORD: Final = re.compile(
+    r"=\?(?P<charset>[A-Za-z0-9_.:+-]+(?:\*[A-Za-z0-9-]*)?)\?(?P<cte>[bBqQ])\?"
+    r"(?P<text>(?:=[0-9A-Fa-f]{2}|[!-<>@-~])[!->@-~]*|)\?="
+)
+_Q_ESCAPE: Final = re.compile(rb"=([a-fA-F0-9]{2})")
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM: Final = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_ADDR_SPEC: Final = rf"{_DOT_ATOM}@{_DOT_ATOM}"
+# The From shapes almost every mailer writes: a bare address, or an address in angle brackets
+# after a display name that is plain words (encoded words and 8-bit text included) or one
+# quoted string. Anything else is parsed by the modern header parser.
+_SIMPLE_FROM: Final = re.compile(
+    rf"[ \t]*(?:(?P<bare>{_ADDR_SPEC})"
+    rf"|(?:[^<>\"@,;:\\()\[\] \t][^<>\"@,;:\\()\[\]]*|\"(?:[^\"\\]|\\[ -~])*\")?"
+    rf"[ \t]*<(?P<angle>{_ADDR_SPEC})>)[ \t]*"
+)
+
 
 def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
     raw = record.payload
@@ -66,15 +105,15 @@ def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
         )
     if not raw.strip():
         raise Reject("field payload holds an empty e-mail")
-    message = email.message_from_string(raw, policy=email.policy.default)
-
-    sender = _sender(message)
-    own_id = _ids(_raw_header(message, "Message-ID"))
+    message = _parse_mime(raw)
+    headers = _first_values(message)
+    sender = _sender(headers)
+    own_id = _ids(_unfolded(headers, "message-id"))
     message_id = own_id[0] if own_id else _synthetic_id(raw)
     threading = EmailThreading(
         message_id=message_id,
-        references=_ids(_raw_header(message, "References")),
-        in_reply_to=_ids(_raw_header(message, "In-Reply-To")),
+        references=_ids(_unfolded(headers, "references")),
+        in_reply_to=_ids(_unfolded(headers, "in-reply-to")),
     )
     return [
         Contact(
@@ -82,8 +121,8 @@ def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
             channel="email",
             conversation_id="",
             identities=(Identity("email", sender),),
-            subject=_subject(message),
-            body=_body(message),
+            subject=_subject(headers),
+            body=_body_of(message, raw),
             channel_message_id=message_id,
             threading=threading,
             ref=record.ref,
@@ -91,18 +130,29 @@ def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
     ]
 
 
-def _sender(message: EmailMessage) -> str:
-    if _raw_header(message, "From") is None:
+def _sender(headers: dict[str, str]) -> str:
+    raw = headers.get("from")
+    if raw is None:
         raise Reject("e-mail has no From header")
-    # The default policy parses address headers into Address objects; a From holding only a
+    unfolded = _unfold(raw)
+    # Name <local@domain>, "Name" <local@domain>, local@domain (an "=?" in the address itself
+    # would be read as an encoded word by the modern parser)
+    simple = _SIMPLE_FROM.fullmatch(unfolded)
+    address = None if simple is None else simple.group("angle") or simple.group("bare")
+    if address is not None and "=?" not in address:
+        return normalize_email(address)
+    # The modern policy parses address headers into Address objects; a From holding only a
     # group name or garbage yields none, or one without a domain.
     try:
-        addresses = [(a.username, a.domain, a.addr_spec) for a in message["From"].addresses]
+        if len(unfolded) > _MODERN_HEADER_LIMIT:
+            raise ValueError("too long for the modern header parser")
+        header = _MODERN.header_factory("from", unfolded)
+        addresses = [(a.username, a.domain, a.addr_spec) for a in header.addresses]
     except Exception:
         # The modern header parser has crashed on malformed addresses (IndexError,
         # AttributeError inside the stdlib); the older, forgiving parser still finds most.
         addresses = []
-        for _, addr_spec in getaddresses([_raw_header(message, "From") or ""]):
+        for _, addr_spec in getaddresses([_FOLDING.sub(" ", raw)]):
             local, _, domain = addr_spec.rpartition("@")
             if not _WHITESPACE.search(addr_spec):  # "E ivan@x" is debris, not an address
                 addresses.append((local, domain, addr_spec))
@@ -112,25 +162,119 @@ def _sender(message: EmailMessage) -> str:
     raise Reject("e-mail From header holds no address")
 
 
-def _subject(message: EmailMessage) -> str:
-    raw = _raw_header(message, "Subject")
+def _subject(headers: dict[str, str]) -> str:
+    raw = headers.get("subject")
     if raw is None:
         return ""
+    return _SPACES.sub(" ", _decode_unstructured(_unfold(raw))).strip()
+
+
+def _unfold(raw: str) -> str:
+    """A header value as the modern policy reads it: every CR and LF removed, the folding
+    whitespace kept."""
+    return raw.replace("\r", "").replace("\n", "")
+
+
+def _decode_unstructured(value: str) -> str:
+    """An unstructured header (``Subject``) with its RFC 2047 encoded words decoded, as
+    ``str(email.policy.default.header_factory(name, value))`` gives it.
+
+    The fast path takes a header whose whitespace-separated tokens are each either free of
+    ``=?`` or one well-formed encoded word in a charset Python knows, and decodes it as the
+    modern parser does: every word on its own, the whitespace between two adjacent encoded
+    words dropped, the rest kept. Anything else goes to the modern parser itself, unless the
+    header is longer than ``_MODERN_HEADER_LIMIT`` (the modern parser, and the older
+    ``email.header.decode_header`` too, are quadratic in the number of encoded words): then the
+    well-formed encoded words are decoded and every other token is kept as it stands.
+    """
+    if "=?" not in value:
+        return _sanitize(value)
+    decoded = _fast_unstructured(value)
+    if decoded is not None:
+        return decoded
+    if len(value) <= _MODERN_HEADER_LIMIT:
+        try:
+            return str(_MODERN.header_factory("subject", value))
+        except Exception:  # the header parser choking on hostile input: keep the raw text
+            return value
+    return _fast_unstructured(value, lenient=True) or value
+
+
+def _fast_unstructured(value: str, *, lenient: bool = False) -> str | None:
+    """The fast path of ``_decode_unstructured``: None at the first token it cannot decode as
+    the modern parser would, unless ``lenient``, when such a token is kept as it stands."""
+    pieces: list[str] = []
+    previous_was_word = False
+    pending_space = ""
+    for match in _WSP_OR_TOKEN.finditer(value):
+        token: str = match.group()
+        if token[0] in " \t":
+            pending_space = token
+            continue
+        text = None
+        if "=?" in token:
+            word = _ENCODED_WORD.fullmatch(token)
+            text = None if word is None else _decode_word(word)
+            if text is None and not lenient:
+                return None
+        if text is not None:
+            if not previous_was_word:
+                pieces.append(pending_space)
+            pieces.append(text)
+            previous_was_word = True
+        else:
+            pieces.append(pending_space)
+            pieces.append(token)
+            previous_was_word = False
+        pending_space = ""
+    pieces.append(pending_space)
+    return _sanitize("".join(pieces))
+
+
+def _decode_word(word: re.Match[str]) -> str | None:
+    """One encoded word's text, or None where the standard library would need its lenient
+    repairs (bad base64, undecodable bytes, unknown charset): the caller then asks it."""
+    charset = word.group("charset").partition("*")[0]
+    text = word.group("text")
     try:
-        decoded = str(message["Subject"])
-    except Exception:  # the header parser choking on hostile input: keep the raw text
-        decoded = raw
-    return _SPACES.sub(" ", decoded).strip()
+        if word.group("cte") in "bB":
+            if len(text) % 4:
+                return None
+            data = base64.b64decode(text, validate=True)
+        else:
+            data = _Q_ESCAPE.sub(_q_byte, text.replace("_", " ").encode("ascii"))
+        return data.decode(charset)
+    except (binascii.Error, LookupError, UnicodeError, ValueError):
+        return None
 
 
-def _raw_header(message: Message, name: str) -> str | None:
-    """A header's first value as it stands in the mail, unfolded, without the policy's parsing
-    (which threading ids do not need and which can fail on malformed input)."""
-    wanted = name.lower()
+def _q_byte(match: re.Match[bytes]) -> bytes:
+    return bytes.fromhex(match.group(1).decode("ascii"))
+
+
+def _sanitize(text: str) -> str:
+    """Bytes kept as surrogate escapes become U+FFFD, as ``email.utils._sanitize`` does."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _first_values(message: Message | _Part) -> dict[str, str]:
+    """Each header's first value exactly as the mail holds it (folding line breaks included),
+    by lower-cased name, without the policy's parsing (which threading ids do not need and
+    which can fail on malformed input)."""
+    first: dict[str, str] = {}
     for key, value in message.raw_items():
-        if key.lower() == wanted:
-            return _FOLDING.sub(" ", str(value))
-    return None
+        first.setdefault(key.lower(), str(value))
+    return first
+
+
+def _unfolded(headers: dict[str, str], name: str) -> str | None:
+    """A header's first value, its folding line breaks turned into spaces."""
+    value = headers.get(name)
+    if value is None or "\n" not in value:
+        return value
+    return _FOLDING.sub(" ", value)
 
 
 def _ids(text: str | None) -> tuple[str, ...]:
@@ -156,31 +300,221 @@ def _synthetic_id(raw: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# MIME structure
+# --------------------------------------------------------------------------------------------
+
+_MAX_FAST_DEPTH: Final = 8
+# A header field as the feed parser reads it: a name of printable ASCII but ":", the value
+# after blanks, and its continuation lines with their line breaks (which unfolding removes);
+# any other line is debris, and the feed parser reads such a block.
+_HEADER_LINES: Final = re.compile(
+    r"([\041-\071\073-\176]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n|([^\n]*\n)"
+)
+_BLANK_LINE: Final = re.compile(r"\n\r?\n")
+_PLAIN_CONTENT_TYPE: Final = re.compile(
+    r"[ \t]*[^;\s\"]+"
+    r"(?:[ \t]*;[ \t]*[A-Za-z0-9_.-]+=(?:\"[^\"\\;*()<>\r\n]*\"|[^\";\\*()<>\s]*)[ \t]*)*;?[ \t]*"
+)
+_PLAIN_PARAM: Final = re.compile(r';[ \t]*([A-Za-z0-9_.-]+)=("[^"]*"|[^;\s]*)')
+_BOUNDARY_TAIL: Final = re.compile(r"(--)?[ \t]*(?:\r?\n|\Z)")
+
+
+def _parse_mime(raw: str) -> Message | _Part:
+    """The message: its top-level headers read by ``_Part`` when they are plainly well formed
+    (its parts are then cut lazily, as the body is looked for), else the standard library's
+    feed parser's whole tree (``compat32``)."""
+    # A bare CR ends a line for the feed parser; _Part only knows LF and CRLF line ends.
+    if raw.count("\r") == raw.count("\r\n"):
+        part = _Part.read(raw, 0, top=True)
+        if part is not None:
+            return part
+    return email.message_from_string(raw, policy=email.policy.compat32)
+
+
+class _Fallback(Exception):
+    """The MIME structure is not plainly well formed: let the feed parser read it."""
+
+
+class _Part:
+    """One MIME entity cut from the text without the standard library, with the few
+    ``compat32`` ``Message`` methods the body needs and their exact results. A multipart's
+    children are cut one by one as ``get_payload()`` is iterated, so the parts after the text
+    that is looked for (the HTML alternative, attachments) are never read. Whatever is not
+    plainly well formed raises ``_Fallback`` (a ``message/*`` part, a digest, a multipart
+    without its boundary or closing line, two boundary lines in a row, nesting deeper than
+    ``_MAX_FAST_DEPTH``), and the whole mail goes to the feed parser.
+    Linear in the length of the text: one regex pass per header block, ``str.find`` for
+    boundaries."""
+
+    __slots__ = ("_body", "_content_type", "_depth", "_first", "_top")
+
+    def __init__(self, first: dict[str, str], body: str, depth: int, top: bool) -> None:
+        self._first = first
+        self._body = body
+        self._depth = depth
+        self._top = top
+        self._content_type = ""
+
+    @classmethod
+    def read(cls, text: str, depth: int, *, top: bool = False) -> _Part | None:
+        if depth > _MAX_FAST_DEPTH:
+            return None
+        # The header block is up to the first empty line; it must be nothing but
+        # "Name: value" fields with their continuation lines.
+        blank = _BLANK_LINE.search(text)
+        if blank is None:
+            return None
+        first: dict[str, str] = {}
+        for name, value, debris in _HEADER_LINES.findall(text, 0, blank.start() + 1):
+            if debris:  # a line that is neither "Name: value" nor a continuation
+                return None
+            first.setdefault(name.lower(), value)
+        return cls(first, text[blank.end() :], depth, top)
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        return list(self._first.items())
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        return self._first.get(name.lower(), failobj)
+
+    def get_content_type(self) -> str:
+        if not self._content_type:
+            value = self._first.get("content-type")
+            ctype = "" if value is None else value.partition(";")[0].strip().lower()
+            self._content_type = ctype if ctype.count("/") == 1 else "text/plain"
+        return self._content_type
+
+    def get_content_disposition(self) -> str | None:
+        value = self._first.get("content-disposition")
+        return None if value is None else value.partition(";")[0].strip().lower()
+
+    def get_content_charset(self) -> str | None:
+        return self._as_message().get_content_charset()
+
+    def get_payload(self) -> str | Iterator[_Part]:
+        content_type = self.get_content_type()
+        if content_type.startswith("message/") or content_type == "multipart/digest":
+            raise _Fallback
+        if content_type.startswith("multipart/"):
+            return self._children()
+        if self._top:
+            return self._body
+        return self._body[: len(self._body) - _eol_length(self._body)]
+
+    def _as_message(self) -> Message:
+        message = Message(policy=email.policy.compat32)
+        for name, value in self._first.items():
+            message.set_raw(name, value)
+        return message
+
+    def _boundary(self) -> str | None:
+        value = self._first.get("content-type", "")
+        if _PLAIN_CONTENT_TYPE.fullmatch(value):
+            for param in _PLAIN_PARAM.finditer(value):
+                if param.group(1).lower() == "boundary":
+                    found = param.group(2)
+                    return (found[1:-1] if found[:1] == '"' else found).rstrip()
+            return None
+        return self._as_message().get_boundary()
+
+    def _children(self) -> Iterator[_Part]:
+        boundary = self._boundary()
+        if not boundary:
+            raise _Fallback
+        body = self._body
+        delimiter = "--" + boundary
+        first = _boundary_line(body, delimiter, 0)
+        if first is None or first[2]:
+            raise _Fallback
+        start = first[1]
+        while True:
+            following = _boundary_line(body, delimiter, start)
+            if following is None or following[0] == start:
+                raise _Fallback  # never closed, or two boundary lines in a row
+            part = _Part.read(body[start : following[0]], self._depth + 1)
+            if part is None:
+                raise _Fallback
+            yield part
+            if following[2]:
+                return
+            start = following[1]
+
+
+def _boundary_line(body: str, delimiter: str, start: int) -> tuple[int, int, bool] | None:
+    """The next boundary line at or after ``start``: where it starts, where it ends (its line
+    end included) and whether it closes the multipart. A boundary line is ``--boundary``, then
+    ``--`` if it closes, blanks and the line end, at the start of a line (RFC 2046 5.1.1, as
+    the feed parser matches it); the line end before it belongs to it."""
+    position = body.find(delimiter, start)
+    while position >= 0:
+        if position == 0 or body[position - 1] == "\n":
+            tail = _BOUNDARY_TAIL.match(body, position + len(delimiter))
+            if tail is not None:
+                return position, tail.end(), tail.group(1) is not None
+        position = body.find(delimiter, position + 1)
+    return None
+
+
+def _eol_length(text: str) -> int:
+    """The line end the feed parser takes off a part's end (it belongs to the boundary)."""
+    return 2 if text.endswith("\r\n") else 1 if text.endswith("\n") else 0
+
+
+# --------------------------------------------------------------------------------------------
 # Body
 # --------------------------------------------------------------------------------------------
 
 
-def _body(message: EmailMessage) -> str:
-    plain: list[Message] = []
-    html: list[Message] = []
-    problems: list[str] = []
-    _collect(message, plain, html, problems)
-    for candidates, convert in ((plain, _plain), (html, _html_to_text)):
-        for part in candidates:
-            try:
-                return convert(_decoded_text(part))
-            except Reject as problem:
-                problems.append(problem.reason)
-            except Exception:  # charset or transfer-encoding header the stdlib chokes on
-                problems.append("e-mail text part has a malformed content header")
+def _body_of(message: Message | _Part, raw: str) -> str:
+    try:
+        return _body(message)
+    except _Fallback:
+        return _body(email.message_from_string(raw, policy=email.policy.compat32))
+
+
+def _body(message: Message | _Part) -> str:
+    """The first text/plain part that reads, else the first text/html one, as text. Parts are
+    looked at in document order and only as far as needed (``_text_parts``)."""
+    structure: list[str] = []
+    conversion: list[str] = []
+    html: list[Message | _Part] = []
+    for kind, part in _text_parts(message, structure):
+        if kind == "html":
+            html.append(part)
+            continue
+        text = _converted(part, _plain, conversion)
+        if text is not None:
+            return text
+    for part in html:
+        text = _converted(part, _html_to_text, conversion)
+        if text is not None:
+            return text
+    problems = structure + conversion
     if problems:
         raise Reject(problems[0])
     return ""
 
 
-def _collect(part: Message, plain: list[Message], html: list[Message], problems: list[str]) -> None:
-    """The text parts of a MIME tree in document order, skipping attachments with everything
-    inside them (a forwarded mail attached as message/rfc822 is not the customer's text)."""
+def _converted(
+    part: Message | _Part, convert: Callable[[str], str], problems: list[str]
+) -> str | None:
+    try:
+        return convert(_decoded_text(part))
+    except Reject as problem:
+        problems.append(problem.reason)
+    except _Fallback:
+        raise
+    except Exception:  # charset or transfer-encoding header the stdlib chokes on
+        problems.append("e-mail text part has a malformed content header")
+    return None
+
+
+def _text_parts(
+    part: Message | _Part, problems: list[str]
+) -> Iterator[tuple[str, Message | _Part]]:
+    """The text parts of a MIME tree in document order (``plain`` or ``html``), skipping
+    attachments with everything inside them (a forwarded mail attached as message/rfc822 is
+    not the customer's text). Structural problems go to ``problems``."""
     try:
         disposition = part.get_content_disposition()
         content_type = part.get_content_type()
@@ -190,20 +524,22 @@ def _collect(part: Message, plain: list[Message], html: list[Message], problems:
     if disposition == "attachment":
         return
     payload = part.get_payload()
-    if content_type.startswith("multipart/") or isinstance(payload, list):
-        if isinstance(payload, list):
-            for child in payload:
-                if isinstance(child, Message):
-                    _collect(child, plain, html, problems)
-        else:
+    if isinstance(payload, str) or payload is None:
+        if content_type.startswith("multipart/"):
             # Without a (matching) boundary the parser cannot split the parts and keeps the
             # whole body as one string; nothing inside can be trusted as text.
+            assert isinstance(part, Message)
             problems.append(_broken_multipart(part))
+        elif content_type == "text/plain":
+            yield "plain", part
+        elif content_type == "text/html":
+            yield "html", part
         return
-    if content_type == "text/plain":
-        plain.append(part)
-    elif content_type == "text/html":
-        html.append(part)
+    if payload is None:
+        return
+    for child in payload:
+        if isinstance(child, Message | _Part):
+            yield from _text_parts(child, problems)
 
 
 def _broken_multipart(part: Message) -> str:
@@ -213,7 +549,7 @@ def _broken_multipart(part: Message) -> str:
     return f"{kind} e-mail part never contains its boundary, so no body part can be found"
 
 
-def _decoded_text(part: Message) -> str:
+def _decoded_text(part: Message | _Part) -> str:
     """A text part's content as text: transfer encoding undone, then its charset applied."""
     payload = part.get_payload()
     if not isinstance(payload, str):  # message/rfc822 and friends are not text/*
@@ -221,7 +557,7 @@ def _decoded_text(part: Message) -> str:
     cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
     # Without a charset parameter RFC 2045 says US-ASCII; UTF-8 reads that the same and also
     # reads the 8-bit UTF-8 that careless mailers send without declaring it.
-    charset = part.get_content_charset() or "utf-8"
+    charset = _content_charset(part) or "utf-8"
     if cte == "base64":
         return _decode_charset(_base64_bytes(payload, part.get_content_type()), charset)
     if cte == "quoted-printable":
@@ -230,6 +566,19 @@ def _decoded_text(part: Message) -> str:
         return _decode_charset(quopri.decodestring(_to_bytes(payload, charset)), charset)
     # 7bit / 8bit / binary: the JSON string already holds the characters, nothing to decode.
     return payload
+
+
+def _content_charset(part: Message | _Part) -> str | None:
+    """``part.get_content_charset()``, read straight from a plain ``Content-Type`` (no quoted
+    specials, comments or RFC 2231 parameters); the standard library reads the others."""
+    value = part.get("Content-Type")
+    if isinstance(value, str) and _PLAIN_CONTENT_TYPE.fullmatch(value):
+        for param in _PLAIN_PARAM.finditer(value):
+            if param.group(1).lower() == "charset":
+                charset = param.group(2).strip('"') if param.group(2)[:1] == '"' else param.group(2)
+                return charset.lower() if charset.isascii() else None
+        return None
+    return part.get_content_charset()
 
 
 def _base64_bytes(payload: str, content_type: str) -> bytes:
@@ -276,45 +625,123 @@ _CELL_TAGS: Final = frozenset({"td", "th"})
 _HIDDEN_TAGS: Final = frozenset({"script", "style", "head", "title", "template"})
 
 
-class _HtmlText(HTMLParser):
-    """Markup to readable text: what a mail client shows, roughly. Script, style and head
-    contents are dropped; block elements and ``<br>`` become line breaks; entities are
-    unescaped (``convert_charrefs``); runs of whitespace collapse as in a browser."""
+_CDATA_TAGS: Final = frozenset({"script", "style"})
+_START_TAG: Final = re.compile(
+    r"<([a-zA-Z][^\t\n\r\f />\x00]*)(?:[^>\"']++|\"[^\"]*+\"|'[^']*+')*+>"
+)
+_END_TAG: Final = re.compile(r"</\s*([a-zA-Z][-.a-zA-Z0-9:_]*)\s*>")
+_TAG_NAME: Final = re.compile(r"[a-zA-Z][^\t\n\r\f />\x00]*")
+_COMMENT_CLOSE: Final = re.compile(r"--\s*>")
+_MARKED_CLOSE: Final = re.compile(r"]\s*]\s*>")
+_CDATA_CLOSE: Final = {tag: re.compile(rf"</\s*{tag}\s*>", re.IGNORECASE) for tag in _CDATA_TAGS}
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self._chunks: list[str] = []
-        self._hidden = 0
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _HIDDEN_TAGS:
-            self._hidden += 1
-        elif tag in _BLOCK_TAGS:
-            self._chunks.append("\n")
-        elif tag in _CELL_TAGS:  # keep neighbouring table cells from gluing together
-            self._chunks.append(" ")
+class _Finder:
+    """``pattern.search(text, start)`` that remembers where a search found nothing: a later
+    search from at least that far cannot find anything either, so hostile markup full of
+    unclosed comments or tags costs one scan, not one per opening."""
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK_TAGS:  # <br/> and <hr/>; a self-closed hidden tag hides nothing
-            self._chunks.append("\n")
+    def __init__(self, text: str, pattern: re.Pattern[str]) -> None:
+        self._text = text
+        self._pattern = pattern
+        self._hopeless_from = len(text) + 1
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _HIDDEN_TAGS:
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in _BLOCK_TAGS and tag != "br":
-            self._chunks.append("\n")
+    def search(self, start: int) -> re.Match[str] | None:
+        if start >= self._hopeless_from:
+            return None
+        found = self._pattern.search(self._text, start)
+        if found is None:
+            self._hopeless_from = start
+        return found
 
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self._chunks.append(_SPACES.sub(" ", data))
 
-    def text(self) -> str:
-        joined = _SPACE_AROUND_NEWLINE.sub("\n", "".join(self._chunks))
-        return _BLANK_LINES.sub("\n\n", joined).strip()
+_GREATER: Final = re.compile(">")
 
 
 def _html_to_text(markup: str) -> str:
-    parser = _HtmlText()
-    parser.feed(markup)
-    parser.close()
-    return parser.text()
+    """Markup to readable text: what a mail client shows, roughly, and what the standard
+    library's ``HTMLParser`` (``convert_charrefs``) handed us before (``tests/processors/
+    parsing/test_parse_email_oracle.py`` compares them): script, style, head, title and template
+    contents are dropped; block elements and ``<br>`` become line breaks, table cells a space;
+    entities are unescaped; runs of whitespace collapse as in a browser; comments,
+    declarations and processing instructions vanish; an opening that never closes is text up
+    to the next ``>`` (or ``<``). One pass: every search that fails is remembered
+    (``_Finder``), so the time is linear in the length of the markup, whatever it holds."""
+    chunks: list[str] = []
+    hidden = 0
+    n = len(markup)
+    greater = _Finder(markup, _GREATER)
+    comment_close = _Finder(markup, _COMMENT_CLOSE)
+    marked_close = _Finder(markup, _MARKED_CLOSE)
+    cdata_close = {tag: _Finder(markup, pattern) for tag, pattern in _CDATA_CLOSE.items()}
+
+    def data(text: str) -> None:
+        if not hidden and text:
+            chunks.append(_SPACES.sub(" ", html.unescape(text)))
+
+    i = 0
+    while i < n:
+        j = markup.find("<", i)
+        if j < 0:
+            data(markup[i:])
+            break
+        data(markup[i:j])
+        i = j
+        nxt = markup[i + 1 : i + 2]
+        end = -1  # where the construct at i ends; -1: it never closes
+        if nxt.isascii() and nxt.isalpha():
+            close = greater.search(i + 1)
+            tag_match = _START_TAG.match(markup, i) if close is not None else None
+            if tag_match is not None:
+                tag = tag_match.group(1).lower()
+                end = tag_match.end()
+                if markup[i:end].endswith("/>"):  # <br/>, <hr />
+                    if tag in _BLOCK_TAGS:
+                        chunks.append("\n")
+                else:
+                    if tag in _HIDDEN_TAGS:
+                        hidden += 1
+                    elif tag in _BLOCK_TAGS:
+                        chunks.append("\n")
+                    elif tag in _CELL_TAGS:
+                        chunks.append(" ")
+                    if tag in _CDATA_TAGS:  # raw text up to its end tag, hidden anyway
+                        closing = cdata_close[tag].search(end)
+                        end = n if closing is None else closing.start()
+        elif nxt == "/":
+            close = greater.search(i + 2)
+            if close is not None:
+                end = close.end()
+                named = _END_TAG.match(markup, i) or _TAG_NAME.match(markup, i + 2)
+                if named is not None:
+                    tag = (named.group(1) if named.re is _END_TAG else named.group()).lower()
+                    if tag in _HIDDEN_TAGS:
+                        hidden = max(0, hidden - 1)
+                    elif tag in _BLOCK_TAGS and tag != "br":
+                        chunks.append("\n")
+        elif markup.startswith("<!--", i):
+            closing = comment_close.search(i + 4)
+            end = -1 if closing is None else closing.end()
+        elif markup.startswith("<![CDATA[", i):
+            closing = marked_close.search(i + 3)
+            end = -1 if closing is None else closing.end()
+        elif nxt in ("!", "?"):
+            close = greater.search(i + 2)
+            end = -1 if close is None else close.end()
+        else:  # "<" before a space, a digit, the end: just a character
+            data("<")
+            i += 1
+            continue
+        if end < 0:
+            # Never closed: as HTMLParser does at the end of input, the opening is text up to
+            # the next ">" (or "<").
+            close = greater.search(i + 1)
+            if close is not None:
+                end = close.end()
+            else:
+                following = markup.find("<", i + 1)
+                end = following if following >= 0 else i + 1
+            data(markup[i:end])
+        i = end
+    joined = _SPACE_AROUND_NEWLINE.sub("\n", "".join(chunks))
+    return _BLANK_LINES.sub("\n\n", joined).strip()
