@@ -108,6 +108,14 @@ message (the message, its outputs and its table transaction stay well below Kafk
 PRODUCER_BATCH_BYTES = 256 * 1024
 """The Kafka producer's batch per partition (aiokafka's default is 16 KiB)."""
 
+PRODUCER_COMPRESSION = "lz4"
+"""How the workers' producer compresses its batches (``SUPPORTSTREAM_KAFKA_COMPRESSION``:
+``lz4``, ``gzip``, ``zstd``, ``snappy`` or ``none``). The desk's changelog (its state, each
+input's undo entry and outbox) is most of what a worker writes, four times its outputs, and
+JSON and Avro compress several times over: the broker stores, replicates and serves a
+fraction of the bytes. LZ4 costs the worker little; every Kafka client reads it (Python
+clients with the ``lz4``/``cramjam`` packages, both dependencies here). docs/PRODUCTION.md."""
+
 DESK_INPUT = Topic(
     "desk-input", "desk", "desk-input JSON (streams.intake)", DESK_PARTITIONS, 30 * DAY_MS
 )
@@ -136,6 +144,7 @@ class WorkerConfig:
     tick_grace_ms: int = 2000
     batch_linger_s: float = 0.05  # the longest a raw message waits for its intake batch
     producer_linger_s: float = 0.01  # the longest a produced message waits for its batch
+    producer_compression: str | None = PRODUCER_COMPRESSION  # None: batches uncompressed
     wall_clock: bool = True
     idle_exit_s: float | None = None
     replication_factor: int = 1
@@ -158,12 +167,31 @@ class WorkerConfig:
             "state_dir": Path(env.get("SUPPORTSTREAM_STATE_DIR", "./.supportstream/worker")),
             "replication_factor": int(env.get("SUPPORTSTREAM_REPLICATION_FACTOR", "1")),
             "rebalance_timeout_s": float(env.get("SUPPORTSTREAM_REBALANCE_TIMEOUT", "60")),
+            "producer_compression": _compression(
+                env.get("SUPPORTSTREAM_KAFKA_COMPRESSION", PRODUCER_COMPRESSION)
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(settings=settings, rules=rules, pseudo=pseudo, **values)
 
     def topic(self, name: str) -> str:
         return topic_name(self.settings, name)
+
+
+COMPRESSIONS = ("lz4", "gzip", "zstd", "snappy")
+
+
+def _compression(value: str) -> str | None:
+    """``SUPPORTSTREAM_KAFKA_COMPRESSION``: a codec every Kafka client knows, or ``none``."""
+    name = value.strip().lower()
+    if name in ("", "none"):
+        return None
+    if name not in COMPRESSIONS:
+        raise ValueError(
+            f"SUPPORTSTREAM_KAFKA_COMPRESSION={value!r}: expected one of "
+            f"{', '.join(COMPRESSIONS)} or none"
+        )
+    return name
 
 
 @dataclass
@@ -212,6 +240,7 @@ def build_app(config: WorkerConfig) -> faust.App:
         # quarter of a busy worker's CPU). Well below the live bounds (a mark waits 2 s).
         producer_linger=config.producer_linger_s,
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        producer_compression_type=config.producer_compression,
         web_enabled=False,
         autodiscover=False,
     )
@@ -272,9 +301,13 @@ def build_app(config: WorkerConfig) -> faust.App:
     @app.agent(raw, name="intake")
     async def intake_agent(stream: Any) -> None:
         # Stage parse, on the raw partitions this worker owns: one entry per raw message,
-        # forwarded in batches: the entries of one raw partition that came together become
-        # one desk-input message (at most INTAKE_BATCH), so the desk pays its per-message
-        # costs once per batch. A quiet stream's batch waits at most batch_linger_s.
+        # forwarded in batches: the entries that came together, of every partition this
+        # worker owns (each partition's in offset order), become one desk-input message (at
+        # most INTAKE_BATCH), so the desk pays its per-message costs (the Faust event, the
+        # input's table transaction) once per batch, and the entries of the partitions that
+        # came together mostly leave the merge in the same input instead of waiting in its
+        # buffer (a table write and a deletion each). A quiet stream's batch waits at most
+        # batch_linger_s.
         batches = stream.take_events(INTAKE_BATCH, within=config.batch_linger_s)
         async for events in batches:
             lanes: dict[int, list[Entry]] = {}
@@ -288,9 +321,10 @@ def build_app(config: WorkerConfig) -> faust.App:
                     timestamp=int(message.timestamp * 1000),
                 )
                 lanes.setdefault(message.partition, []).append(entry)
-            for partition, entries in lanes.items():
-                await desk_input.send(key=DESK_KEY, value=encode_entries(entries), partition=0)
-                if config.metrics is not None:
+            batch = [entry for entries in lanes.values() for entry in entries]
+            await desk_input.send(key=DESK_KEY, value=encode_entries(batch), partition=0)
+            if config.metrics is not None:
+                for partition, entries in lanes.items():
                     config.metrics.observe_intake(partition, len(entries))
             host.last_activity = time.monotonic()
 
