@@ -34,7 +34,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.intake import Entry, Key, Mark
+from streams.intake import Entry, Key, Mark, encode_entries, encode_input
 from streams.sequencer import COUNT, Merge
 
 HUGE = 10**15
@@ -147,21 +147,46 @@ class Run:
 
 
 def feed(
-    messages: Sequence[Message], *, restarts: frozenset[int] = frozenset(), changelog: bool = False
+    messages: Sequence[Message],
+    *,
+    restarts: frozenset[int] = frozenset(),
+    changelog: bool = False,
+    grouped: int = 0,
 ) -> Run:
     """Every message into one merge; before each step in ``restarts`` the desk is built anew
-    over its mappings (``changelog``: as recovered from JSON)."""
+    over its mappings (``changelog``: as recovered from JSON). ``grouped``: runs of up to
+    that many entries travel as one ``desk-input`` message (``Merge.accept_input``, a step
+    each), marks alone, as the workers' intake sends them."""
     partitions: dict[str, Any] = {}
     buffer: dict[str, Any] = {}
     merge = Merge(partitions, buffer)
     steps: list[list[Entry]] = []
-    for step, message in enumerate(messages):
+    for step, group in enumerate(_groups(messages, grouped)):
         if step in restarts:
             if changelog:
                 partitions, buffer = _through_json(partitions), _through_json(buffer)
             merge = Merge(partitions, buffer)
-        steps.append(merge.accept(message))
+        if not grouped:
+            steps.append(merge.accept(group[0]))
+            continue
+        entries = [m for m in group if isinstance(m, Entry)]
+        text = (encode_entries(entries) if entries else encode_input(group[0])).decode()
+        steps.append(merge.accept_input(f"in:0:{step}", text, list(group)))
     return Run(steps, merge, partitions, buffer)
+
+
+def _groups(messages: Sequence[Message], size: int) -> list[list[Message]]:
+    if not size:
+        return [[m] for m in messages]
+    groups: list[list[Message]] = []
+    for message in messages:
+        if isinstance(message, Mark):
+            groups.append([message])
+        elif groups and isinstance(groups[-1][-1], Entry) and len(groups[-1]) < size:
+            groups[-1].append(message)
+        else:
+            groups.append([message])
+    return groups
 
 
 def _keys(entries: Sequence[Entry]) -> list[Key]:
@@ -173,40 +198,47 @@ def _keys(entries: Sequence[Entry]) -> list[Key]:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("grouped", [0, 4], ids=["one-by-one", "grouped"])
 @settings(max_examples=300, deadline=None)
-@given(scenarios())
-def test_released_entries_are_the_records_in_key_order_each_once(scenario: Scenario) -> None:
+@given(scenario=scenarios())
+def test_released_entries_are_the_records_in_key_order_each_once(
+    scenario: Scenario, grouped: int
+) -> None:
     assert _keys(scenario.records) == sorted(_keys(scenario.records))  # the scenario itself
 
-    run = feed(scenario.messages)
+    run = feed(scenario.messages, grouped=grouped)
 
     assert run.released == list(scenario.records)
     assert run.merge.pending == 0
     assert run.buffer == {}
 
 
+@pytest.mark.parametrize("grouped", [0, 3], ids=["one-by-one", "grouped"])
 @settings(max_examples=300, deadline=None)
-@given(scenarios(idle_marks=True, redelivery=True))
-def test_redelivered_entries_and_stale_marks_change_nothing(scenario: Scenario) -> None:
-    run = feed(scenario.messages)
+@given(scenario=scenarios(idle_marks=True, redelivery=True))
+def test_redelivered_entries_and_stale_marks_change_nothing(
+    scenario: Scenario, grouped: int
+) -> None:
+    run = feed(scenario.messages, grouped=grouped)
 
     assert run.released == list(scenario.records)
     assert run.merge.pending == 0
     assert run.buffer == {}
 
 
+@pytest.mark.parametrize("grouped", [0, 3], ids=["one-by-one", "grouped"])
 @pytest.mark.parametrize("changelog", [False, True], ids=["same-dicts", "json-changelog"])
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_a_desk_rebuilt_over_its_mappings_continues_identically(
-    changelog: bool, data: st.DataObject
+    changelog: bool, grouped: int, data: st.DataObject
 ) -> None:
     scenario = data.draw(scenarios(idle_marks=True, redelivery=True))
-    steps = range(len(scenario.messages))
+    steps = range(len(_groups(scenario.messages, grouped)))
     restarts = data.draw(st.frozensets(st.sampled_from(steps) if steps else st.nothing()))
 
-    undisturbed = feed(scenario.messages)
-    restarted = feed(scenario.messages, restarts=restarts, changelog=changelog)
+    undisturbed = feed(scenario.messages, grouped=grouped)
+    restarted = feed(scenario.messages, restarts=restarts, changelog=changelog, grouped=grouped)
 
     assert restarted.steps == undisturbed.steps
     assert restarted.released == list(scenario.records)
