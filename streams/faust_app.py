@@ -91,7 +91,7 @@ from streams.intake import Entry, Intake, Mark, encode_entries, encode_input
 from streams.kafka_admin import topic_name
 from streams.local import LIVE_MAX_AHEAD_MS, ParseStage
 from streams.metrics import PipelineMetrics
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 from streams.topology import DAY_MS, TOPICS, Topic
 
 log = structlog.get_logger("supportstream.worker")
@@ -101,9 +101,10 @@ DESK_PARTITIONS = 1
 
 DESK_KEY = b"desk"
 
-INTAKE_BATCH = 100
+INTAKE_BATCH = 250
 """Raw messages the intake parses per batch, and so at most the entries of one desk-input
-message (the message, its outputs and its table transaction stay well below Kafka's 1 MB)."""
+message (the message stays well below Kafka's 1 MB; its table transaction's undo entry and
+outbox are stored in parts that do too, ``streams.faust_runner``)."""
 
 PRODUCER_BATCH_BYTES = 256 * 1024
 """The Kafka producer's batch per partition (aiokafka's default is 16 KiB)."""
@@ -143,7 +144,7 @@ class WorkerConfig:
     tick_interval_s: float = 1.0
     tick_grace_ms: int = 2000
     batch_linger_s: float = 0.05  # the longest a raw message waits for its intake batch
-    producer_linger_s: float = 0.01  # the longest a produced message waits for its batch
+    producer_linger_s: float = 0.05  # the longest a produced message waits for its batch
     producer_compression: str | None = PRODUCER_COMPRESSION  # None: batches uncompressed
     wall_clock: bool = True
     idle_exit_s: float | None = None
@@ -187,7 +188,7 @@ def _compression(value: str) -> str | None:
     if name in ("", "none"):
         return None
     if name not in COMPRESSIONS:
-        raise ValueError(
+        raise SettingsError(
             f"SUPPORTSTREAM_KAFKA_COMPRESSION={value!r}: expected one of "
             f"{', '.join(COMPRESSIONS)} or none"
         )
