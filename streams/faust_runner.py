@@ -489,15 +489,14 @@ class PartitionDesk:
         def apply() -> None:
             try:
                 messages = decode_inputs(data)
-                text = data.decode("utf-8")  # kept whole while an entry of it waits
-            except (IntakeError, UnicodeDecodeError) as exc:
+            except IntakeError as exc:
                 ref = f"desk-input/{partition}/{offset}"
                 at = self._runner.now if self._runner.now is not None else wall_clock_ms()
                 self._runner.dead_letter(DeadLetter(at, "", str(exc), "", ref))
                 return
-            name = f"in:{partition}:{offset}"
-            for entry in self.merge.accept_input(name, text, messages):
-                self._runner.apply_parsed(entry.at, entry.items, _constant(entry.record))
+            for message in messages:
+                for entry in self.merge.accept(message):
+                    self._runner.apply_parsed(entry.at, entry.items, _constant(entry.record))
 
         return self._input(f"in:{partition}", offset, apply)
 

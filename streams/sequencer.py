@@ -45,7 +45,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from processors.model import Millis
-from streams.intake import Entry, Key, Mark, decode_inputs, entry_from_json, entry_to_json
+from streams.intake import Entry, Key, Mark, entry_from_json, entry_to_json
 
 COUNT = "count"
 """Key of the number of raw partitions (the largest the intake has reported) in ``partitions``."""
@@ -53,15 +53,7 @@ COUNT = "count"
 
 class Merge:
     """The desk's reorder buffer over ``partitions`` (``"P"`` -> ``{"next", "frontier"}``,
-    and ``COUNT``) and ``buffer``.
-
-    ``buffer`` holds what waits, in either of two forms. :meth:`accept_input` (the desk's
-    way) keeps a ``desk-input`` message whose entries wait as its text, once, under the
-    message's name, and the indices of its entries still waiting under ``name#pending``: a
-    message of a hundred entries that all wait costs two table writes, and their release a
-    few more, instead of a write and a deletion per entry (a third of the changelog). A
-    single entry taken by :meth:`accept` (and state written by earlier releases) is kept as
-    JSON under its slot ``"P:O"``."""
+    and ``COUNT``) and ``buffer`` (``"P:O"`` -> an entry as JSON)."""
 
     def __init__(
         self, partitions: MutableMapping[str, Any], buffer: MutableMapping[str, Any]
@@ -73,22 +65,10 @@ class Merge:
         # merge's cost. After a restart they are decoded from the buffer once, here.
         self._entries: dict[str, Entry] = {}
         self._heap: list[tuple[Key, str]] = []
-        # Per message kept whole: the indices of its entries still waiting.
-        self._waiting: dict[str, set[int]] = {}
         for name in list(buffer):
-            if name.endswith(PENDING):
-                continue
-            value = buffer[name]
-            if isinstance(value, str):  # a message kept whole
-                indices = buffer.get(name + PENDING) or []
-                messages = decode_inputs(value.encode())
-                for index in indices:
-                    entry = messages[int(index)]
-                    if isinstance(entry, Entry):
-                        self._hold(_slot(name, int(index)), entry)
-                self._waiting[name] = {int(index) for index in indices}
-            else:
-                self._hold(name, entry_from_json(value))
+            entry = entry_from_json(buffer[name])
+            self._entries[name] = entry
+            self._heap.append((entry.key, name))
         heapq.heapify(self._heap)
 
     @property
@@ -97,61 +77,31 @@ class Merge:
         return len(self._heap)
 
     def accept(self, message: Entry | Mark) -> list[Entry]:
-        """Take one ``desk-input`` entry or mark; return the entries it lets through, in
-        order (an entry that waits is kept as JSON under its slot)."""
-        slot = None if isinstance(message, Mark) else f"{message.partition}:{message.offset}"
-        if not self._take(message, slot):
-            return []
-        if slot is not None and slot in self._entries:
-            self.buffer[slot] = entry_to_json(message)  # type: ignore[arg-type]
-        return self._release()
-
-    def accept_input(self, name: str, text: str, messages: list[Entry | Mark]) -> list[Entry]:
-        """Take the entries and marks of one ``desk-input`` message (``text``, its JSON,
-        ``name`` unique to it), in order; return the entries they let through, in order.
-        The message is kept whole if any of its entries waits."""
-        released: list[Entry] = []
-        for index, message in enumerate(messages):
-            if self._take(message, _slot(name, index)):
-                released.extend(self._release())
-        waiting = {
-            index
-            for index, message in enumerate(messages)
-            if isinstance(message, Entry) and _slot(name, index) in self._entries
-        }
-        if waiting:
-            self._waiting[name] = waiting
-            self.buffer[name] = text
-            self.buffer[name + PENDING] = sorted(waiting)
-        return released
-
-    def _take(self, message: Entry | Mark, slot: str | None) -> bool:
-        """Move the partition's state; hold an entry under ``slot``. False if the message
-        says nothing new (from before what this partition already forwarded)."""
+        """Take one ``desk-input`` message; return the entries it lets through, in order."""
         count = max(int(self.partitions.get(COUNT, 0)), message.partitions)
         if count != self.partitions.get(COUNT):
             self.partitions[COUNT] = count
         name = str(message.partition)
         state = dict(self.partitions.get(name) or {"next": None, "frontier": None})
         next_offset = state["next"]
-        if next_offset is not None and message.offset < next_offset:
-            return False  # forwarded again after a restart; applied or waiting already
         if isinstance(message, Mark):
+            if next_offset is not None and message.offset < next_offset:
+                return []  # from before entries already here: says nothing new
             state["next"] = message.offset
             bound: Key = (message.upto,)
         else:
+            if next_offset is not None and message.offset < next_offset:
+                return []  # forwarded again after a restart; applied or waiting already
             state["next"] = message.offset + 1
             bound = message.key
-            assert slot is not None
-            self._hold(slot, message)
+            slot = f"{message.partition}:{message.offset}"
+            self.buffer[slot] = entry_to_json(message)
+            self._entries[slot] = message
+            heapq.heappush(self._heap, (message.key, slot))
         if state["frontier"] is None or bound > tuple(state["frontier"]):
             state["frontier"] = list(bound)
         self.partitions[name] = state
-        return True
-
-    def _hold(self, slot: str, entry: Entry) -> None:
-        self._entries[slot] = entry
-        heapq.heappush(self._heap, (entry.key, slot))
+        return self._release()
 
     def frontier(self) -> Key | None:
         """The lowest partition frontier: every entry still to come has a key at or above it.
@@ -179,32 +129,8 @@ class Merge:
     def _release(self) -> list[Entry]:
         lowest = self.frontier()
         released: list[Entry] = []
-        changed: set[str] = set()
         while self._heap and lowest is not None and self._heap[0][0] <= lowest:
             _, slot = heapq.heappop(self._heap)
             released.append(self._entries.pop(slot))
-            name, _, index = slot.rpartition(SLOT)
-            if name:
-                if name in self._waiting:  # else: released by the message it came in
-                    self._waiting[name].discard(int(index))
-                    changed.add(name)
-            elif slot in self.buffer:
-                del self.buffer[slot]
-        for name in changed:
-            waiting = self._waiting[name]
-            if waiting:
-                self.buffer[name + PENDING] = sorted(waiting)
-            else:
-                del self._waiting[name]
-                for key in (name, name + PENDING):
-                    if key in self.buffer:
-                        del self.buffer[key]
+            del self.buffer[slot]
         return released
-
-
-PENDING = "#pending"
-SLOT = "#"
-
-
-def _slot(name: str, index: int) -> str:
-    return f"{name}{SLOT}{index}"

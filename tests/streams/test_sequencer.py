@@ -34,7 +34,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.intake import Entry, Key, Mark, encode_entries, encode_input
+from streams.intake import Entry, Key, Mark
 from streams.sequencer import COUNT, Merge
 
 HUGE = 10**15
@@ -147,46 +147,21 @@ class Run:
 
 
 def feed(
-    messages: Sequence[Message],
-    *,
-    restarts: frozenset[int] = frozenset(),
-    changelog: bool = False,
-    grouped: int = 0,
+    messages: Sequence[Message], *, restarts: frozenset[int] = frozenset(), changelog: bool = False
 ) -> Run:
     """Every message into one merge; before each step in ``restarts`` the desk is built anew
-    over its mappings (``changelog``: as recovered from JSON). ``grouped``: runs of up to
-    that many entries travel as one ``desk-input`` message (``Merge.accept_input``, a step
-    each), marks alone, as the workers' intake sends them."""
+    over its mappings (``changelog``: as recovered from JSON)."""
     partitions: dict[str, Any] = {}
     buffer: dict[str, Any] = {}
     merge = Merge(partitions, buffer)
     steps: list[list[Entry]] = []
-    for step, group in enumerate(_groups(messages, grouped)):
+    for step, message in enumerate(messages):
         if step in restarts:
             if changelog:
                 partitions, buffer = _through_json(partitions), _through_json(buffer)
             merge = Merge(partitions, buffer)
-        if not grouped:
-            steps.append(merge.accept(group[0]))
-            continue
-        entries = [m for m in group if isinstance(m, Entry)]
-        text = (encode_entries(entries) if entries else encode_input(group[0])).decode()
-        steps.append(merge.accept_input(f"in:0:{step}", text, list(group)))
+        steps.append(merge.accept(message))
     return Run(steps, merge, partitions, buffer)
-
-
-def _groups(messages: Sequence[Message], size: int) -> list[list[Message]]:
-    if not size:
-        return [[m] for m in messages]
-    groups: list[list[Message]] = []
-    for message in messages:
-        if isinstance(message, Mark):
-            groups.append([message])
-        elif groups and isinstance(groups[-1][-1], Entry) and len(groups[-1]) < size:
-            groups[-1].append(message)
-        else:
-            groups.append([message])
-    return groups
 
 
 def _keys(entries: Sequence[Entry]) -> list[Key]:
@@ -198,47 +173,40 @@ def _keys(entries: Sequence[Entry]) -> list[Key]:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("grouped", [0, 4], ids=["one-by-one", "grouped"])
 @settings(max_examples=300, deadline=None)
-@given(scenario=scenarios())
-def test_released_entries_are_the_records_in_key_order_each_once(
-    scenario: Scenario, grouped: int
-) -> None:
+@given(scenarios())
+def test_released_entries_are_the_records_in_key_order_each_once(scenario: Scenario) -> None:
     assert _keys(scenario.records) == sorted(_keys(scenario.records))  # the scenario itself
 
-    run = feed(scenario.messages, grouped=grouped)
+    run = feed(scenario.messages)
 
     assert run.released == list(scenario.records)
     assert run.merge.pending == 0
     assert run.buffer == {}
 
 
-@pytest.mark.parametrize("grouped", [0, 3], ids=["one-by-one", "grouped"])
 @settings(max_examples=300, deadline=None)
-@given(scenario=scenarios(idle_marks=True, redelivery=True))
-def test_redelivered_entries_and_stale_marks_change_nothing(
-    scenario: Scenario, grouped: int
-) -> None:
-    run = feed(scenario.messages, grouped=grouped)
+@given(scenarios(idle_marks=True, redelivery=True))
+def test_redelivered_entries_and_stale_marks_change_nothing(scenario: Scenario) -> None:
+    run = feed(scenario.messages)
 
     assert run.released == list(scenario.records)
     assert run.merge.pending == 0
     assert run.buffer == {}
 
 
-@pytest.mark.parametrize("grouped", [0, 3], ids=["one-by-one", "grouped"])
 @pytest.mark.parametrize("changelog", [False, True], ids=["same-dicts", "json-changelog"])
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
 def test_a_desk_rebuilt_over_its_mappings_continues_identically(
-    changelog: bool, grouped: int, data: st.DataObject
+    changelog: bool, data: st.DataObject
 ) -> None:
     scenario = data.draw(scenarios(idle_marks=True, redelivery=True))
-    steps = range(len(_groups(scenario.messages, grouped)))
+    steps = range(len(scenario.messages))
     restarts = data.draw(st.frozensets(st.sampled_from(steps) if steps else st.nothing()))
 
-    undisturbed = feed(scenario.messages, grouped=grouped)
-    restarted = feed(scenario.messages, restarts=restarts, changelog=changelog, grouped=grouped)
+    undisturbed = feed(scenario.messages)
+    restarted = feed(scenario.messages, restarts=restarts, changelog=changelog)
 
     assert restarted.steps == undisturbed.steps
     assert restarted.released == list(scenario.records)
