@@ -101,7 +101,7 @@ DESK_PARTITIONS = 1
 
 DESK_KEY = b"desk"
 
-INTAKE_BATCH = 250
+INTAKE_BATCH = 100
 """Raw messages the intake parses per batch, and so at most the entries of one desk-input
 message (the message stays well below Kafka's 1 MB; its table transaction's undo entry and
 outbox are stored in parts that do too, ``streams.faust_runner``)."""
@@ -144,7 +144,7 @@ class WorkerConfig:
     tick_interval_s: float = 1.0
     tick_grace_ms: int = 2000
     batch_linger_s: float = 0.05  # the longest a raw message waits for its intake batch
-    producer_linger_s: float = 0.05  # the longest a produced message waits for its batch
+    producer_linger_s: float = 0.01  # the longest a produced message waits for its batch
     producer_compression: str | None = PRODUCER_COMPRESSION  # None: batches uncompressed
     wall_clock: bool = True
     idle_exit_s: float | None = None
