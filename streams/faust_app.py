@@ -302,13 +302,9 @@ def build_app(config: WorkerConfig) -> faust.App:
     @app.agent(raw, name="intake")
     async def intake_agent(stream: Any) -> None:
         # Stage parse, on the raw partitions this worker owns: one entry per raw message,
-        # forwarded in batches: the entries that came together, of every partition this
-        # worker owns (each partition's in offset order), become one desk-input message (at
-        # most INTAKE_BATCH), so the desk pays its per-message costs (the Faust event, the
-        # input's table transaction) once per batch, and the entries of the partitions that
-        # came together mostly leave the merge in the same input instead of waiting in its
-        # buffer (a table write and a deletion each). A quiet stream's batch waits at most
-        # batch_linger_s.
+        # forwarded in batches: the entries of one raw partition that came together become
+        # one desk-input message (at most INTAKE_BATCH), so the desk pays its per-message
+        # costs once per batch. A quiet stream's batch waits at most batch_linger_s.
         batches = stream.take_events(INTAKE_BATCH, within=config.batch_linger_s)
         async for events in batches:
             lanes: dict[int, list[Entry]] = {}
@@ -322,10 +318,9 @@ def build_app(config: WorkerConfig) -> faust.App:
                     timestamp=int(message.timestamp * 1000),
                 )
                 lanes.setdefault(message.partition, []).append(entry)
-            batch = [entry for entries in lanes.values() for entry in entries]
-            await desk_input.send(key=DESK_KEY, value=encode_entries(batch), partition=0)
-            if config.metrics is not None:
-                for partition, entries in lanes.items():
+            for partition, entries in lanes.items():
+                await desk_input.send(key=DESK_KEY, value=encode_entries(entries), partition=0)
+                if config.metrics is not None:
                     config.metrics.observe_intake(partition, len(entries))
             host.last_activity = time.monotonic()
 
