@@ -91,7 +91,7 @@ from streams.intake import Entry, Intake, Mark, encode_entries, encode_input
 from streams.kafka_admin import topic_name
 from streams.local import LIVE_MAX_AHEAD_MS, ParseStage
 from streams.metrics import PipelineMetrics
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 from streams.topology import DAY_MS, TOPICS, Topic
 
 log = structlog.get_logger("supportstream.worker")
@@ -103,10 +103,19 @@ DESK_KEY = b"desk"
 
 INTAKE_BATCH = 100
 """Raw messages the intake parses per batch, and so at most the entries of one desk-input
-message (the message, its outputs and its table transaction stay well below Kafka's 1 MB)."""
+message (the message stays well below Kafka's 1 MB; its table transaction's undo entry and
+outbox are stored in parts that do too, ``streams.faust_runner``)."""
 
 PRODUCER_BATCH_BYTES = 256 * 1024
 """The Kafka producer's batch per partition (aiokafka's default is 16 KiB)."""
+
+PRODUCER_COMPRESSION = "lz4"
+"""How the workers' producer compresses its batches (``SUPPORTSTREAM_KAFKA_COMPRESSION``:
+``lz4``, ``gzip``, ``zstd``, ``snappy`` or ``none``). The desk's changelog (its state, each
+input's undo entry and outbox) is most of what a worker writes, four times its outputs, and
+JSON and Avro compress several times over: the broker stores, replicates and serves a
+fraction of the bytes. LZ4 costs the worker little; every Kafka client reads it (Python
+clients with the ``lz4``/``cramjam`` packages, both dependencies here). docs/PRODUCTION.md."""
 
 DESK_INPUT = Topic(
     "desk-input", "desk", "desk-input JSON (streams.intake)", DESK_PARTITIONS, 30 * DAY_MS
@@ -136,6 +145,7 @@ class WorkerConfig:
     tick_grace_ms: int = 2000
     batch_linger_s: float = 0.05  # the longest a raw message waits for its intake batch
     producer_linger_s: float = 0.01  # the longest a produced message waits for its batch
+    producer_compression: str | None = PRODUCER_COMPRESSION  # None: batches uncompressed
     wall_clock: bool = True
     idle_exit_s: float | None = None
     replication_factor: int = 1
@@ -158,12 +168,31 @@ class WorkerConfig:
             "state_dir": Path(env.get("SUPPORTSTREAM_STATE_DIR", "./.supportstream/worker")),
             "replication_factor": int(env.get("SUPPORTSTREAM_REPLICATION_FACTOR", "1")),
             "rebalance_timeout_s": float(env.get("SUPPORTSTREAM_REBALANCE_TIMEOUT", "60")),
+            "producer_compression": _compression(
+                env.get("SUPPORTSTREAM_KAFKA_COMPRESSION", PRODUCER_COMPRESSION)
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(settings=settings, rules=rules, pseudo=pseudo, **values)
 
     def topic(self, name: str) -> str:
         return topic_name(self.settings, name)
+
+
+COMPRESSIONS = ("lz4", "gzip", "zstd", "snappy")
+
+
+def _compression(value: str) -> str | None:
+    """``SUPPORTSTREAM_KAFKA_COMPRESSION``: a codec every Kafka client knows, or ``none``."""
+    name = value.strip().lower()
+    if name in ("", "none"):
+        return None
+    if name not in COMPRESSIONS:
+        raise SettingsError(
+            f"SUPPORTSTREAM_KAFKA_COMPRESSION={value!r}: expected one of "
+            f"{', '.join(COMPRESSIONS)} or none"
+        )
+    return name
 
 
 @dataclass
@@ -212,6 +241,7 @@ def build_app(config: WorkerConfig) -> faust.App:
         # quarter of a busy worker's CPU). Well below the live bounds (a mark waits 2 s).
         producer_linger=config.producer_linger_s,
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
+        producer_compression_type=config.producer_compression,
         web_enabled=False,
         autodiscover=False,
     )

@@ -542,7 +542,12 @@ class PartitionDesk:
         if changes:
             step = int(self.table.get(_DONE, 0)) + 1
             before = {key: self.table.get(key) for key, _ in changes}
-            self.table[_UNDO] = {"step": step, "before": before}
+            parts = _undo_parts(before, UNDO_PART_BYTES)
+            # The further parts first, the head (which names the step) last: until the head
+            # is written nothing of this input is, and a recovered head finds all its parts.
+            for number, part in enumerate(parts[1:], start=1):
+                self.table[_undo_key(number)] = {"step": step, "before": part}
+            self.table[_UNDO] = {"step": step, "before": parts[0], "parts": len(parts)}
             for key, value in changes:
                 if value is None:
                     if key in self.table:
@@ -559,13 +564,56 @@ class PartitionDesk:
         done = int(self.table.get(_DONE, 0))
         if undo is None or int(undo["step"]) <= done:
             return
-        for key, value in undo["before"].items():
-            if value is None:
-                if key in self.table:
-                    del self.table[key]
-            else:
-                self.table[key] = value
+        befores = [undo["before"]]
+        for number in range(1, int(undo.get("parts", 1))):
+            part = self.table.get(_undo_key(number))
+            if part is None or int(part["step"]) != int(undo["step"]):
+                # Cannot happen (parts are written before their head); restoring what there
+                # is beats stopping the desk for good.
+                log.error("desk undo entry incomplete", step=undo["step"], part=number)
+                continue
+            befores.append(part["before"])
+        for before in befores:
+            for key, value in before.items():
+                if value is None:
+                    if key in self.table:
+                        del self.table[key]
+                else:
+                    self.table[key] = value
         self.table[_DONE] = int(undo["step"])
+
+
+UNDO_PART_BYTES = 400_000
+"""An input's undo entry is stored in parts of about this many bytes of JSON: a tick that
+fires the timers of thousands of tickets, or an outbox expiring, changes keys whose previous
+values add up to more than one changelog message may hold (Kafka's 1 MB)."""
+
+
+def _undo_key(number: int) -> str:
+    return f"{_UNDO}{SEP}{number}"
+
+
+def _undo_parts(before: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    """``before`` split into mappings of about ``limit`` bytes of JSON each (at least one)."""
+    parts: list[dict[str, Any]] = [{}]
+    size = 0
+    for key, value in before.items():
+        weight = len(key) + _json_size(value)
+        if parts[-1] and size + weight > limit:
+            parts.append({})
+            size = 0
+        parts[-1][key] = value
+        size += weight
+    return parts
+
+
+def _json_size(value: Any) -> int:
+    """About the length of ``value`` as JSON (exact enough to bound a message)."""
+    if value is None or isinstance(value, bool | int | float):
+        return 8
+    if isinstance(value, str):
+        return len(value) + 2
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
 OUTBOX_PART_BYTES = 200_000

@@ -47,8 +47,8 @@ FORMAT: Final = 1
 (dead-letters) any version it does not know."""
 
 BATCH_FORMAT: Final = 2
-"""Version of a ``desk-input`` message holding the entries of one raw partition that the
-intake parsed in one batch, in offset order (``encode_entries``): the desk then pays its
+"""Version of a ``desk-input`` message holding the entries the intake parsed in one batch,
+those of each raw partition in offset order (``encode_entries``): the desk then pays its
 per-message costs (the Faust event, the input's table transaction) once per batch."""
 
 Key = tuple[int, ...]
@@ -139,7 +139,8 @@ def encode_input(message: Entry | Mark) -> bytes:
 
 
 def encode_entries(entries: Sequence[Entry]) -> bytes:
-    """Several entries of one raw partition, in offset order, as one ``desk-input`` message."""
+    """Several entries as one ``desk-input`` message: of one raw partition or several, those
+    of each partition in offset order (the merge takes them one by one)."""
     value = {"format": BATCH_FORMAT, "entries": [entry_to_json(entry) for entry in entries]}
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 

@@ -5,7 +5,8 @@ All of them are configured by environment (``streams.settings.Settings``):
 ``SUPPORTSTREAM_TOPIC_PREFIX``, ``SUPPORTSTREAM_PARTITIONS``, ``SUPPORTSTREAM_CONSUMER_GROUP``,
 ``SUPPORTSTREAM_PII_KEY``; the worker also reads ``SUPPORTSTREAM_STATE_STORE`` (``memory://``,
 or ``rocksdb://`` with the ``rocksdict`` package installed), ``SUPPORTSTREAM_STATE_DIR`` and
-``SUPPORTSTREAM_REPLICATION_FACTOR``. docs/PRODUCTION.md is the operator's guide.
+``SUPPORTSTREAM_REPLICATION_FACTOR`` and ``SUPPORTSTREAM_KAFKA_COMPRESSION`` (``lz4``).
+docs/PRODUCTION.md is the operator's guide.
 
 ``streams.cli`` registers these with ``add_parsers`` and dispatches through ``COMMANDS``.
 """

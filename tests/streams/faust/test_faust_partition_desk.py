@@ -137,13 +137,14 @@ END = 2**62  # a mark's instant when every record is already published
 
 
 def _desk_input(
-    pseudo: Pseudonymizer, records: list[Any], seed: int, batch: int = 0
+    pseudo: Pseudonymizer, records: list[Any], seed: int, batch: int = 0, mixed: bool = False
 ) -> list[bytes]:
     """The week as ``desk-input`` would hold it: records published in replay order (with
     their ``sequence``) over ``PARTITIONS`` partitions, each partition parsed by the intake
     in order, the partitions interleaved at random, then every partition's closing mark.
     With ``batch``, the intake forwards each partition's entries in batches of 1 to
-    ``batch`` (at random), as the worker does under load."""
+    ``batch`` (at random), as the worker does under load; ``mixed``, one to three such
+    batches, of any partitions, travel as one message (a worker owning several partitions)."""
     intake = Intake(ParseStage(pseudo))
     entries: list[list[Any]] = [[] for _ in range(PARTITIONS)]
     for sequence, record in enumerate(records):
@@ -159,20 +160,31 @@ def _desk_input(
         entries[partition].append(entry)
     assert all(entries), "every partition has records"
     rng = random.Random(seed)
-    lanes: list[list[bytes]] = [[] for _ in range(PARTITIONS)]
+    lanes: list[list[list[Any]]] = [[] for _ in range(PARTITIONS)]
     for partition, lane in enumerate(entries):
         start = 0
         while start < len(lane):
             size = rng.randint(1, batch) if batch else 1
-            taken = lane[start : start + size]
+            lanes[partition].append(lane[start : start + size])
             start += size
-            lanes[partition].append(encode_entries(taken) if batch else encode_input(taken[0]))
     cursors = [0] * PARTITIONS
     merged: list[bytes] = []
+    together: list[Any] = []
+    left = rng.randint(1, 3)
     while any(cursors[p] < len(lanes[p]) for p in range(PARTITIONS)):
         partition = rng.choice([p for p in range(PARTITIONS) if cursors[p] < len(lanes[p])])
-        merged.append(lanes[partition][cursors[partition]])
+        taken = lanes[partition][cursors[partition]]
         cursors[partition] += 1
+        if not mixed:
+            merged.append(encode_entries(taken) if batch else encode_input(taken[0]))
+            continue
+        together.extend(taken)
+        left -= 1
+        if left == 0:
+            merged.append(encode_entries(together))
+            together, left = [], rng.randint(1, 3)
+    if together:
+        merged.append(encode_entries(together))
     for partition in range(PARTITIONS):
         # A mark carries the raw partition's committed offset: every raw message forwarded.
         merged.append(encode_input(Mark(partition, len(entries[partition]), PARTITIONS, END)))
@@ -189,18 +201,28 @@ def test_raw_messages_decode_to_their_record_and_sequence(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("restart_every", "seed", "batch"), [(0, 1, 0), (37, 2, 0), (0, 3, 0), (0, 4, 40), (5, 5, 40)]
+    ("restart_every", "seed", "batch", "mixed"),
+    [
+        (0, 1, 0, False),
+        (37, 2, 0, False),
+        (0, 3, 0, False),
+        (0, 4, 40, False),
+        (5, 5, 40, False),
+        (0, 6, 40, True),
+        (5, 8, 40, True),
+    ],
 )
 def test_partition_desk_matches_the_local_runner(
-    tmp_path: Path, restart_every: int, seed: int, batch: int
+    tmp_path: Path, restart_every: int, seed: int, batch: int, mixed: bool
 ) -> None:
-    """Whether the intake forwards entries one by one or in batches (``batch``), and with
-    restarts from the table alone, the desk publishes what the local runner emits."""
+    """Whether the intake forwards entries one by one or in batches (``batch``), of one
+    partition or several (``mixed``), and with restarts from the table alone, the desk
+    publishes what the local runner emits."""
     rules, pseudo, records, until = _week(tmp_path)
     table = JsonTable()
     desk = PartitionDesk(rules, pseudo, table)
     got: list[tuple[str, bytes, bytes]] = []
-    inputs = _desk_input(pseudo, records, seed, batch)
+    inputs = _desk_input(pseudo, records, seed, batch, mixed)
     for offset, data in enumerate(inputs):
         if restart_every and offset % restart_every == 0:
             desk = PartitionDesk(rules, pseudo, table)  # a restart: state only from the table
@@ -289,3 +311,50 @@ def test_outboxes_of_either_encoding_are_read() -> None:
     assert _decode_outbox(_encode_outbox(messages)) == messages
     hexed = [[topic, key.hex(), value.hex()] for topic, key, value in messages]
     assert _decode_outbox(hexed) == messages
+
+
+def test_an_undo_entry_in_parts_is_undone_whole_after_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An input whose previous values exceed one changelog message stores its undo entry in
+    parts; a crash while the parts, the head or the changes are written still leaves a table
+    the desk recovers from, and the results are replay's."""
+    import streams.faust_runner as runner
+
+    monkeypatch.setattr(runner, "UNDO_PART_BYTES", 1_500)
+    rules, pseudo, records, until = _week(tmp_path)
+    table = CrashingTable()
+    desk = PartitionDesk(rules, pseudo, table)
+    got: list[tuple[str, bytes, bytes]] = []
+    crashed: set[int] = set()
+    inputs = _desk_input(pseudo, records, seed=7, batch=8, mixed=True)
+    offset = 0
+    while offset < len(inputs):
+        if offset % 3 == 1 and offset not in crashed:
+            crashed.add(offset)
+            table.budget = offset % 5  # within the parts, at the head, or in the changes
+        try:
+            got.extend(desk.apply_input(inputs[offset], 0, offset))
+        except Crash:
+            table.budget = None
+            desk = PartitionDesk(rules, pseudo, table)
+            continue
+        table.budget = None
+        offset += 1
+    got.extend(desk.tick(until, 0, 0))
+
+    parts = [key for key in table.data if key.startswith(f"meta{runner.SEP}undo{runner.SEP}")]
+    assert parts, "no input was large enough to need a second undo part"
+    assert len(crashed) >= 10
+    assert _final(_outputs(got)) == _final(_reference(rules, pseudo, records, until))
+
+
+def test_undo_parts_stay_below_their_size() -> None:
+    from streams.faust_runner import _undo_parts
+
+    before = {f"tickets\x1f{n}": {"text": "x" * 300} for n in range(40)} | {"seen\x1fa": None}
+    parts = _undo_parts(before, 2_000)
+    assert len(parts) > 5
+    assert {k: v for part in parts for k, v in part.items()} == before
+    assert all(len(json.dumps(part)) < 2_000 + 400 for part in parts)
+    assert _undo_parts({}, 2_000) == [{}]

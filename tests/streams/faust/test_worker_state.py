@@ -58,3 +58,21 @@ def test_other_stores_are_left_alone(tmp_path: Path, store: str) -> None:
     table = _tables(tmp_path)
     _discard_state_of_an_unclean_stop(_config(tmp_path, store))
     assert table.exists()
+
+
+def test_the_producer_compresses_with_lz4_unless_told_otherwise() -> None:
+    """``SUPPORTSTREAM_KAFKA_COMPRESSION``: LZ4 by default, any codec Kafka clients know, or
+    ``none``; anything else is refused by name before the worker starts."""
+    import aiokafka.codec
+
+    settings, rules, pseudo = Settings.from_env({}), load_rules(RULES), Pseudonymizer.from_text("k")
+
+    def compression(env: dict[str, str]) -> str | None:
+        return WorkerConfig.from_env(settings, rules, pseudo, env).producer_compression
+
+    assert compression({}) == "lz4"
+    assert aiokafka.codec.has_lz4()  # the producer can (cramjam is a dependency)
+    assert compression({"SUPPORTSTREAM_KAFKA_COMPRESSION": "none"}) is None
+    assert compression({"SUPPORTSTREAM_KAFKA_COMPRESSION": "GZIP"}) == "gzip"
+    with pytest.raises(ValueError, match="SUPPORTSTREAM_KAFKA_COMPRESSION='brotli'"):
+        compression({"SUPPORTSTREAM_KAFKA_COMPRESSION": "brotli"})
