@@ -15,6 +15,18 @@ from typing import Final
 
 FieldSpec = tuple[str, str]
 
+# Every incident event carries the whole incident after the change (CONTRACT §7 Incidents).
+_INCIDENT_FIELDS: Final[tuple[FieldSpec, ...]] = (
+    ("incident_id", "string"),
+    ("category", "string"),
+    ("opened_at", "timestamp"),
+    ("closed_at", "timestamp?"),
+    ("tickets", "int"),
+    ("customers", "int"),
+    ("baseline", "double"),
+    ("version", "int"),
+)
+
 EVENT_TYPES: Final[dict[str, tuple[FieldSpec, ...]]] = {
     # A customer contact reached a conversation (every inbound message and call).
     "contact.received": (
@@ -203,36 +215,9 @@ EVENT_TYPES: Final[dict[str, tuple[FieldSpec, ...]]] = {
     ),
     # CONTRACT §7 Incidents. Every incident event carries the incident after the change;
     # opened and closed belong to no ticket, joined to the ticket that joined it.
-    "incident.opened": (
-        ("incident_id", "string"),
-        ("category", "string"),
-        ("opened_at", "timestamp"),
-        ("closed_at", "timestamp?"),
-        ("tickets", "int"),
-        ("customers", "int"),
-        ("baseline", "double"),
-        ("version", "int"),
-    ),
-    "incident.joined": (
-        ("incident_id", "string"),
-        ("category", "string"),
-        ("opened_at", "timestamp"),
-        ("closed_at", "timestamp?"),
-        ("tickets", "int"),
-        ("customers", "int"),
-        ("baseline", "double"),
-        ("version", "int"),
-    ),
-    "incident.closed": (
-        ("incident_id", "string"),
-        ("category", "string"),
-        ("opened_at", "timestamp"),
-        ("closed_at", "timestamp?"),
-        ("tickets", "int"),
-        ("customers", "int"),
-        ("baseline", "double"),
-        ("version", "int"),
-    ),
+    "incident.opened": _INCIDENT_FIELDS,
+    "incident.joined": _INCIDENT_FIELDS,
+    "incident.closed": _INCIDENT_FIELDS,
 }
 
 DEAD_LETTER_FIELDS: Final[tuple[FieldSpec, ...]] = (
