@@ -85,6 +85,7 @@ from streams.faust_port import (
     committed_offset,
     highwater,
     install_fetch_backoff,
+    install_seek_to_start_without_commit,
 )
 from streams.faust_runner import Message, PartitionDesk
 from streams.intake import Entry, Intake, Mark, encode_entries, encode_input
@@ -497,6 +498,7 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     _discard_state_of_an_unclean_stop(config)
     install_fetch_backoff()  # an idle worker must not fetch in a tight loop (faust_port)
+    install_seek_to_start_without_commit()  # nothing fetched during recovery is lost
     app = build_app(config)
     worker = Worker(
         app,

@@ -16,6 +16,11 @@ fails there, by name, rather than as a wrong result under load.
   response; against a broker that answers empty fetches without waiting (noida-db, or Kafka
   with a short ``fetch.max.wait.ms``) an idle consumer spins. A short pause after an empty
   response bounds that.
+* :func:`install_seek_to_start_without_commit`: after a rebalance Faust seeks each partition
+  to its committed offset, and a partition with none keeps whatever position the consumer
+  reached meanwhile; records it fetched during table recovery are then dropped unprocessed
+  (faust-streaming 0.15; faust-streaming#216/#221 are the same family). The patch seeks such
+  a partition to its first offset, as ``auto_offset_reset=earliest`` promises.
 """
 
 from __future__ import annotations
@@ -97,3 +102,55 @@ def install_fetch_backoff(fetcher_class: Any = None, delay_s: float = FETCH_BACK
 
     setattr(proc_fetch_request, _MARK, True)
     fetcher_class._proc_fetch_request = proc_fetch_request
+
+
+_SEEK_MARK = "_supportstream_seek_to_start"
+
+
+def install_seek_to_start_without_commit(consumer_class: Any = None) -> None:
+    """Replace Faust's ``Consumer.perform_seek`` (run once the tables have recovered, before
+    the streams resume) with one that does what it did, then seeks every assigned stream
+    partition the group has no committed offset for (or offset 0) to its earliest offset,
+    forgetting any offset this consumer remembered committing for it. Idempotent.
+
+    Why: during recovery after a rebalance the fetcher keeps fetching the newly assigned
+    partitions and Faust discards what it fetched (its flow is suspended). ``perform_seek``
+    then moves each partition back to its committed offset, but aiokafka's
+    ``seek_to_committed`` skips a partition without one, so its position stays after the
+    discarded records and they are never processed: a raw partition a killed worker had
+    parsed but not committed lost every record (the failover test found it; the desk's merge
+    then waited for that partition for ever). Changelog partitions are left to Faust's
+    recovery, which seeks them itself."""
+    if consumer_class is None:
+        from faust.transport.consumer import Consumer
+
+        consumer_class = Consumer
+    if getattr(consumer_class.perform_seek, _SEEK_MARK, False):
+        return
+
+    async def perform_seek(self: Any) -> None:
+        # Faust 0.15's body, unchanged: positions and read offsets from the committed ones.
+        committed = await self.seek_to_committed()
+        self._read_offset.update(
+            {tp: o if o is not None and o >= 0 else None for tp, o in committed.items()}
+        )
+        self._committed_offset.update(
+            {TP(tp.topic, tp.partition): o or None for tp, o in committed.items() if o is not None}
+        )
+        # The fix: a partition without a committed offset starts at its beginning.
+        by_tp = {(tp.topic, tp.partition): o for tp, o in committed.items()}
+        changelogs = set(self.app.tables.changelog_topics)
+        uncommitted = sorted(
+            tp
+            for tp in self.assignment()
+            if tp.topic not in changelogs and not (by_tp.get((tp.topic, tp.partition)) or 0) > 0
+        )
+        if not uncommitted:
+            return
+        earliest = await self.earliest_offsets(*uncommitted)
+        for tp in uncommitted:
+            self._committed_offset[tp] = None
+            await self.seek(tp, int(earliest.get(tp) or 0))
+
+    setattr(perform_seek, _SEEK_MARK, True)
+    consumer_class.perform_seek = perform_seek

@@ -125,3 +125,61 @@ def test_highwater_is_none_when_the_broker_does_not_answer() -> None:
                 return {tp: 1}
 
     assert asyncio.run(faust_port.highwater(App(), TP("raw", 0), timeout_s=0.05)) is None
+
+
+def test_faust_perform_seek_is_the_body_the_port_replaces() -> None:
+    """The port replaces ``Consumer.perform_seek`` with Faust 0.15's body plus the fix; an
+    upgrade that changes the body must be looked at again."""
+    assert not getattr(Consumer.perform_seek, faust_port._SEEK_MARK, False)  # Faust's own
+    source = inspect.getsource(Consumer.perform_seek)
+    assert "await self.seek_to_committed()" in source
+    assert "read_offset.update(" in source and "self._committed_offset.update(" in source
+    assert source.count("await ") == 1  # nothing else the replacement would have to keep
+
+
+def test_a_partition_without_a_committed_offset_is_sought_to_its_start() -> None:
+    """Raw partition 0 has a committed offset (seeking it is Faust's job); partition 1 has
+    none and its position ran ahead while Faust discarded what it fetched: it goes back to
+    its earliest offset, and a remembered commit for it is forgotten. The changelog is left
+    to recovery."""
+    seeks: list[tuple[TP, int]] = []
+
+    class FakeConsumer:
+        def __init__(self) -> None:
+            self._read_offset: dict[Any, Any] = {}
+            self._committed_offset: dict[TP, Any] = {TP("raw", 1): 124}
+
+            class Tables:
+                changelog_topics: ClassVar[set[str]] = {"desk-changelog"}
+
+            class App:
+                tables = Tables()
+
+            self.app = App()
+
+        async def perform_seek(self) -> None:  # replaced below
+            raise AssertionError
+
+        async def seek_to_committed(self) -> dict[TP, int | None]:
+            return {TP("raw", 0): 40, TP("raw", 1): None, TP("desk-changelog", 0): None}
+
+        def assignment(self) -> set[TP]:
+            return {TP("raw", 0), TP("raw", 1), TP("desk-changelog", 0)}
+
+        async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+            return dict.fromkeys(tps, 3)
+
+        async def seek(self, tp: TP, offset: int) -> None:
+            seeks.append((tp, offset))
+
+    faust_port.install_seek_to_start_without_commit(FakeConsumer)
+    replaced = FakeConsumer.perform_seek
+    faust_port.install_seek_to_start_without_commit(FakeConsumer)  # idempotent
+    assert FakeConsumer.perform_seek is replaced
+
+    consumer = FakeConsumer()
+    asyncio.run(consumer.perform_seek())
+
+    assert seeks == [(TP("raw", 1), 3)]
+    assert consumer._committed_offset == {TP("raw", 0): 40, TP("raw", 1): None}
+    assert consumer._read_offset[TP("raw", 0)] == 40
