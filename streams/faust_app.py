@@ -331,7 +331,9 @@ def build_app(config: WorkerConfig) -> faust.App:
         async for event in stream.events():
             message = event.message
             partition = message.partition
-            desk = host.desk(partition, table)
+            desk = host.desks.get(partition)
+            if desk is None:
+                desk = await _take_desk(config, host, partition, table, input_name)
             if message.topic == input_name:
                 await _catch_up(app, config, desk, message, publish)
                 published = desk.apply_input(event.value, partition, message.offset)
@@ -388,6 +390,33 @@ def build_app(config: WorkerConfig) -> faust.App:
 
     _ = (intake_agent, desk_agent, on_revoked, wall_clock)
     return app
+
+
+async def _take_desk(
+    config: WorkerConfig, host: _Host, partition: int, table: Any, input_name: str
+) -> PartitionDesk:
+    """Build the desk of ``partition`` from the recovered table and read back, from
+    ``desk-input``, the entries its merge had waiting (the table lists them; they are not
+    stored twice). Entries ``desk-input`` no longer holds are logged as lost and the desk
+    goes on."""
+    desk = host.desk(partition, table)
+    span = desk.restore_range(partition)
+    if span is None:
+        return desk
+    start, stop = span
+    messages = await asyncio.to_thread(
+        _read_range, config.settings.kafka_bootstrap, input_name, partition, start, stop
+    )
+    lost = desk.restore_waiting(messages)
+    log.info("desk merge restored", partition=partition, read=len(messages), start=start, stop=stop)
+    if lost:
+        log.error(
+            "desk-input no longer holds entries the desk had waiting; going on without them",
+            partition=partition,
+            lost=len(lost),
+            first=lost[0],
+        )
+    return desk
 
 
 async def _catch_up(

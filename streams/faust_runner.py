@@ -270,7 +270,8 @@ DESK_STORES: tuple[str, ...] = (
 (key ``"state"``), ``progress`` (per input stream, ``in:P`` or ``tick:P``, the next offset not
 yet applied), ``outbox`` (what each of the last ``OUTBOX_WINDOW`` inputs published), and the
 merge of the raw partitions (``streams.sequencer``): ``intake`` (per raw partition its next
-offset and frontier) and ``buffer`` (the entries waiting for the other partitions)."""
+offset and frontier, and which entries wait: they are read back from ``desk-input`` when the
+desk is built) and ``buffer`` (where an earlier release kept the waiting entries)."""
 
 OUTBOX_WINDOW = 50_000
 """Inputs whose published messages are kept, to publish them again if they are redelivered.
@@ -395,8 +396,10 @@ class PartitionDesk:
     previous values before doing anything else (:meth:`_recover`), and the input, whose offset
     was never committed, is delivered again and applied once. ``progress`` (written with the
     input's changes) makes an input whose changes *are* complete a no-op when it is
-    redelivered (:meth:`_input` skips offsets below it). The merge's buffer and partition
-    frontiers are stores of the same table, so they are part of each input's transaction.
+    redelivered (:meth:`_input` skips offsets below it). The merge's partition frontiers and
+    its list of waiting entries are a store of the same table, so they are part of each
+    input's transaction; the waiting entries themselves are read back from ``desk-input``
+    when a desk is built (:meth:`restore_range`, :meth:`restore_waiting`).
     """
 
     def __init__(
@@ -495,10 +498,33 @@ class PartitionDesk:
                 self._runner.dead_letter(DeadLetter(at, "", str(exc), "", ref))
                 return
             for message in messages:
-                for entry in self.merge.accept(message):
+                for entry in self.merge.accept(message, offset):
                     self._runner.apply_parsed(entry.at, entry.items, _constant(entry.record))
 
         return self._input(f"in:{partition}", offset, apply)
+
+    def restore_range(self, partition: int) -> tuple[int, int] | None:
+        """The ``desk-input`` offsets [start, stop) to read back into the merge
+        (:meth:`restore_waiting`) before this desk applies anything, or None. The merge keeps
+        its waiting entries in memory; the table lists which they are."""
+        start = self.merge.restore_from()
+        stop = self.next_offset(f"in:{partition}")
+        if start is None or stop is None:
+            return None
+        return start, stop
+
+    def restore_waiting(self, messages: Iterable[tuple[int, bytes]]) -> list[str]:
+        """Read back the waiting entries from the ``desk-input`` messages (offset, value) of
+        :meth:`restore_range`. Returns the ``P:O`` slots of entries still missing after them
+        (given up, so the desk goes on; the caller logs them as lost)."""
+        for offset, data in messages:
+            try:
+                decoded = decode_inputs(data)
+            except IntakeError:
+                continue  # a dead letter when it was first applied; nothing waits from it
+            for message in decoded:
+                self.merge.restore(offset, message)
+        return self.merge.abandon_restore()
 
     def tick(self, now: Millis, partition: int, offset: int) -> list[Message]:
         """Event time moves to ``now`` (the wall clock), no further than the merge allows:
@@ -521,6 +547,7 @@ class PartitionDesk:
             # writes each fact once).
             return [m for part in _outbox_parts(outbox, f"{stream}:{offset}") for m in part]
         apply()
+        self.merge.checkpoint()
         messages = list(input_messages(self._outputs))
         self._outputs.clear()
         self.stores["progress"][stream] = offset + 1

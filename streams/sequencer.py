@@ -32,10 +32,14 @@ nothing that precedes it can still come. A partition not heard from yet holds ev
 * **Timers** may fire up to just before the lowest frontier (:meth:`Merge.fire_bound`): every
   record before that instant has been applied, exactly as replay fires them.
 
-The merge's state lives in two mappings the desk keeps in its Faust table (so it is in the
-changelog, committed with each input): per partition its next offset and frontier, and the
-buffer of entries waiting. The buffer's order is an in-memory heap, rebuilt when the desk is
-built (after a restart or a rebalance).
+The merge's durable state is one mapping the desk keeps in its Faust table (so it is in the
+changelog, committed with each input): per partition its next offset and frontier, and which
+entries wait (``WAITING``: each one's partition and offset, and the first ``desk-input``
+offset holding one of them). The waiting entries themselves are kept in memory only: they are
+in ``desk-input`` already, and a desk built anew (a restart, a rebalance) reads those inputs
+again and takes back exactly the entries listed (:meth:`Merge.restore`). Writing each entry to
+the changelog when it arrived and deleting it when it was applied was a third of the desk's
+changelog messages. Entries an earlier release kept in the table's ``buffer`` are still read.
 """
 
 from __future__ import annotations
@@ -45,39 +49,75 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from processors.model import Millis
-from streams.intake import Entry, Key, Mark, entry_from_json, entry_to_json
+from streams.intake import Entry, Key, Mark, entry_from_json
 
 COUNT = "count"
 """Key of the number of raw partitions (the largest the intake has reported) in ``partitions``."""
 
+WAITING = "waiting"
+"""Key of the waiting entries in ``partitions``: ``{"from": O, "slots": [[P, O], ...]}``, the
+first ``desk-input`` offset to read again and the (raw partition, raw offset) of each entry."""
+
 
 class Merge:
     """The desk's reorder buffer over ``partitions`` (``"P"`` -> ``{"next", "frontier"}``,
-    and ``COUNT``) and ``buffer`` (``"P:O"`` -> an entry as JSON)."""
+    ``COUNT`` and ``WAITING``); ``buffer`` is where an earlier release kept waiting entries
+    (``"P:O"`` -> an entry as JSON), read and emptied as they are applied."""
 
     def __init__(
-        self, partitions: MutableMapping[str, Any], buffer: MutableMapping[str, Any]
+        self,
+        partitions: MutableMapping[str, Any],
+        buffer: MutableMapping[str, Any] | None = None,
     ) -> None:
         self.partitions = partitions
-        self.buffer = buffer
-        # The entries accepted since this merge was built, as objects: the buffer holds them
-        # as JSON (for the table), and decoding that again on release was a tenth of the
-        # merge's cost. After a restart they are decoded from the buffer once, here.
+        self.buffer: MutableMapping[str, Any] = {} if buffer is None else buffer
         self._entries: dict[str, Entry] = {}
+        # The desk-input offset each waiting entry came in; those read from ``buffer`` are
+        # in the table already (``_legacy``).
+        self._sources: dict[str, int] = {}
+        self._legacy: set[str] = set()
         self._heap: list[tuple[Key, str]] = []
-        for name in list(buffer):
-            entry = entry_from_json(buffer[name])
-            self._entries[name] = entry
-            self._heap.append((entry.key, name))
-        heapq.heapify(self._heap)
+        for name in list(self.buffer):
+            entry = entry_from_json(self.buffer[name])
+            self._legacy.add(self._insert(entry, 0))
+        waiting = partitions.get(WAITING) or {"from": None, "slots": []}
+        self._to_restore = {f"{p}:{o}" for p, o in waiting["slots"]}
+        self._restore_from: int | None = waiting["from"] if self._to_restore else None
+        self._written: dict[str, Any] = dict(waiting)
 
     @property
     def pending(self) -> int:
-        """Entries waiting for the other partitions."""
-        return len(self._heap)
+        """Entries waiting for the other partitions (those still to be read back included)."""
+        return len(self._heap) + len(self._to_restore)
 
-    def accept(self, message: Entry | Mark) -> list[Entry]:
-        """Take one ``desk-input`` message; return the entries it lets through, in order."""
+    def restore_from(self) -> int | None:
+        """The first ``desk-input`` offset :meth:`restore` needs, or None if nothing waits."""
+        return self._restore_from
+
+    def restore(self, source: int, message: Entry | Mark) -> None:
+        """Take back a waiting entry from ``desk-input`` message ``source``, read again after
+        the desk was built; anything else (applied entries, duplicates, marks) is ignored."""
+        if isinstance(message, Mark):
+            return
+        slot = f"{message.partition}:{message.offset}"
+        if slot in self._to_restore:
+            self._to_restore.discard(slot)
+            self._insert(message, source)
+        if not self._to_restore:
+            self._restore_from = None
+
+    def abandon_restore(self) -> list[str]:
+        """Give up the waiting entries not read back (``desk-input`` no longer holds them:
+        retention passed); returns their ``P:O`` slots, for the error the caller logs."""
+        lost = sorted(self._to_restore)
+        self._to_restore.clear()
+        self._restore_from = None
+        return lost
+
+    def accept(self, message: Entry | Mark, source: int | None = None) -> list[Entry]:
+        """Take one ``desk-input`` message (``source``: its offset in ``desk-input``; unknown,
+        a restore would read ``desk-input`` from its start); return the entries it lets
+        through, in order."""
         count = max(int(self.partitions.get(COUNT, 0)), message.partitions)
         if count != self.partitions.get(COUNT):
             self.partitions[COUNT] = count
@@ -94,14 +134,25 @@ class Merge:
                 return []  # forwarded again after a restart; applied or waiting already
             state["next"] = message.offset + 1
             bound = message.key
-            slot = f"{message.partition}:{message.offset}"
-            self.buffer[slot] = entry_to_json(message)
-            self._entries[slot] = message
-            heapq.heappush(self._heap, (message.key, slot))
+            self._insert(message, 0 if source is None else source)
         if state["frontier"] is None or bound > tuple(state["frontier"]):
             state["frontier"] = list(bound)
         self.partitions[name] = state
         return self._release()
+
+    def checkpoint(self) -> None:
+        """Record which entries wait (``WAITING``), once per input, if that changed."""
+        kept = [slot for slot in self._entries if slot not in self._legacy]
+        slots = [[e.partition, e.offset] for e in (self._entries[slot] for slot in kept)]
+        slots.extend([int(p), int(o)] for p, o in (s.split(":") for s in self._to_restore))
+        slots.sort()
+        sources = [self._sources[slot] for slot in kept]
+        if self._restore_from is not None:
+            sources.append(self._restore_from)
+        value = _waiting_value(min(sources) if slots else None, sorted(slots))
+        if value != self._written:
+            self.partitions[WAITING] = value
+            self._written = value
 
     def frontier(self) -> Key | None:
         """The lowest partition frontier: every entry still to come has a key at or above it.
@@ -126,11 +177,35 @@ class Merge:
         lowest = self.frontier()
         return None if lowest is None else lowest[0] - 1
 
+    def _insert(self, entry: Entry, source: int) -> str:
+        slot = f"{entry.partition}:{entry.offset}"
+        self._entries[slot] = entry
+        self._sources[slot] = source
+        heapq.heappush(self._heap, (entry.key, slot))
+        return slot
+
     def _release(self) -> list[Entry]:
+        if self._to_restore:
+            # Entries of the table not read back yet may come first: nothing goes before them.
+            raise MergeNotRestored(
+                f"{len(self._to_restore)} waiting entries from desk-input offset "
+                f"{self._restore_from} on have not been read back (Merge.restore)"
+            )
         lowest = self.frontier()
         released: list[Entry] = []
         while self._heap and lowest is not None and self._heap[0][0] <= lowest:
             _, slot = heapq.heappop(self._heap)
             released.append(self._entries.pop(slot))
-            del self.buffer[slot]
+            del self._sources[slot]
+            if slot in self._legacy:
+                self._legacy.discard(slot)
+                del self.buffer[slot]
         return released
+
+
+class MergeNotRestored(RuntimeError):
+    """The merge was asked to release entries before its waiting ones were read back."""
+
+
+def _waiting_value(start: int | None, slots: list[list[int]]) -> dict[str, Any]:
+    return {"from": start, "slots": slots}
