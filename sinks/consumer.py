@@ -64,6 +64,9 @@ TopicPartition = tuple[str, int]
 IDLE_POLL_S = 0.05
 """How long the sink sleeps after a poll that brought nothing (the latency it adds)."""
 
+JOIN_POLL_MS = 200
+"""How long one poll may wait while the sink joins its group (``KafkaSource.poll``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
@@ -364,17 +367,33 @@ class KafkaSource:
         # empty; a broker that answers an empty fetch at once (noida-db; Kafka itself when
         # fetch.max.wait.ms is short) makes that a busy loop, which cost an idle sink most of
         # a core. So poll without waiting, and sleep between polls that bring nothing.
+        #
+        # Joining the group (at start, after a rebalance) is the exception: kafka-python moves
+        # a join forward only inside a poll, and a poll of 0 ms started a join it then gave
+        # up, again and again: a new sink took 10 s or more to receive anything while the
+        # broker spent half a core on join requests. Until it has its partitions, the sink
+        # polls patiently.
         deadline = time.monotonic() + timeout_s
         while True:
-            batches = self._consumer.poll(timeout_ms=0, max_records=max_records)
+            wait_ms = JOIN_POLL_MS if self._joining() else 0
+            batches = self._consumer.poll(timeout_ms=wait_ms, max_records=max_records)
             if batches or time.monotonic() >= deadline:
                 break
-            time.sleep(IDLE_POLL_S)
+            if not wait_ms:
+                time.sleep(IDLE_POLL_S)
         out: list[SourceRecord] = []
         for tp, messages in batches.items():
             name = self._logical[tp.topic]
             out.extend(SourceRecord(name, tp.partition, m.offset, m.value) for m in messages)
         return out
+
+    def _joining(self) -> bool:
+        """Whether the consumer has no partitions yet or its group asks it to join again."""
+        if not self._consumer.assignment():
+            return True
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        need_rejoin = getattr(coordinator, "need_rejoin", None)
+        return bool(need_rejoin()) if callable(need_rejoin) else False
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         self._consumer.commit(
