@@ -102,10 +102,15 @@ DESK_PARTITIONS = 1
 
 DESK_KEY = b"desk"
 
-INTAKE_BATCH = 100
+INTAKE_BATCH = 500
 """Raw messages the intake parses per batch, and so at most the entries of one desk-input
-message (the message stays well below Kafka's 1 MB; its table transaction's undo entry and
-outbox are stored in parts that do too, ``streams.faust_runner``)."""
+message. The desk applies each desk-input message as one transaction of its table, and a key
+changed several times within one is written once: larger inputs, fewer changelog messages
+(100 wrote a fifth more of them; docs/PRODUCTION.md)."""
+
+DESK_INPUT_BYTES = 512 * 1024
+"""The most one desk-input message holds (JSON); a batch above it is split, so the message
+stays well below Kafka's 1 MB (its undo entry is stored in parts, ``streams.faust_runner``)."""
 
 PRODUCER_BATCH_BYTES = 256 * 1024
 """The Kafka producer's batch per partition (aiokafka's default is 16 KiB)."""
@@ -126,6 +131,16 @@ DESK_INPUT = Topic(
 
 TICKS = Topic("desk-ticks", "desk partition", "-", DESK_PARTITIONS, 3600 * 1000)
 """Wall-clock ticks for the desk; an hour of them is plenty (they are idempotent)."""
+
+
+def desk_input_messages(entries: list[Entry], limit: int = DESK_INPUT_BYTES) -> list[bytes]:
+    """``entries`` as desk-input messages of at most ``limit`` bytes each (halved until they
+    fit; one entry alone is what it is: a raw message is below 1 MB, and its entry too)."""
+    value = encode_entries(entries)
+    if len(value) <= limit or len(entries) == 1:
+        return [value]
+    half = len(entries) // 2
+    return desk_input_messages(entries[:half], limit) + desk_input_messages(entries[half:], limit)
 
 
 def production_topics() -> tuple[Topic, ...]:
@@ -293,12 +308,17 @@ def build_app(config: WorkerConfig) -> faust.App:
     output_names = {name: topic.get_topic_name() for name, topic in outputs.items()}
     producer = app.producer
 
-    async def publish(messages: list[Message]) -> None:
-        # Handed to the Kafka producer, which batches them (linger); not awaited one by one.
-        # Delivery is awaited where it matters: Faust flushes the producer before it commits
-        # the input's offset (processing_guarantee at_least_once).
-        for topic, key, value in messages:
+    async def deliver(messages: list[Message]) -> None:
+        # Handed to the Kafka producer, which batches them (linger), then awaited together:
+        # the desk commits an input to its table only once everything it publishes is on
+        # the broker (acks=all), so an input the table calls applied never needs publishing
+        # again (``PartitionDesk.commit``).
+        pending = [
             await producer.send(output_names[topic], key, value, None, None, None)
+            for topic, key, value in messages
+        ]
+        if pending:
+            await asyncio.gather(*pending)
 
     @app.agent(raw, name="intake")
     async def intake_agent(stream: Any) -> None:
@@ -320,7 +340,8 @@ def build_app(config: WorkerConfig) -> faust.App:
                 )
                 lanes.setdefault(message.partition, []).append(entry)
             for partition, entries in lanes.items():
-                await desk_input.send(key=DESK_KEY, value=encode_entries(entries), partition=0)
+                for value in desk_input_messages(entries):
+                    await desk_input.send(key=DESK_KEY, value=value, partition=0)
                 if config.metrics is not None:
                     config.metrics.observe_intake(partition, len(entries))
             host.last_activity = time.monotonic()
@@ -335,16 +356,24 @@ def build_app(config: WorkerConfig) -> faust.App:
             if desk is None:
                 desk = await _take_desk(config, host, partition, table, input_name)
             if message.topic == input_name:
-                await _catch_up(app, config, desk, message, publish)
-                published = desk.apply_input(event.value, partition, message.offset)
+                await _catch_up(app, config, desk, message, deliver)
+                published = desk.prepare_input(event.value, partition, message.offset)
             else:
                 now = int(event.value.decode())
-                published = desk.tick(now, partition, message.offset)
+                published = desk.prepare_tick(now, partition, message.offset)
             if published:
                 host.last_activity = time.monotonic()
             if config.metrics is not None:
                 config.metrics.observe_merge(desk.merge.pending)
-            await publish(published)
+            try:
+                await deliver(published)
+            except BaseException:
+                # Not delivered, so not committed: the desk's memory is ahead of its table.
+                # The next desk is built from the table, and its catch-up reads this input
+                # again from desk-input (``_catch_up``).
+                host.desks.pop(partition, None)
+                raise
+            desk.commit()
             # The input's table writes are changelog messages in Faust's producer buffer. Its
             # offset may be committed once this iteration ends, and Faust's flush before a
             # commit gives up on that buffer after 0.1 s without a send: so wait here until
@@ -424,7 +453,7 @@ async def _catch_up(
     config: WorkerConfig,
     desk: PartitionDesk,
     message: Any,
-    publish: Any,
+    deliver: Any,
 ) -> None:
     """Apply the ``desk-input`` messages between the desk's own position and ``message``.
 
@@ -464,7 +493,8 @@ async def _catch_up(
             table_offset=expected,
         )
     for offset, value in missing:
-        await publish(desk.apply_input(value, tp.partition, offset))
+        await deliver(desk.prepare_input(value, tp.partition, offset))
+        desk.commit()
         await changelog_handed_over(app)
 
 

@@ -485,9 +485,18 @@ class PartitionDesk:
         return None if value is None else int(value)
 
     def apply_input(self, data: bytes, partition: int, offset: int) -> list[Message]:
+        """:meth:`prepare_input` and :meth:`commit` at once (the caller publishes the
+        messages after the input is committed: for tests and benchmarks, not a worker)."""
+        messages = self.prepare_input(data, partition, offset)
+        self.commit()
+        return messages
+
+    def prepare_input(self, data: bytes, partition: int, offset: int) -> list[Message]:
         """One ``desk-input`` message: its entries (or its mark) go into the merge, and every
         entry the merge lets through is applied, in order, as ``replay`` applies a record.
-        The whole message is one transaction of the table (below)."""
+        Returns what it publishes; its table writes wait for :meth:`commit`, which the worker
+        calls once those messages are delivered. The whole message is one transaction of
+        the table (below)."""
 
         def apply() -> None:
             try:
@@ -501,7 +510,7 @@ class PartitionDesk:
                 for entry in self.merge.accept(message, offset):
                     self._runner.apply_parsed(entry.at, entry.items, _constant(entry.record))
 
-        return self._input(f"in:{partition}", offset, apply)
+        return self._prepare(f"in:{partition}", offset, apply)
 
     def restore_range(self, partition: int) -> tuple[int, int] | None:
         """The ``desk-input`` offsets [start, stop) to read back into the merge
@@ -527,38 +536,48 @@ class PartitionDesk:
         return self.merge.abandon_restore()
 
     def tick(self, now: Millis, partition: int, offset: int) -> list[Message]:
+        """:meth:`prepare_tick` and :meth:`commit` at once (as :meth:`apply_input`)."""
+        messages = self.prepare_tick(now, partition, offset)
+        self.commit()
+        return messages
+
+    def prepare_tick(self, now: Millis, partition: int, offset: int) -> list[Message]:
         """Event time moves to ``now`` (the wall clock), no further than the merge allows:
         fire every timer due by then. Idempotent: a tick repeated, or older than time
-        already reached, fires nothing."""
+        already reached, fires nothing. Committed by :meth:`commit`."""
 
         def apply() -> None:
             bound = self.merge.fire_bound()
             if bound is not None:
                 self._runner.advance_to(min(now, bound), inclusive=True)
 
-        return self._input(f"tick:{partition}", offset, apply)
+        return self._prepare(f"tick:{partition}", offset, apply)
 
-    def _input(self, stream: str, offset: int, apply: Callable[[], None]) -> list[Message]:
+    def commit(self) -> None:
+        """Write the prepared input's transaction to the table. Called once its messages are
+        delivered: an input the table says is applied has published everything, so a
+        redelivered one publishes nothing again (no outbox to keep)."""
+        self._commit()
+
+    def _prepare(self, stream: str, offset: int, apply: Callable[[], None]) -> list[Message]:
         applied = self.next_offset(stream)
         outbox = self.stores["outbox"]
         if applied is not None and offset < applied:
-            # Delivered again after a crash: its effects are in the table already; what it
-            # published may not have reached the broker, so publish it again (the sink
-            # writes each fact once).
+            # Delivered again after a crash: its effects are in the table already, and its
+            # messages were delivered before it was committed. An input an earlier release
+            # committed kept them in its outbox instead: publish those again.
             return [m for part in _outbox_parts(outbox, f"{stream}:{offset}") for m in part]
         apply()
         self.merge.checkpoint()
         messages = list(input_messages(self._outputs))
         self._outputs.clear()
         self.stores["progress"][stream] = offset + 1
-        for number, part in enumerate(_chunks(messages, OUTBOX_PART_BYTES)):
-            outbox[_outbox_key(f"{stream}:{offset}", number)] = _encode_outbox(part)
+        # Outboxes an earlier release wrote expire as they did.
         expired = f"{stream}:{offset - OUTBOX_WINDOW}"
         number = 0
         while (key := _outbox_key(expired, number)) in outbox:
             del outbox[key]
             number += 1
-        self._commit()
         return messages
 
     def _commit(self) -> None:

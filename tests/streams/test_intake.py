@@ -563,3 +563,17 @@ def test_a_corrupted_field_gives_intake_error_or_a_message(
     except IntakeError:
         return
     assert isinstance(decoded, Entry | Mark)
+
+
+def test_a_large_intake_batch_is_split_into_desk_input_messages_below_the_limit() -> None:
+    from streams.faust_app import desk_input_messages
+    from streams.intake import decode_inputs, encode_entries
+
+    entries = [_entry(name) for name in RECORDS] * 20
+    limit = 6_000
+    values = desk_input_messages(entries, limit)
+
+    assert len(values) > 1
+    assert all(len(value) <= limit for value in values)
+    assert [m for value in values for m in decode_inputs(value)] == entries
+    assert desk_input_messages(entries) == [encode_entries(entries)]  # 512 KiB: one message
