@@ -50,7 +50,6 @@ KEY = "bench-production-key"
 START = "2026-03-02T00:00:00+03:00"
 BEGIN = "<!-- bench_production: begin -->"
 END = "<!-- bench_production: end -->"
-IDLE_S = 3.0  # --exit-when-idle of the measured processes (after the last row, not timed)
 SINK_TABLES = ("events", "tickets", "sla_metrics", "dead_letters")
 OUTPUT_TOPICS = ("domain-events", "ticket-state", "sla-state", "dead-letters")
 
@@ -311,25 +310,56 @@ def _flushes(log: Path) -> tuple[float, int]:
     return last, rows
 
 
+def _workers_caught_up(deployment: Deployment) -> bool:
+    """Whether the workers' group has committed ``raw-contacts`` and ``desk-input`` to their
+    ends: every raw message parsed and forwarded, every desk input applied."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=deployment.env["SUPPORTSTREAM_KAFKA_BOOTSTRAP"],
+        group_id=deployment.env["SUPPORTSTREAM_CONSUMER_GROUP"],
+        enable_auto_commit=False,
+    )
+    try:
+        tps = [
+            TopicPartition(f"{deployment.prefix}{name}", partition)
+            for name in ("raw-contacts", "desk-input")
+            for partition in consumer.partitions_for_topic(f"{deployment.prefix}{name}") or ()
+        ]
+        ends = consumer.end_offsets(tps)
+        return bool(tps) and all((consumer.committed(tp) or 0) >= ends[tp] for tp in tps)
+    finally:
+        consumer.close(autocommit=False)
+
+
 def _drain(
     deployment: Deployment, workers: list[Child], sink: Child, timeout_s: float, started: float
 ) -> tuple[float, int]:
-    """Wait until the workers have exited (they stop when idle) and the sink has committed
-    every output message; then stop the sink. The seconds from ``started`` (wall clock) to
-    the sink's last flush, and the rows it wrote."""
+    """Wait until the workers have applied everything (their group's offsets are at the ends
+    of raw-contacts and desk-input) and the sink has committed every output message, three
+    checks in a row, a second apart, with no flush in between; then stop them all (SIGTERM).
+    The workers are not asked to exit by themselves: when one of two leaves, the test broker
+    can leave the other rejoining for ever. Returns the seconds from ``started`` (wall clock)
+    to the sink's last flush, and the rows it wrote."""
     deadline = time.monotonic() + timeout_s
-    while True:
+    settled = 0
+    while settled < 3:
         time.sleep(1.0)
         if sink.reap(block=False):
             raise RuntimeError(f"the sink exited early ({sink.code})\n{deployment.logs()}")
-        if all(child.reap(block=False) for child in workers):
-            last, _ = _flushes(sink.log)
-            if last and time.time() - last > 1.5 and _sink_caught_up(deployment):
-                break
+        if any(child.reap(block=False) for child in workers):
+            raise RuntimeError(f"a worker exited early\n{deployment.logs()}")
+        last, _ = _flushes(sink.log)
+        done = (
+            bool(last)
+            and time.time() - last > 1.5
+            and (not workers or _workers_caught_up(deployment))
+            and _sink_caught_up(deployment)
+        )
+        settled = settled + 1 if done else 0
         if time.monotonic() > deadline:
             raise RuntimeError(f"not finished within {timeout_s} s\n{deployment.logs()}")
-    sink.process.send_signal(signal.SIGTERM)
-    sink.reap(block=True)
+    deployment.stop_all()
     bad = [c.code for c in deployment.children if c.code != 0]
     if bad:
         raise RuntimeError(f"a process exited with {bad}\n{deployment.logs()}")
@@ -381,16 +411,7 @@ def measure_production(
     """Workers and one sink over the published week: from the workers' start to the last row."""
     broker_before = broker.cpu()
     started = time.time()
-    worker_children = [
-        deployment.start(
-            "worker",
-            "--rules",
-            str(RULES),
-            "--exit-when-idle",
-            str(IDLE_S if workers == 1 else IDLE_S + 30),  # a rebalance first
-        )
-        for _ in range(workers)
-    ]
+    worker_children = [deployment.start("worker", "--rules", str(RULES)) for _ in range(workers)]
     sink = deployment.start("sink")
     wall, rows = _drain(deployment, worker_children, sink, timeout_s, started)
     label = "one worker" if workers == 1 else f"{workers} workers"
@@ -398,8 +419,8 @@ def measure_production(
         f"production path, {label}",
         f"{label} (`supportstream worker`: intake, merge, desk, outputs) and one "
         "`supportstream sink` into chdb, from the workers' start to the end of the sink's "
-        "last insert; publishing, and the idle wait before the processes exit, not included "
-        "(their CPU seconds are)",
+        "last insert; publishing not included; the processes are stopped (SIGTERM) once "
+        "everything is applied and stored, and their CPU seconds include the wait for that",
         records,
         wall,
         sum(c.cpu_s for c in worker_children) + sink.cpu_s,

@@ -1,11 +1,19 @@
 """The end-to-end production benchmark's report: its ratios and its section of BENCHMARKS.md.
-(The measurement itself needs a broker and minutes; `python -m loadtest.bench_production`.)"""
+The full measurement takes minutes (`python -m loadtest.bench_production`); a small week runs
+it here end to end."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from loadtest.bench_production import BEGIN, END, Figure, Report, render, write_section
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _report() -> Report:
@@ -54,3 +62,40 @@ def test_the_section_replaces_its_old_self_and_keeps_the_rest(tmp_path: Path) ->
     fresh = tmp_path / "NEW.md"
     write_section(fresh, render(_report()))
     assert fresh.read_text().startswith(BEGIN)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_benchmark_measures_every_path_on_a_small_week(tmp_path: Path) -> None:
+    """The real benchmark, on a day of 40 tickets: a broker, replay, the raw copy, one worker
+    and then two (both stopped by the benchmark once everything is applied and stored, not
+    left to exit by themselves), the sink alone and the raw insert, all measured."""
+    out, figures = tmp_path / "BENCHMARKS.md", tmp_path / "figures.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtest.bench_production",
+            "--tickets",
+            "40",
+            "--days",
+            "1",
+            "--timeout",
+            "150",
+            "--out",
+            str(out),
+            "--json",
+            str(figures),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    measured = json.loads(figures.read_text())
+    assert set(measured) == {"replay", "copy", "one", "two", "sink", "insert"}
+    records = measured["replay"]["records"]
+    assert records > 100 and all(f["records"] == records for f in measured.values())
+    assert measured["one"]["rows"] > records and measured["two"]["rows"] > records
+    assert "not measured" not in out.read_text()
