@@ -24,6 +24,7 @@ from processors.model import Millis
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ONE_MS: Final = dt.timedelta(milliseconds=1)
+_EPOCH_ORDINAL: Final = dt.date(1970, 1, 1).toordinal()
 
 MIN_INSTANT: Final[Millis] = (dt.datetime(1900, 1, 1, tzinfo=dt.UTC) - _EPOCH) // _ONE_MS
 """1900-01-01T00:00:00.000Z, the first instant ``DateTime64(3)`` stores."""
@@ -48,6 +49,31 @@ def parse_rfc3339(text: str) -> Millis:
     match = _RFC3339.fullmatch(text)
     if match is None:
         raise ValueError(f"{_quote(text)} is not an rfc 3339 timestamp (yyyy-mm-ddThh:mm:ss±hh:mm)")
+    year, month, day, hour, minute, second, fraction, utc, sign, off_hour, off_minute = (
+        match.groups()
+    )
+    # The usual case (a valid time of day, an offset below a day, a year well inside the
+    # stored range) in integer arithmetic without building a datetime and a timezone per
+    # record; anything else takes the general path below, with its messages.
+    if (
+        "1900" < year < "2299"
+        and hour < "24"
+        and minute < "60"
+        and second < "60"
+        and (utc is not None or (off_hour is not None and off_hour < "24" and off_minute < "60"))
+    ):
+        try:
+            days = dt.date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
+        except ValueError:
+            pass
+        else:
+            seconds = ((days * 24 + int(hour)) * 60 + int(minute)) * 60 + int(second)
+            if utc is None:
+                offset_seconds = (int(off_hour) * 60 + int(off_minute)) * 60
+                seconds = seconds - offset_seconds if sign == "+" else seconds + offset_seconds
+            ms = seconds * 1000 + (int(fraction[:3].ljust(3, "0")) if fraction else 0)
+            if in_range(ms):
+                return ms
     if match["utc"] is None and match["sign"] is None:
         raise ValueError(
             f"{_quote(text)} has no utc offset; rfc 3339 requires one (e.g. Z or +03:00)"

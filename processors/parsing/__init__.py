@@ -131,12 +131,21 @@ def load_json_text(text: str) -> Any:
     everything and slip through every range check. Half of a surrogate pair, which JSON can
     escape (``"\\ud83d"``, a truncated emoji) but no UTF-8 text can hold, becomes U+FFFD:
     kept, it would make every later encoding of the text fail (a warehouse insert, a topic)."""
-    value = json.loads(text, parse_constant=_refuse_constant)
+    if text.startswith("\ufeff"):  # as json.loads refuses it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    value = _DECODER.decode(text)
     if "\\u" in text and _SURROGATE_ESCAPE.search(text):  # `in` first: a fast scan of long lines
         value = _without_surrogates(value)
     return value
 
 
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"invalid json: {name} is not a json value")
+
+
+# One decoder for every line: json.loads with an option builds a new decoder (and its scanner)
+# per call.
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
@@ -149,10 +158,6 @@ def _without_surrogates(value: Any) -> Any:
     if isinstance(value, dict):
         return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
     return value
-
-
-def _refuse_constant(name: str) -> object:
-    raise ValueError(f"invalid json: {name} is not a json value")
 
 
 def parse_record(record: RawRecord, pseudo: Pseudonymizer, mask: Mask) -> list[Parsed]:

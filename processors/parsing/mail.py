@@ -103,7 +103,7 @@ def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
         raise Reject(
             f"field payload must be a string holding an rfc 5322 message, got {json_type(raw)}"
         )
-    if not raw.strip():
+    if not raw or raw.isspace():  # as `not raw.strip()`, without copying the message
         raise Reject("field payload holds an empty e-mail")
     message = _parse_mime(raw)
     headers = _first_values(message)
@@ -263,6 +263,8 @@ def _first_values(message: Message | _Part) -> dict[str, str]:
     """Each header's first value exactly as the mail holds it (folding line breaks included),
     by lower-cased name, without the policy's parsing (which threading ids do not need and
     which can fail on malformed input)."""
+    if isinstance(message, _Part):  # already read so, by _Part.read
+        return message.first_values
     first: dict[str, str] = {}
     for key, value in message.raw_items():
         first.setdefault(key.lower(), str(value))
@@ -311,6 +313,7 @@ _HEADER_LINES: Final = re.compile(
     r"([\041-\071\073-\176]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n|([^\n]*\n)"
 )
 _BLANK_LINE: Final = re.compile(r"\n\r?\n")
+_BARE_CR: Final = re.compile(r"\r(?!\n)")
 _PLAIN_CONTENT_TYPE: Final = re.compile(
     r"[ \t]*[^;\s\"]+"
     r"(?:[ \t]*;[ \t]*[A-Za-z0-9_.-]+=(?:\"[^\"\\;*()<>\r\n]*\"|[^\";\\*()<>\s]*)[ \t]*)*;?[ \t]*"
@@ -324,7 +327,7 @@ def _parse_mime(raw: str) -> Message | _Part:
     (its parts are then cut lazily, as the body is looked for), else the standard library's
     feed parser's whole tree (``compat32``)."""
     # A bare CR ends a line for the feed parser; _Part only knows LF and CRLF line ends.
-    if raw.count("\r") == raw.count("\r\n"):
+    if _BARE_CR.search(raw) is None:
         part = _Part.read(raw, 0, top=True)
         if part is not None:
             return part
@@ -370,6 +373,11 @@ class _Part:
                 return None
             first.setdefault(name.lower(), value)
         return cls(first, text[blank.end() :], depth, top)
+
+    @property
+    def first_values(self) -> dict[str, str]:
+        """Each header's first value by lower-cased name (the caller must not change it)."""
+        return self._first
 
     def raw_items(self) -> list[tuple[str, str]]:
         return list(self._first.items())
