@@ -7,37 +7,52 @@ records' lines, in replay order and in chunks, to ``workers`` processes and hand
 back in exactly that order, so the desk sees the same items in the same order as when it
 parses itself: the tables are identical (``tests/streams/test_parse_pool.py``).
 
-Parsing is pure (``processors.parsing``), so a worker needs nothing but the PII key. Workers
-are started with ``spawn``: the parent has the embedded warehouse's engine threads, which a
-forked child must not inherit. (As with any ``spawn``, a script that replays with workers must
-keep its top-level code under ``if __name__ == "__main__":``; the command line does.) At most
-``window`` chunks are in flight, so memory does not grow with the input (the lines are read
-from the file as they are sent).
+Parsing is pure (``processors.parsing``), so a worker needs nothing but the PII key. A worker
+is a fresh interpreter running this module (``python -m streams.parse_pool``), not a
+``multiprocessing`` child: it imports only the parsers (a ``spawn``ed child imports the
+parent's main module too, the whole command line with the embedded warehouse, which cost
+most of a CPU-second per replay), never inherits the warehouse's engine threads (as a forked
+child would), and asks nothing of the caller's script. Chunks and results travel as pickles
+over the worker's standard input and output; the key is the first message, never an argument
+or an environment variable that ``ps`` would show. A thread feeds the chunks, at most
+``window`` ahead of the results read back, so memory does not grow with the input and neither
+side can block the other on a full pipe.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import os
-from collections import deque
+import pickle
+import queue
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from typing import IO, Any
 
 from processors.ids import Pseudonymizer
 from processors.model import DeadLetter, Millis, Parsed
 from processors.parsing import parse_envelope, parse_record
 from processors.pii import Masker
 
-__all__ = ["ParsePool", "default_parse_workers"]
+__all__ = ["ParsePool", "ParseWorkerError", "default_parse_workers"]
 
 CHUNK = 256
-"""Records per task: large enough that a task's overhead (pickling, a queue round trip) is a
+"""Records per task: large enough that a task's overhead (pickling, a pipe round trip) is a
 few per cent of its parsing, small enough that the desk starts at once."""
 
 Line = tuple[str, str]
 """A record's ref (``file:line``) and its line text."""
 
 Result = tuple[Millis, list[Parsed]]
+
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+class ParseWorkerError(RuntimeError):
+    """A parse worker stopped before answering (killed, out of memory, a bug): the replay
+    cannot go on with a hole in its input."""
 
 
 def default_parse_workers() -> int:
@@ -54,67 +69,165 @@ class ParsePool:
     def __init__(self, pseudo: Pseudonymizer, workers: int, *, window: int | None = None) -> None:
         if workers < 1:
             raise ValueError("a parse pool needs at least one worker")
-        self._executor = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(pseudo.key,),
-        )
         self._window = window if window is not None else 4 * workers + 2
-        self._warm = [self._executor.submit(_ready) for _ in range(workers)]
+        self._workers: list[subprocess.Popen[bytes]] = []
+        try:
+            for _ in range(workers):
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "streams.parse_pool"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    cwd=_ROOT,
+                )
+                self._workers.append(worker)
+                assert worker.stdin is not None
+                pickle.dump(pseudo.key, worker.stdin, _PROTOCOL)
+                worker.stdin.flush()
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> ParsePool:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers and wait for them. Their output is closed first: a worker still
+        writing results nobody will read (the replay failed) then stops at once, which also
+        frees a feeder blocked on its input; a worker waiting for input sees its end."""
+        for worker in self._workers:
+            for pipe in (worker.stdout, worker.stdin):
+                if pipe is not None:
+                    # A worker that died has closed its end already.
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+        for worker in self._workers:
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        self._workers = []
 
     def parse_in_order(self, lines: Iterable[Line]) -> Iterator[Result]:
-        """Each line's ``(at, parsed items)``, in the order of ``lines``."""
-        pending: deque[Future[list[Result]]] = deque()
-        chunk: list[Line] = []
-        for line in lines:
-            chunk.append(line)
-            if len(chunk) >= CHUNK:
-                pending.append(self._executor.submit(_parse_chunk, chunk))
-                chunk = []
-                if len(pending) >= self._window:
-                    yield from pending.popleft().result()
-        if chunk:
-            pending.append(self._executor.submit(_parse_chunk, chunk))
-        while pending:
-            yield from pending.popleft().result()
+        """Each line's ``(at, parsed items)``, in the order of ``lines``. Chunk ``k`` goes to
+        worker ``k mod workers`` and its results are read back in the same rotation."""
+        workers = self._workers
+        slots = threading.Semaphore(self._window)
+        sent: queue.SimpleQueue[int | BaseException | None] = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def feed() -> None:
+            # Sends chunks ahead of the results, at most ``window`` of them; says on ``sent``
+            # which worker got each, then None at the end (or what went wrong).
+            try:
+                for number, chunk in enumerate(_chunks(lines)):
+                    slots.acquire()
+                    if stop.is_set():
+                        return
+                    stdin = workers[number % len(workers)].stdin
+                    assert stdin is not None
+                    pickle.dump(chunk, stdin, _PROTOCOL)
+                    stdin.flush()
+                    sent.put(number % len(workers))
+                sent.put(None)
+            except BaseException as error:  # reading the input, or a worker gone
+                sent.put(error)
+
+        feeder = threading.Thread(target=feed, name="parse-feeder", daemon=True)
+        feeder.start()
+        finished = False
+        try:
+            while (notice := sent.get()) is not None:
+                if isinstance(notice, BaseException):
+                    if isinstance(notice, OSError):
+                        raise ParseWorkerError(f"a parse worker stopped: {notice}") from notice
+                    raise notice
+                stdout = workers[notice].stdout
+                assert stdout is not None
+                results = _read_results(stdout)
+                slots.release()
+                yield from results
+            finished = True
+        finally:
+            stop.set()
+            slots.release()
+            if not finished:
+                # Stopped early (the desk failed, a worker died): the feeder may be blocked
+                # on a full pipe, which only the workers' end can free.
+                self._kill()
+            feeder.join()
+
+    def _kill(self) -> None:
+        for worker in self._workers:
+            if worker.poll() is None:
+                worker.kill()
+
+
+def _chunks(lines: Iterable[Line]) -> Iterator[list[Line]]:
+    chunk: list[Line] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _read_results(stdout: IO[bytes]) -> list[Result]:
+    try:
+        results: list[Result] = pickle.load(stdout)
+    except EOFError:
+        raise ParseWorkerError("a parse worker stopped before answering") from None
+    return results
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # -- in the worker ------------------------------------------------------------------------------
 
-_pseudo: Pseudonymizer | None = None
-_redact: Callable[[str], str] = str
+
+def parse_chunk(
+    lines: list[Line], pseudo: Pseudonymizer, redact: Callable[[str], str]
+) -> list[Result]:
+    """What a worker does with one chunk (the same as the runner's own parse)."""
+    results: list[Result] = []
+    for ref, text in lines:
+        envelope = parse_envelope(text, ref, redact)
+        if isinstance(envelope, DeadLetter):  # indexed as a record, so only if the file changed
+            results.append((envelope.at, [envelope]))
+        else:
+            results.append((envelope.at, parse_record(envelope, pseudo, redact)))
+    return results
 
 
-def _start_worker(key: bytes) -> None:
-    global _pseudo, _redact
+def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    """The worker's loop: the key, then chunks until the end of input."""
+    try:
+        key: Any = pickle.load(stdin)
+    except EOFError:
+        return 0
     pseudo = Pseudonymizer(key)
     masker = Masker()
-    _pseudo = pseudo
 
     def redact(text: str) -> str:
         return masker.redact_json_text(text, pseudo.h)
 
-    _redact = redact
+    while True:
+        try:
+            chunk = pickle.load(stdin)
+        except EOFError:
+            return 0
+        pickle.dump(parse_chunk(chunk, pseudo, redact), stdout, _PROTOCOL)
+        stdout.flush()
 
 
-def _ready() -> bool:
-    return True
-
-
-def _parse_chunk(lines: list[Line]) -> list[Result]:
-    assert _pseudo is not None, "worker not initialised"
-    results: list[Result] = []
-    for ref, text in lines:
-        envelope = parse_envelope(text, ref, _redact)
-        if isinstance(envelope, DeadLetter):  # indexed as a record, so only if the file changed
-            results.append((envelope.at, [envelope]))
-        else:
-            results.append((envelope.at, parse_record(envelope, _pseudo, _redact)))
-    return results
+if __name__ == "__main__":
+    try:
+        sys.exit(_serve(sys.stdin.buffer, sys.stdout.buffer))
+    except (BrokenPipeError, KeyboardInterrupt):
+        sys.exit(1)

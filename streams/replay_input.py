@@ -28,6 +28,7 @@ What counts as a line, and what a line may hold:
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import stat
 import sys
@@ -137,9 +138,16 @@ class RecordIndex:
 
 
 def read_line(handle: IO[bytes], offset: int, length: int) -> str:
-    """One line of the input as text (a CR before its LF removed, bad UTF-8 as U+FFFD)."""
-    handle.seek(offset)
-    return _text(handle.read(length))
+    """One line of the input as text (a CR before its LF removed, bad UTF-8 as U+FFFD).
+
+    A file is read with ``pread``, which leaves its position alone: the parse pool's feeder
+    thread reads the records in order while the runner may read one back for a dead letter."""
+    try:
+        descriptor = handle.fileno()
+    except (AttributeError, OSError):  # an in-memory stream (io.UnsupportedOperation)
+        handle.seek(offset)
+        return _text(handle.read(length))
+    return _text(os.pread(descriptor, length, offset))
 
 
 def _text(raw: bytes) -> str:
