@@ -136,7 +136,7 @@ class PromiseBook:
             return None
         calendar, target_ms = self._terms[policy]
         stored = self.history.get(history_key(channel, policy), [])
-        found = estimate([_sample(s) for s in stored], at, self.spec, target_ms)
+        found = estimate(_samples(stored), at, self.spec, target_ms)
         promised_by = calendar.due(at, found.estimate_ms)
         self.pending[ticket_id] = promised_by
         self.timers.schedule(ticket_id, promised_by)
@@ -149,7 +149,7 @@ class PromiseBook:
         if self.spec is None:
             return
         key = history_key(channel, policy)
-        stored = [_sample(s) for s in self.history.get(key, [])]
+        stored = _samples(self.history.get(key, []))
         self.history[key] = remember(stored, (at, ticket_id, business_ms), self.spec.window)
 
     def first_reply(self, ticket_id: str, at: Millis) -> tuple[str, Millis] | None:
@@ -171,6 +171,12 @@ class PromiseBook:
         for _, ticket_id in fired:
             del self.pending[ticket_id]
         return fired
+
+
+def _samples(stored: Sequence[Sequence[object]]) -> list[Sample]:
+    """The samples of a history as stored: kept in memory they are already ``Sample`` tuples
+    (``remember`` makes them), read back from a table they are JSON lists."""
+    return [s if type(s) is tuple else _sample(s) for s in stored]  # type: ignore[misc]
 
 
 def _sample(stored: Sequence[object]) -> Sample:
