@@ -22,6 +22,8 @@ side can block the other on a full pipe.
 from __future__ import annotations
 
 import contextlib
+import copyreg
+import dataclasses
 import os
 import pickle
 import queue
@@ -32,7 +34,19 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from processors.ids import Pseudonymizer
-from processors.model import DeadLetter, Millis, Parsed
+from processors.model import (
+    AgentAction,
+    Contact,
+    CrmUpsert,
+    DeadLetter,
+    EmailThreading,
+    Identity,
+    Ignored,
+    Millis,
+    Parsed,
+    QaReview,
+    SurveyAnswer,
+)
 from processors.parsing import parse_envelope, parse_record
 from processors.pii import Masker
 
@@ -205,12 +219,47 @@ def parse_chunk(
     return results
 
 
+def _rebuild(cls: type[Any], values: tuple[Any, ...]) -> Any:
+    """A parsed item (a frozen dataclass with slots) from its field values, as the pool's
+    reader unpickles it: without the ``dataclasses.fields()`` call per object of the default
+    ``__setstate__``, which was the largest part of reading the results."""
+    item = object.__new__(cls)
+    for name, value in zip(_field_names(cls), values, strict=True):
+        object.__setattr__(item, name, value)
+    return item
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _reduce(item: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    cls = type(item)
+    return _rebuild, (cls, tuple(getattr(item, name) for name in _field_names(cls)))
+
+
+def _pickle_items_compactly() -> None:
+    """In the worker: every parsed item's class, and what they hold, pickled by ``_reduce``."""
+    for cls in (
+        AgentAction, Contact, CrmUpsert, DeadLetter, EmailThreading, Identity, Ignored,
+        QaReview, SurveyAnswer,
+    ):  # fmt: skip
+        copyreg.pickle(cls, _reduce)
+
+
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """The worker's loop: the key, then chunks until the end of input."""
     try:
         key: Any = pickle.load(stdin)
     except EOFError:
         return 0
+    _pickle_items_compactly()
     pseudo = Pseudonymizer(key)
     masker = Masker()
 
@@ -227,7 +276,11 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
 
 
 if __name__ == "__main__":
+    # Served by the module under its own name, so that what it pickles (``_rebuild``) names a
+    # module the reader can import, not ``__main__``.
+    from streams import parse_pool
+
     try:
-        sys.exit(_serve(sys.stdin.buffer, sys.stdout.buffer))
+        sys.exit(parse_pool._serve(sys.stdin.buffer, sys.stdout.buffer))
     except (BrokenPipeError, KeyboardInterrupt):
         sys.exit(1)
