@@ -170,7 +170,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError(f"input file {str(args.input)!r} not found")
     pseudo = settings.pseudonymizer()
     warehouse = _warehouse(args.warehouse, settings)
-    with embedded_warehouse(warehouse, rules) as writer:
+    with embedded_warehouse(warehouse, rules, background_inserts=True) as writer:
         runner = LocalRunner(rules, pseudo, writer)
         stats = replay_file(runner, args.input, until=until, parse_workers=default_parse_workers())
         writer.compact()

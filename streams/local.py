@@ -29,7 +29,8 @@ from processors.model import Contact, DeadLetter, Ignored, Millis, Output, Parse
 from processors.parsing import envelope_text, parse_envelope, parse_record
 from processors.pii import Masker
 from processors.rules import Rules
-from sinks.backend import SinkError
+from sinks.backend import Backend, SinkError
+from sinks.background import BackgroundInserts
 from sinks.chdb_backend import ChdbBackend
 from sinks.migrate import migrate
 from sinks.writer import ProjectionWriter
@@ -318,17 +319,24 @@ class LocalRunner:
 
 
 @contextlib.contextmanager
-def embedded_warehouse(path: Path, rules: Rules) -> Iterator[ProjectionWriter]:
+def embedded_warehouse(
+    path: Path, rules: Rules, *, background_inserts: bool = False
+) -> Iterator[ProjectionWriter]:
     """The embedded (chdb) warehouse a local run writes to: opened, migrated with the rules'
     reporting time zone (the daily views' days), and closed whatever happens. Callers compact
-    it (``writer.compact()``) when their run is complete."""
-    backend = ChdbBackend(path)
+    it (``writer.compact()``) when their run is complete. ``background_inserts``: inserts run
+    in a thread beside the run (``sinks.background``), for a run that ends at its first
+    warehouse failure (a replay)."""
+    chdb = ChdbBackend(path)
+    backend: Backend = chdb
     try:
         migrate(
-            backend,
+            chdb,
             reporting_timezone=rules.reporting_timezone,
             qa_sample_per_agent_week=rules.qa.sample_per_agent_week,
         )
+        if background_inserts:
+            backend = BackgroundInserts(chdb)
         yield ProjectionWriter(backend)
     finally:
         backend.close()
