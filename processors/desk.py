@@ -61,6 +61,7 @@ from processors.fastreplace import replace  # dataclasses.replace, cheaper on th
 from processors.identity import CustomerDirectory, Profile, Resolved
 from processors.ids import Pseudonymizer, event_id
 from processors.incidents import Incident, IncidentBook
+from processors.language import LanguageDetector
 from processors.model import (
     AgentAction,
     Contact,
@@ -256,6 +257,12 @@ class Desk:
         # Per queue, the waiting tickets in serving order; built from stores.waiting on first
         # use (after a restart the stores are what was committed).
         self._wait_index: dict[str, list[_WaitKey]] | None = None
+
+    @property
+    def language_detector(self) -> LanguageDetector:
+        """The detector of opening contacts' languages (a replay hands it what its parse
+        worker detected: ``LanguageDetector.known``)."""
+        return self._classifier.languages
 
     # ---------------------------------------------------------------------------------------
     # Time

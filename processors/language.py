@@ -184,6 +184,10 @@ class LanguageDetector:
             raise ValueError(f"unsupported languages: {unknown or 'none given'}")
         self.languages = languages
         self._identifier: Any = None
+        self.known: dict[str, str] = {}
+        """Texts whose language was detected elsewhere (replay's parse worker, for the record
+        being applied): ``detect`` answers them without scoring. Whoever fills it must have
+        used a detector of the same ``languages``."""
 
     def _restricted(self) -> Any:
         if self._identifier is None:
@@ -206,6 +210,10 @@ class LanguageDetector:
 
     def detect(self, text: str) -> str:
         """``und`` for fewer than :data:`MIN_LETTERS` letters, else the most likely language."""
+        if self.known:
+            known = self.known.get(text)
+            if known is not None:
+                return known
         text = _PLACEHOLDERS.sub(" ", text)
         letters = 0
         for char in text:

@@ -176,7 +176,7 @@ class PromiseBook:
 def _samples(stored: Sequence[Sequence[object]]) -> list[Sample]:
     """The samples of a history as stored: kept in memory they are already ``Sample`` tuples
     (``remember`` makes them), read back from a table they are JSON lists."""
-    return [s if type(s) is tuple else _sample(s) for s in stored]  # type: ignore[misc]
+    return [s if type(s) is tuple else _sample(s) for s in stored]
 
 
 def _sample(stored: Sequence[object]) -> Sample:

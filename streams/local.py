@@ -78,6 +78,28 @@ class RunStats:
 OutputHook = Callable[[Output], None]
 
 
+class HintedMasker(Masker):
+    """The runner's ``Masker``, which can be told how texts mask before the desk asks:
+    ``known`` maps a text to its masked form (None: unchanged). Replay's parse worker masks
+    each contact's subject and body beside parsing it (``streams.parse_pool``), and the runner
+    hands that over for the record being applied; any other text is masked here."""
+
+    __slots__ = ("known",)
+
+    def __init__(self) -> None:
+        self.known: dict[str, str | None] = {}
+
+    def mask(self, text: str) -> str:
+        if self.known:
+            hit = self.known.get(text, _UNKNOWN)
+            if hit is not _UNKNOWN:
+                return text if hit is None else hit  # type: ignore[return-value]
+        return super().mask(text)
+
+
+_UNKNOWN = object()
+
+
 class ParseStage:
     """Stage ``parse``: a raw record to what it means (``processors.parsing``), pure apart
     from logging and the parse-lag gauge. The local runner runs it just before the desk; the
@@ -93,7 +115,7 @@ class ParseStage:
         clock: Callable[[], Millis] = wall_clock_ms,
         max_ahead_ms: Millis | None = None,
     ) -> None:
-        self.masker = Masker()
+        self.masker = HintedMasker()
         self._pseudo = pseudo
         self._metrics = metrics
         self._log = logger
@@ -388,13 +410,22 @@ def replay_file(
     parsed in that many worker processes (``streams.parse_pool``) while this one applies
     them, in the same order and with the same results."""
     with contextlib.ExitStack() as stack:
+        handle, name = stack.enter_context(open_input(path, stdin))
         pool = (
-            stack.enter_context(ParsePool(runner.parser.pseudo, parse_workers))
+            stack.enter_context(
+                ParsePool(
+                    runner.parser.pseudo,
+                    parse_workers,
+                    handle,
+                    name,
+                    languages=runner.desk.rules.languages,
+                    reopen_within_ms=runner.desk.rules.reopen_within_ms,
+                )
+            )
             # A runner that refuses records dated ahead of the wall clock parses them itself.
             if parse_workers > 0 and runner.parser.max_ahead_ms is None
             else None
         )
-        handle, name = stack.enter_context(open_input(path, stdin))
         index = index_records(handle, name, runner.redact)
         runner.stats.blank_lines += index.blank_lines
         for letter in index.dead_letters:
@@ -408,11 +439,17 @@ def replay_file(
             applied = bisect.bisect_right(order, until, key=index.at.__getitem__)
             runner.stats.not_replayed += len(order) - applied
         positions = order[:applied]
-        lines = (
-            (index.ref(p), read_line(handle, index.offset[p], index.length[p])) for p in positions
-        )
-        parsed = pool.parse_in_order(lines) if pool is not None else _parse_here(runner, lines)
-        for position, (at, items) in zip(positions, parsed, strict=True):
+        if pool is not None:
+            number, offset, length = index.number, index.offset, index.length
+            parsed = pool.parse_in_order((number[p], offset[p], length[p]) for p in positions)
+        else:
+            lines = (
+                (index.ref(p), read_line(handle, index.offset[p], index.length[p]))
+                for p in positions
+            )
+            parsed = _parse_here(runner, lines)
+        masker, detector = runner.parser.masker, runner.desk.language_detector
+        for position, (at, items, hints) in zip(positions, parsed, strict=True):
             if pool is not None:
                 runner.parser.observe(at, index.ref(position), items)
 
@@ -420,7 +457,13 @@ def replay_file(
                 text = read_line(handle, index.offset[position], index.length[position])
                 return runner.redact(text.rstrip("\r\n"))
 
+            if hints is None:
+                runner.apply_parsed(at, items, redacted)
+                continue
+            # What the worker masked and detected for this record, for this record only.
+            masker.known, detector.known = hints
             runner.apply_parsed(at, items, redacted)
+            masker.known, detector.known = {}, {}
     runner.finish(until)
     log.info(
         "replay finished",
@@ -433,11 +476,11 @@ def replay_file(
 
 def _parse_here(
     runner: LocalRunner, lines: Iterable[tuple[str, str]]
-) -> Iterator[tuple[Millis, list[Parsed]]]:
-    """``(at, items)`` of each line, parsed in this process."""
+) -> Iterator[tuple[Millis, list[Parsed], None]]:
+    """``(at, items, no hints)`` of each line, parsed in this process."""
     for ref, text in lines:
         record = parse_envelope(text, ref, runner.redact)
         if isinstance(record, DeadLetter):  # indexed as a record, so only if the file changed
-            yield record.at, [record]
+            yield record.at, [record], None
         else:
-            yield record.at, runner.parse(record)
+            yield record.at, runner.parse(record), None

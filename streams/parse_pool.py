@@ -7,16 +7,24 @@ records' lines, in replay order and in chunks, to ``workers`` processes and hand
 back in exactly that order, so the desk sees the same items in the same order as when it
 parses itself: the tables are identical (``tests/streams/test_parse_pool.py``).
 
-Parsing is pure (``processors.parsing``), so a worker needs nothing but the PII key. A worker
-is a fresh interpreter running this module (``python -m streams.parse_pool``), not a
-``multiprocessing`` child: it imports only the parsers (a ``spawn``ed child imports the
-parent's main module too, the whole command line with the embedded warehouse, which cost
-most of a CPU-second per replay), never inherits the warehouse's engine threads (as a forked
-child would), and asks nothing of the caller's script. Chunks and results travel as pickles
-over the worker's standard input and output; the key is the first message, never an argument
-or an environment variable that ``ps`` would show. A thread feeds the chunks, at most
-``window`` ahead of the results read back, so memory does not grow with the input and neither
-side can block the other on a full pipe.
+Parsing is pure (``processors.parsing``), so a worker needs nothing but the PII key and the
+input. A worker is a fresh interpreter running this module (``python -m streams.parse_pool``),
+not a ``multiprocessing`` child: it imports only the parsers (a ``spawn``ed child imports the
+parent's main module too, the whole command line with the embedded warehouse, which cost most
+of a CPU-second per replay), never inherits the warehouse's engine threads (as a forked child
+would), and asks nothing of the caller's script. It inherits the input file's descriptor and
+is sent only the records' places (line number, offset, length) over its standard input, in
+chunks, so this process never reads a record's text for it; the results come back as pickles
+over its standard output. The key is the first message, never an argument or an environment
+variable that ``ps`` would show. At most ``window`` chunks are ahead of the results read, so
+memory does not grow with the input.
+
+Beside each record's items a worker sends *hints* (``Hints``): the masked form of every
+contact's subject and body and the language of every contact that may open a ticket, which
+the desk would otherwise work out itself (``streams.local.HintedMasker``,
+``LanguageDetector.known``). Both are pure functions of the text, so the desk's result is the
+same whether it uses a hint or not; the worker's core does the work and the desk's core is
+spared it.
 """
 
 from __future__ import annotations
@@ -24,16 +32,17 @@ from __future__ import annotations
 import contextlib
 import copyreg
 import dataclasses
+import fcntl
 import os
 import pickle
-import queue
 import subprocess
 import sys
-import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from processors.ids import Pseudonymizer
+from processors.language import LanguageDetector
 from processors.model import (
     AgentAction,
     Contact,
@@ -49,6 +58,8 @@ from processors.model import (
 )
 from processors.parsing import parse_envelope, parse_record
 from processors.pii import Masker
+from processors.threads import ThreadIndex
+from streams.replay_input import line_text
 
 __all__ = ["ParsePool", "ParseWorkerError", "default_parse_workers"]
 
@@ -56,12 +67,20 @@ CHUNK = 256
 """Records per task: large enough that a task's overhead (pickling, a pipe round trip) is a
 few per cent of its parsing, small enough that the desk starts at once."""
 
-Line = tuple[str, str]
-"""A record's ref (``file:line``) and its line text."""
+Place = tuple[int, int, int]
+"""Where a record is in the input: its line number, byte offset and length (the index's
+columns, ``streams.replay_input.RecordIndex``)."""
 
-Result = tuple[Millis, list[Parsed]]
+Hints = tuple[dict[str, str | None], dict[str, str]]
+"""What a worker worked out for the desk beside a record's items: each contact text's masked
+form (None: unchanged) and the language of the texts that may open a ticket (``_Worker``)."""
+
+Result = tuple[Millis, list[Parsed], Hints | None]
 
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+_MAX_WINDOW = 8
+"""Chunks in flight per worker at most: their places (a few kB a chunk) must fit in a pipe's
+buffer (64 kB on Linux), so that sending one never waits for a worker busy writing results."""
 
 
 class ParseWorkerError(RuntimeError):
@@ -77,14 +96,30 @@ def default_parse_workers() -> int:
 
 
 class ParsePool:
-    """Worker processes parsing lines for one replay. Use as a context manager: the workers
-    start on entry (their imports overlap the indexing of the input) and stop on exit."""
+    """Worker processes parsing one replay's input. Use as a context manager: the workers
+    start on entry (their imports overlap the indexing of the input) and stop on exit.
 
-    def __init__(self, pseudo: Pseudonymizer, workers: int, *, window: int | None = None) -> None:
+    ``source`` is the input file (seekable, with a descriptor: ``replay_input.open_input``
+    gives one), ``source_name`` what dead letters cite. Each worker inherits the file's
+    descriptor and reads the records it is given by place (``pread``), so this process sends
+    only numbers and never reads a record's text for them."""
+
+    def __init__(
+        self,
+        pseudo: Pseudonymizer,
+        workers: int,
+        source: IO[bytes],
+        source_name: str,
+        *,
+        window: int | None = None,
+        languages: tuple[str, ...] | None = None,
+        reopen_within_ms: int = 0,
+    ) -> None:
         if workers < 1:
             raise ValueError("a parse pool needs at least one worker")
-        self._window = window if window is not None else 4 * workers + 2
+        self._window = min(window if window is not None else 6, _MAX_WINDOW) * workers
         self._workers: list[subprocess.Popen[bytes]] = []
+        descriptor = source.fileno()
         try:
             for _ in range(workers):
                 worker = subprocess.Popen(
@@ -92,10 +127,13 @@ class ParsePool:
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     cwd=_ROOT,
+                    pass_fds=(descriptor,),
                 )
                 self._workers.append(worker)
-                assert worker.stdin is not None
-                pickle.dump(pseudo.key, worker.stdin, _PROTOCOL)
+                assert worker.stdin is not None and worker.stdout is not None
+                _widen(worker.stdout)
+                setup = (pseudo.key, descriptor, source_name, languages, reopen_within_ms)
+                pickle.dump(setup, worker.stdin, _PROTOCOL)
                 worker.stdin.flush()
         except BaseException:
             self.close()
@@ -109,8 +147,8 @@ class ParsePool:
 
     def close(self) -> None:
         """Stop the workers and wait for them. Their output is closed first: a worker still
-        writing results nobody will read (the replay failed) then stops at once, which also
-        frees a feeder blocked on its input; a worker waiting for input sees its end."""
+        writing results nobody will read (the replay failed) then stops at once; a worker
+        waiting for input sees its end."""
         for worker in self._workers:
             for pipe in (worker.stdout, worker.stdin):
                 if pipe is not None:
@@ -125,65 +163,46 @@ class ParsePool:
                 worker.wait()
         self._workers = []
 
-    def parse_in_order(self, lines: Iterable[Line]) -> Iterator[Result]:
-        """Each line's ``(at, parsed items)``, in the order of ``lines``. Chunk ``k`` goes to
-        worker ``k mod workers`` and its results are read back in the same rotation."""
+    def parse_in_order(self, places: Iterable[Place]) -> Iterator[Result]:
+        """Each record's ``(at, parsed items, hints)``, in the order of ``places``. Chunk
+        ``k`` goes to worker ``k mod workers``, results are read back in the same rotation,
+        and at most ``window`` chunks are ahead of the results read."""
         workers = self._workers
-        slots = threading.Semaphore(self._window)
-        sent: queue.SimpleQueue[int | BaseException | None] = queue.SimpleQueue()
-        stop = threading.Event()
-
-        def feed() -> None:
-            # Sends chunks ahead of the results, at most ``window`` of them; says on ``sent``
-            # which worker got each, then None at the end (or what went wrong).
-            try:
-                for number, chunk in enumerate(_chunks(lines)):
-                    slots.acquire()
-                    if stop.is_set():
-                        return
-                    stdin = workers[number % len(workers)].stdin
-                    assert stdin is not None
-                    pickle.dump(chunk, stdin, _PROTOCOL)
-                    stdin.flush()
-                    sent.put(number % len(workers))
-                sent.put(None)
-            except BaseException as error:  # reading the input, or a worker gone
-                sent.put(error)
-
-        feeder = threading.Thread(target=feed, name="parse-feeder", daemon=True)
-        feeder.start()
-        finished = False
+        pending: deque[subprocess.Popen[bytes]] = deque()
         try:
-            while (notice := sent.get()) is not None:
-                if isinstance(notice, BaseException):
-                    if isinstance(notice, OSError):
-                        raise ParseWorkerError(f"a parse worker stopped: {notice}") from notice
-                    raise notice
-                stdout = workers[notice].stdout
-                assert stdout is not None
-                results = _read_results(stdout)
-                slots.release()
-                yield from results
-            finished = True
-        finally:
-            stop.set()
-            slots.release()
-            if not finished:
-                # Stopped early (the desk failed, a worker died): the feeder may be blocked
-                # on a full pipe, which only the workers' end can free.
-                self._kill()
-            feeder.join()
-
-    def _kill(self) -> None:
-        for worker in self._workers:
-            if worker.poll() is None:
-                worker.kill()
+            for number, chunk in enumerate(_chunks(places)):
+                worker = workers[number % len(workers)]
+                assert worker.stdin is not None
+                pickle.dump(chunk, worker.stdin, _PROTOCOL)
+                worker.stdin.flush()
+                pending.append(worker)
+                if len(pending) >= self._window:
+                    yield from _read_results(pending.popleft())
+            while pending:
+                yield from _read_results(pending.popleft())
+        except OSError as error:  # BrokenPipeError: the worker is gone
+            raise ParseWorkerError(f"a parse worker stopped: {error}") from error
 
 
-def _chunks(lines: Iterable[Line]) -> Iterator[list[Line]]:
-    chunk: list[Line] = []
-    for line in lines:
-        chunk.append(line)
+_PIPE_SIZE = 1 << 20
+
+
+def _widen(pipe: IO[bytes]) -> None:
+    """Let a worker's results pipe hold a whole window of chunks (about 50 kB of results a
+    chunk; Linux gives a pipe 64 kB unless asked, and allows 1 MiB): with a narrow pipe the
+    worker cannot run ahead, it waits for each result to be read and the runner then waits
+    for the next to be written. Where the system does not allow it, the pipe stays as it is
+    (slower, the same results)."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe.fileno(), set_size, _PIPE_SIZE)
+
+
+def _chunks(places: Iterable[Place]) -> Iterator[list[Place]]:
+    chunk: list[Place] = []
+    for place in places:
+        chunk.append(place)
         if len(chunk) >= CHUNK:
             yield chunk
             chunk = []
@@ -191,9 +210,10 @@ def _chunks(lines: Iterable[Line]) -> Iterator[list[Line]]:
         yield chunk
 
 
-def _read_results(stdout: IO[bytes]) -> list[Result]:
+def _read_results(worker: subprocess.Popen[bytes]) -> list[Result]:
+    assert worker.stdout is not None
     try:
-        results: list[Result] = pickle.load(stdout)
+        results: list[Result] = pickle.load(worker.stdout)
     except EOFError:
         raise ParseWorkerError("a parse worker stopped before answering") from None
     return results
@@ -205,18 +225,79 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # -- in the worker ------------------------------------------------------------------------------
 
 
-def parse_chunk(
-    lines: list[Line], pseudo: Pseudonymizer, redact: Callable[[str], str]
-) -> list[Result]:
-    """What a worker does with one chunk (the same as the runner's own parse)."""
-    results: list[Result] = []
-    for ref, text in lines:
-        envelope = parse_envelope(text, ref, redact)
-        if isinstance(envelope, DeadLetter):  # indexed as a record, so only if the file changed
-            results.append((envelope.at, [envelope]))
-        else:
-            results.append((envelope.at, parse_record(envelope, pseudo, redact)))
-    return results
+class _Worker:
+    """What a worker does with each chunk: the runner's own parse, and the hints for the desk
+    (``Hints``): the masking of every contact's subject and body, and, when the rules' languages
+    are given, the language of every contact that may open a ticket.
+
+    Which contacts may open one is judged from the records alone, generously: the first
+    contact of a conversation (an e-mail's threaded as the desk threads it), and one that
+    comes more than ``reopen_within_ms`` after the conversation's previous contact (a solved
+    ticket is reopened within that time of its solving, which is after that contact). A hint
+    the desk does not use costs only the worker's time; a contact without one is detected by
+    the desk itself, with the same result (``tests/streams/test_parse_pool.py``)."""
+
+    def __init__(
+        self,
+        pseudo: Pseudonymizer,
+        descriptor: int,
+        source_name: str,
+        languages: tuple[str, ...] | None,
+        reopen_within_ms: int,
+    ) -> None:
+        self.pseudo = pseudo
+        self.descriptor = descriptor
+        self.source_name = source_name
+        self.masker = Masker()
+        self.detector = LanguageDetector(languages) if languages else None
+        self.reopen_within_ms = reopen_within_ms
+        self.last_contact: dict[str, Millis] = {}
+        self.threads = ThreadIndex(pseudo, {})
+
+    def redact(self, text: str) -> str:
+        return self.masker.redact_json_text(text, self.pseudo.h)
+
+    def parse_chunk(self, places: list[Place]) -> list[Result]:
+        results: list[Result] = []
+        for number, offset, length in places:
+            ref = f"{self.source_name}:{number}"
+            text = line_text(os.pread(self.descriptor, length, offset))
+            envelope = parse_envelope(text, ref, self.redact)
+            if isinstance(envelope, DeadLetter):  # indexed as a record: the file has changed
+                results.append((envelope.at, [envelope], None))
+                continue
+            items = parse_record(envelope, self.pseudo, self.redact)
+            results.append((envelope.at, items, self.hints(items)))
+        return results
+
+    def hints(self, items: list[Parsed]) -> Hints | None:
+        masked: dict[str, str | None] = {}
+        languages: dict[str, str] = {}
+        for item in items:
+            if not isinstance(item, Contact):
+                continue
+            subject, body = self._mask(item.subject, masked), self._mask(item.body, masked)
+            if self.detector is not None and self._may_open(item):
+                text = f"{subject}\n{body}"
+                languages[text] = self.detector.detect(text)
+        return (masked, languages) if masked else None
+
+    def _mask(self, text: str, masked: dict[str, str | None]) -> str:
+        result = self.masker.mask(text)
+        masked[text] = None if result == text else result
+        return result
+
+    def _may_open(self, contact: Contact) -> bool:
+        conversation = contact.conversation_id
+        if contact.threading is not None:
+            # The desk's own threading, on the customers' mails this worker has seen (the desk
+            # also knows its agents' replies, so it may thread a mail elsewhere: then the
+            # desk detects that mail's language itself).
+            conversation = self.threads.conversation_of(contact.threading)
+            self.threads.remember(contact.threading.message_id, conversation)
+        previous = self.last_contact.get(conversation)
+        self.last_contact[conversation] = contact.at
+        return previous is None or contact.at - previous > self.reopen_within_ms
 
 
 def _rebuild(cls: type[Any], values: tuple[Any, ...]) -> Any:
@@ -256,22 +337,19 @@ def _pickle_items_compactly() -> None:
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """The worker's loop: the key, then chunks until the end of input."""
     try:
-        key: Any = pickle.load(stdin)
+        key, descriptor, source_name, languages, reopen_within_ms = pickle.load(stdin)
     except EOFError:
         return 0
     _pickle_items_compactly()
-    pseudo = Pseudonymizer(key)
-    masker = Masker()
-
-    def redact(text: str) -> str:
-        return masker.redact_json_text(text, pseudo.h)
-
+    worker = _Worker(Pseudonymizer(key), descriptor, source_name, languages, reopen_within_ms)
+    if worker.detector is not None:
+        worker.detector.warm_up(background=True)  # while the runner indexes the input
     while True:
         try:
             chunk = pickle.load(stdin)
         except EOFError:
             return 0
-        pickle.dump(parse_chunk(chunk, pseudo, redact), stdout, _PROTOCOL)
+        pickle.dump(worker.parse_chunk(chunk), stdout, _PROTOCOL)
         stdout.flush()
 
 

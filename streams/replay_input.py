@@ -150,8 +150,13 @@ def read_line(handle: IO[bytes], offset: int, length: int) -> str:
     return _text(os.pread(descriptor, length, offset))
 
 
-def _text(raw: bytes) -> str:
+def line_text(raw: bytes) -> str:
+    """A line's bytes (its LF excluded) as text: a CR before the LF removed, bad UTF-8 as
+    U+FFFD."""
     return raw.decode("utf-8", "replace").removesuffix("\r")
+
+
+_text = line_text
 
 
 def index_records(handle: IO[bytes], source_name: str, redact: Callable[[str], str]) -> RecordIndex:
