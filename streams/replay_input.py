@@ -140,8 +140,8 @@ class RecordIndex:
 def read_line(handle: IO[bytes], offset: int, length: int) -> str:
     """One line of the input as text (a CR before its LF removed, bad UTF-8 as U+FFFD).
 
-    A file is read with ``pread``, which leaves its position alone: the parse pool's feeder
-    thread reads the records in order while the runner may read one back for a dead letter."""
+    A file is read with ``pread``, which leaves its position alone (the parse pool's workers
+    read the same file through its inherited descriptor, ``streams.parse_pool``)."""
     try:
         descriptor = handle.fileno()
     except (AttributeError, OSError):  # an in-memory stream (io.UnsupportedOperation)

@@ -13,6 +13,7 @@ def test_the_replay_benchmark_measures_and_writes_its_section(tmp_path: Path) ->
     assert report.records > 50
     [replay] = report.replays
     assert replay.wall > 0 and replay.cpu > 0 and replay.peak_rss_mib > 50
+    assert replay.worker_peak_rss_mib > 20  # the parse worker, measured apart
     assert report.insert_rows > report.records  # events, tickets, cycles: more rows than records
     assert report.json_seconds > 0 and report.insert_seconds > 0
     assert {"email", "chat", "agent"} <= set(report.parse_us)
