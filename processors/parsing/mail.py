@@ -44,6 +44,7 @@ import base64
 import binascii
 import email
 import email.policy
+import functools
 import hashlib
 import html
 import quopri
@@ -319,6 +320,23 @@ _PLAIN_CONTENT_TYPE: Final = re.compile(
     r"(?:[ \t]*;[ \t]*[A-Za-z0-9_.-]+=(?:\"[^\"\\;*()<>\r\n]*\"|[^\";\\*()<>\s]*)[ \t]*)*;?[ \t]*"
 )
 _PLAIN_PARAM: Final = re.compile(r';[ \t]*([A-Za-z0-9_.-]+)=("[^"]*"|[^;\s]*)')
+
+
+def _plain_params(value: str) -> tuple[tuple[str, str], ...] | None:
+    """The parameters of a plain ``Content-Type`` value (no quoted specials, comments or RFC
+    2231 parameters) as ``(lower-cased name, value as written)``, or None for any other value.
+    Short values are remembered: mailers repeat the same few (``text/plain; charset="utf-8"``)
+    on every part of every mail."""
+    return _remembered_params(value) if len(value) <= 200 else _read_params(value)
+
+
+def _read_params(value: str) -> tuple[tuple[str, str], ...] | None:
+    if not _PLAIN_CONTENT_TYPE.fullmatch(value):
+        return None
+    return tuple((p.group(1).lower(), p.group(2)) for p in _PLAIN_PARAM.finditer(value))
+
+
+_remembered_params: Final = functools.lru_cache(maxsize=512)(_read_params)
 _BOUNDARY_TAIL: Final = re.compile(r"(--)?[ \t]*(?:\r?\n|\Z)")
 
 
@@ -416,11 +434,10 @@ class _Part:
         return message
 
     def _boundary(self) -> str | None:
-        value = self._first.get("content-type", "")
-        if _PLAIN_CONTENT_TYPE.fullmatch(value):
-            for param in _PLAIN_PARAM.finditer(value):
-                if param.group(1).lower() == "boundary":
-                    found = param.group(2)
+        params = _plain_params(self._first.get("content-type", ""))
+        if params is not None:
+            for name, found in params:
+                if name == "boundary":
                     return (found[1:-1] if found[:1] == '"' else found).rstrip()
             return None
         return self._as_message().get_boundary()
@@ -580,10 +597,11 @@ def _content_charset(part: Message | _Part) -> str | None:
     """``part.get_content_charset()``, read straight from a plain ``Content-Type`` (no quoted
     specials, comments or RFC 2231 parameters); the standard library reads the others."""
     value = part.get("Content-Type")
-    if isinstance(value, str) and _PLAIN_CONTENT_TYPE.fullmatch(value):
-        for param in _PLAIN_PARAM.finditer(value):
-            if param.group(1).lower() == "charset":
-                charset = param.group(2).strip('"') if param.group(2)[:1] == '"' else param.group(2)
+    params = _plain_params(value) if isinstance(value, str) else None
+    if params is not None:
+        for name, found in params:
+            if name == "charset":
+                charset = found.strip('"') if found[:1] == '"' else found
                 return charset.lower() if charset.isascii() else None
         return None
     return part.get_content_charset()
