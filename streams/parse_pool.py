@@ -33,13 +33,15 @@ import contextlib
 import copyreg
 import dataclasses
 import fcntl
+import operator
 import os
 import pickle
 import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from itertools import repeat
+from typing import IO, Any, Final
 
 from processors.ids import Pseudonymizer
 from processors.language import LanguageDetector
@@ -304,13 +306,17 @@ def _rebuild(cls: type[Any], values: tuple[Any, ...]) -> Any:
     """A parsed item (a frozen dataclass with slots) from its field values, as the pool's
     reader unpickles it: without the ``dataclasses.fields()`` call per object of the default
     ``__setstate__``, which was the largest part of reading the results."""
+    names = _field_names(cls)
+    if len(values) != len(names):
+        raise ParseWorkerError(f"a parse worker sent a {cls.__name__} of another shape")
     item = object.__new__(cls)
-    for name, value in zip(_field_names(cls), values, strict=True):
-        object.__setattr__(item, name, value)
+    deque(map(_SET, repeat(item, len(names)), names, values), maxlen=0)
     return item
 
 
+_SET: Final = object.__setattr__
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 
 
 def _field_names(cls: type) -> tuple[str, ...]:
@@ -322,7 +328,12 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 def _reduce(item: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     cls = type(item)
-    return _rebuild, (cls, tuple(getattr(item, name) for name in _field_names(cls)))
+    values = _GETTERS.get(cls)
+    if values is None:
+        names = _field_names(cls)
+        get = operator.attrgetter(*names)
+        values = _GETTERS[cls] = get if len(names) > 1 else lambda item: (get(item),)
+    return _rebuild, (cls, values(item))
 
 
 def _pickle_items_compactly() -> None:
