@@ -129,14 +129,47 @@ def replay(path: Path, warehouse: Path, records: int) -> ReplayRun:
 
 def _child(path: str, warehouse: str) -> int:
     """Inside the measured process: the command line's replay, then its peak RSS."""
+    import threading
+
     from streams.cli import main
 
+    # The parse worker's peak, from its own /proc/PID/status (VmHWM): the rusage of a child
+    # counts what the parent had resident when it forked it, before its exec.
+    peaks: dict[int, int] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            for pid in _children():
+                peaks[pid] = max(peaks.get(pid, 0), _peak_kib(pid))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     code = main(["replay", "--rules", str(RULES), "--input", path, "--warehouse", warehouse])
+    done.set()
+    watcher.join()
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(f"peak-rss-kib {own}", file=sys.stderr)
-    print(f"worker-peak-rss-kib {workers}", file=sys.stderr)
+    print(f"worker-peak-rss-kib {max(peaks.values(), default=0)}", file=sys.stderr)
     return code
+
+
+def _children() -> list[int]:
+    pids: list[int] = []
+    for children in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            pids.extend(int(pid) for pid in children.read_text().split())
+    return pids
+
+
+def _peak_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def checksums(warehouse: Path) -> dict[str, Any]:
