@@ -7,12 +7,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from loadtest.generator import generate_week
 from processors.ids import Pseudonymizer
 from processors.model import Output
 from processors.rules import load_rules
 from processors.timeutil import parse_rfc3339
 from streams.local import LocalRunner, replay_file
+from streams.parse_pool import CHUNK, ParsePool, ParseWorkerError
+from streams.replay_input import index_records
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "examples" / "rules.demo.yaml"
@@ -80,3 +84,21 @@ def test_the_worker_detects_the_language_of_every_ticket_the_desk_opens(tmp_path
     assert stats.tickets_opened > 100
     assert len(asked) == stats.tickets_opened
     assert all(asked)
+
+
+def test_a_worker_that_dies_stops_the_replay_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "week.jsonl"
+    generate_week(datetime(2026, 3, 2, tzinfo=UTC), seed=8, tickets=400).write_jsonl(path)
+    with path.open("rb") as handle:
+        index = index_records(handle, path.name, str)
+        places = [(index.number[p], index.offset[p], index.length[p]) for p in index.order()]
+        # More chunks than the window: whatever the worker wrote before it died, the pool
+        # must send it more and read what never comes.
+        assert len(places) > 8 * CHUNK
+        with ParsePool(Pseudonymizer.from_text("pool-key"), 1, handle, path.name) as pool:
+            results = pool.parse_in_order(places)
+            first = next(results)
+            assert first[1]  # parsed items
+            pool._workers[0].kill()  # out of memory, a bug, an operator's kill
+            with pytest.raises(ParseWorkerError, match="parse worker stopped"):
+                list(results)
