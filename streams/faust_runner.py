@@ -31,6 +31,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
+import orjson
 import structlog
 
 from processors.assignment import AssignerState
@@ -659,7 +660,10 @@ def _json_size(value: Any) -> int:
         return 8
     if isinstance(value, str):
         return len(value) + 2
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    try:
+        return len(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
 OUTBOX_PART_BYTES = 200_000

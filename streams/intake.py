@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+import orjson
+
 from processors.model import (
     AgentAction,
     Contact,
@@ -142,7 +144,10 @@ def encode_entries(entries: Sequence[Entry]) -> bytes:
     """Several entries as one ``desk-input`` message: of one raw partition or several, those
     of each partition in offset order (the merge takes them one by one)."""
     value = {"format": BATCH_FORMAT, "entries": [entry_to_json(entry) for entry in entries]}
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        return orjson.dumps(value)  # the same JSON, several times faster (a busy intake's)
+    except (TypeError, orjson.JSONEncodeError):  # what orjson refuses (a huge int) json writes
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def decode_input(data: bytes) -> Entry | Mark:
