@@ -299,11 +299,23 @@ def build_app(config: WorkerConfig) -> faust.App:
         ParseStage(config.pseudo, metrics=config.metrics, logger=log, max_ahead_ms=max_ahead)
     )
 
+    known_partitions = [0]  # what the broker said, when the consumer did not know yet
+
     def raw_partitions(at_least: int = 0) -> int:
-        # From the consumer's metadata of the topic it reads; never a guess from settings: a
-        # count above the real one would hold the desk back for ever (the merge only raises
-        # it). Unknown, it is at least what a message's own partition proves.
-        return max(app.consumer.topic_partitions(raw_name) or 0, at_least)
+        # From the broker's metadata of the topic; never a guess from settings: a count above
+        # the real one would hold the desk back for ever (the merge only raises it).
+        return max(app.consumer.topic_partitions(raw_name) or 0, known_partitions[0], at_least)
+
+    async def learn_raw_partitions() -> None:
+        # Just after a worker starts its consumer may not have the topic's metadata yet, and
+        # a count taken from the message's own partition (1 for partition 0) let the desk
+        # apply partition 0's first entries before the other partitions' earlier ones (the
+        # failover test caught it: crm records after the contacts they precede). Ask the
+        # broker once, then.
+        if app.consumer.topic_partitions(raw_name) or known_partitions[0]:
+            return
+        count = await asyncio.to_thread(_partition_count, config.settings.kafka_bootstrap, raw_name)
+        known_partitions[0] = max(known_partitions[0], count)
 
     output_names = {name: topic.get_topic_name() for name, topic in outputs.items()}
     producer = app.producer
@@ -328,6 +340,7 @@ def build_app(config: WorkerConfig) -> faust.App:
         # costs once per batch. A quiet stream's batch waits at most batch_linger_s.
         batches = stream.take_events(INTAKE_BATCH, within=config.batch_linger_s)
         async for events in batches:
+            await learn_raw_partitions()
             lanes: dict[int, list[Entry]] = {}
             for event in events:
                 message = event.message
@@ -397,6 +410,7 @@ def build_app(config: WorkerConfig) -> faust.App:
         quiet = True
         for tp in actives:
             if tp.topic == raw_name:
+                await learn_raw_partitions()
                 # The intake's mark: this partition's entries up to its committed offset are
                 # on desk-input (committed after the producer flushed), and it holds no more.
                 committed = await _intake_caught_up(app, tp)
@@ -496,6 +510,17 @@ async def _catch_up(
         await deliver(desk.prepare_input(value, tp.partition, offset))
         desk.commit()
         await changelog_handed_over(app)
+
+
+def _partition_count(bootstrap: str, topic: str) -> int:
+    """The number of partitions of ``topic`` as the broker's metadata says (0: unknown)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        return len(consumer.partitions_for_topic(topic) or ())
+    finally:
+        consumer.close(autocommit=False)
 
 
 def _read_range(
