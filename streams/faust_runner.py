@@ -221,8 +221,8 @@ def sla_codec(rules: Rules) -> ValueCodec[SlaTicket]:
 
 
 def _encode_outbox(messages: list[Message]) -> dict[str, Any]:
-    # Base64 (a third longer than the bytes), not hex (twice as long): the outbox is most of
-    # what the desk writes to its changelog.
+    # How the release before this one stored an input's outbox (no longer written; the tests
+    # build such a table with it): base64, not hex.
     return {"b64": [[topic, _b64(key), _b64(value)] for topic, key, value in messages]}
 
 
@@ -269,15 +269,16 @@ DESK_STORES: tuple[str, ...] = (
 """The desk's stores, namespaces of one table: one per ``DeskStores`` mapping, the SLA states
 (the durable due index: every pending timer is a function of a state here), the assigner state
 (key ``"state"``), ``progress`` (per input stream, ``in:P`` or ``tick:P``, the next offset not
-yet applied), ``outbox`` (what each of the last ``OUTBOX_WINDOW`` inputs published), and the
+yet applied), ``outbox`` (what each input published, as an earlier release kept it: read if
+such an input is redelivered, deleted ``OUTBOX_WINDOW`` inputs later, no longer written), and the
 merge of the raw partitions (``streams.sequencer``): ``intake`` (per raw partition its next
 offset and frontier, and which entries wait: they are read back from ``desk-input`` when the
 desk is built) and ``buffer`` (where an earlier release kept the waiting entries)."""
 
 OUTBOX_WINDOW = 50_000
-"""Inputs whose published messages are kept, to publish them again if they are redelivered.
-Redelivery starts at the last committed offset, and Faust commits every few seconds, so this
-is many times what a crash can ever send back."""
+"""Inputs after which an earlier release's outbox of an input is deleted (it kept them to
+publish them again if they were redelivered; redelivery starts at the last committed offset,
+and Faust commits every few seconds)."""
 
 SEP = "\x1f"
 _UNDO = f"meta{SEP}undo"
@@ -666,12 +667,6 @@ def _json_size(value: Any) -> int:
         return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
-OUTBOX_PART_BYTES = 200_000
-"""An input's outbox is stored in parts of about this many bytes of messages (hex doubles
-them): a tick that fires thousands of timers publishes megabytes, and one changelog message
-must stay below Kafka's 1 MB."""
-
-
 def _outbox_key(name: str, number: int) -> str:
     # The first part keeps the old key, so outboxes written before parts existed still read.
     return name if number == 0 else f"{name}:{number}"
@@ -682,19 +677,6 @@ def _outbox_parts(outbox: MutableMapping[str, Any], name: str) -> Iterator[list[
     while (key := _outbox_key(name, number)) in outbox:
         yield _decode_outbox(outbox[key])
         number += 1
-
-
-def _chunks(messages: list[Message], limit: int) -> Iterator[list[Message]]:
-    part: list[Message] = []
-    size = 0
-    for message in messages:
-        if part and size + len(message[1]) + len(message[2]) > limit:
-            yield part
-            part, size = [], 0
-        part.append(message)
-        size += len(message[1]) + len(message[2])
-    if part:
-        yield part
 
 
 def _constant(text: str) -> Callable[[], str]:
