@@ -106,7 +106,7 @@ INTAKE_BATCH = 500
 """Raw messages the intake parses per batch, and so at most the entries of one desk-input
 message. The desk applies each desk-input message as one transaction of its table, and a key
 changed several times within one is written once: larger inputs, fewer changelog messages
-(100 wrote 30% more of them on the benchmark week; docs/PRODUCTION.md)."""
+(batches of 100 wrote markedly more of them; docs/PRODUCTION.md)."""
 
 DESK_INPUT_BYTES = 512 * 1024
 """The most one desk-input message holds (JSON); a batch above it is split, so the message

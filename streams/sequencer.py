@@ -38,8 +38,8 @@ entries wait (``WAITING``: each one's partition and offset, and the first ``desk
 offset holding one of them). The waiting entries themselves are kept in memory only: they are
 in ``desk-input`` already, and a desk built anew (a restart, a rebalance) reads those inputs
 again and takes back exactly the entries listed (:meth:`Merge.restore`). Writing each entry to
-the changelog when it arrived and deleting it when it was applied was a third of the desk's
-changelog messages. Entries an earlier release kept in the table's ``buffer`` are still read.
+the changelog when it arrived and deleting it when it was applied was a large share of the
+desk's changelog messages. Entries an earlier release kept in the table's ``buffer`` are still read.
 """
 
 from __future__ import annotations
