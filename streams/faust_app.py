@@ -117,11 +117,11 @@ PRODUCER_BATCH_BYTES = 256 * 1024
 
 PRODUCER_COMPRESSION = "lz4"
 """How the workers' producer compresses its batches (``SUPPORTSTREAM_KAFKA_COMPRESSION``:
-``lz4``, ``gzip``, ``zstd``, ``snappy`` or ``none``). The desk's changelog (its state, each
-input's undo entry and outbox) is most of what a worker writes, four times its outputs, and
-JSON and Avro compress several times over: the broker stores, replicates and serves a
-fraction of the bytes. LZ4 costs the worker little; every Kafka client reads it (Python
-clients with the ``lz4``/``cramjam`` packages, both dependencies here). docs/PRODUCTION.md."""
+``lz4``, ``gzip``, ``zstd``, ``snappy`` or ``none``). The desk's changelog (its state and each
+input's undo entry) is most of what a worker writes, and JSON and Avro compress several
+times over: the broker stores, replicates and serves a fraction of the bytes. LZ4 costs the
+worker little; every Kafka client reads it (Python clients with the ``lz4``/``cramjam``
+packages, both dependencies here). docs/PRODUCTION.md."""
 
 DESK_INPUT = Topic(
     "desk-input", "desk", "desk-input JSON (streams.intake)", DESK_PARTITIONS, 30 * DAY_MS
@@ -141,6 +141,10 @@ def desk_input_messages(entries: list[Entry], limit: int = DESK_INPUT_BYTES) -> 
         return [value]
     half = len(entries) // 2
     return desk_input_messages(entries[:half], limit) + desk_input_messages(entries[half:], limit)
+
+
+OUTPUT_TOPICS = tuple(topic.name for topic in TOPICS if topic.name != "raw-contacts")
+"""What the desk publishes: every topic of the topology but the one the connectors write."""
 
 
 def production_topics() -> tuple[Topic, ...]:
@@ -276,13 +280,7 @@ def build_app(config: WorkerConfig) -> faust.App:
 
     outputs = {
         name: raw_topic(config.topic(name), partitions=_partitions(name, settings))
-        for name in (
-            "domain-events",
-            "ticket-state",
-            "sla-state",
-            "dead-letters",
-            "acknowledgements",
-        )
+        for name in OUTPUT_TOPICS
     }
     raw = raw_topic(raw_name, partitions=settings.partitions)
     desk_input = raw_topic(input_name, partitions=DESK_PARTITIONS)
@@ -332,6 +330,23 @@ def build_app(config: WorkerConfig) -> faust.App:
         if pending:
             await asyncio.gather(*pending)
 
+    async def settle(desk: PartitionDesk, partition: int, published: list[Message]) -> None:
+        # One prepared input: deliver what it publishes, then commit it to the table.
+        try:
+            await deliver(published)
+        except BaseException:
+            # Not delivered, so not committed: the desk's memory is ahead of its table. The
+            # next desk is built from the table, and its catch-up reads this input again
+            # from desk-input (``_catch_up``).
+            host.desks.pop(partition, None)
+            raise
+        desk.commit()
+        # The input's table writes are changelog messages in Faust's producer buffer. Its
+        # offset may be committed once the iteration ends, and Faust's flush before a commit
+        # gives up on that buffer after 0.1 s without a send: so wait here until they are
+        # all handed to the Kafka producer, which the commit does flush.
+        await changelog_handed_over(app)
+
     @app.agent(raw, name="intake")
     async def intake_agent(stream: Any) -> None:
         # Stage parse, on the raw partitions this worker owns: one entry per raw message,
@@ -369,7 +384,7 @@ def build_app(config: WorkerConfig) -> faust.App:
             if desk is None:
                 desk = await _take_desk(config, host, partition, table, input_name)
             if message.topic == input_name:
-                await _catch_up(app, config, desk, message, deliver)
+                await _catch_up(app, config, desk, message, settle)
                 published = desk.prepare_input(event.value, partition, message.offset)
             else:
                 now = int(event.value.decode())
@@ -378,20 +393,7 @@ def build_app(config: WorkerConfig) -> faust.App:
                 host.last_activity = time.monotonic()
             if config.metrics is not None:
                 config.metrics.observe_merge(desk.merge.pending)
-            try:
-                await deliver(published)
-            except BaseException:
-                # Not delivered, so not committed: the desk's memory is ahead of its table.
-                # The next desk is built from the table, and its catch-up reads this input
-                # again from desk-input (``_catch_up``).
-                host.desks.pop(partition, None)
-                raise
-            desk.commit()
-            # The input's table writes are changelog messages in Faust's producer buffer. Its
-            # offset may be committed once this iteration ends, and Faust's flush before a
-            # commit gives up on that buffer after 0.1 s without a send: so wait here until
-            # they are all handed to the Kafka producer, which the commit does flush.
-            await changelog_handed_over(app)
+            await settle(desk, partition, published)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
@@ -467,13 +469,13 @@ async def _catch_up(
     config: WorkerConfig,
     desk: PartitionDesk,
     message: Any,
-    deliver: Any,
+    settle: Any,
 ) -> None:
     """Apply the ``desk-input`` messages between the desk's own position and ``message``.
 
     The table, not the committed offset, is the truth about which inputs the desk applied:
     each input records ``progress`` in the same transaction as its effects. Redelivered inputs
-    below it are recognised already (``PartitionDesk._input``). An input *above* it means the
+    below it are recognised already (``PartitionDesk.prepare_input``). An input *above* it means the
     committed offset ran ahead of the changelog (a worker killed between the two: the tests
     that kill workers under load saw it with faust-streaming 0.15), and the inputs in between
     would be lost. They are still in ``desk-input``: read them there, by offset, with a plain
@@ -507,9 +509,7 @@ async def _catch_up(
             table_offset=expected,
         )
     for offset, value in missing:
-        await deliver(desk.prepare_input(value, tp.partition, offset))
-        desk.commit()
-        await changelog_handed_over(app)
+        await settle(desk, tp.partition, desk.prepare_input(value, tp.partition, offset))
 
 
 def _partition_count(bootstrap: str, topic: str) -> int:

@@ -317,7 +317,7 @@ class TableStore(MutableMapping[str, V]):
     """A domain-typed, write-back view of one namespace of the desk table.
 
     Reads see this input's own writes first, then the table (decoded). Writes stay here until
-    the desk commits the input (:meth:`PartitionDesk._commit`), which writes each changed key
+    the desk commits the input (:meth:`PartitionDesk.commit`), which writes each changed key
     once: one changelog message per key an input touched, not one per intermediate change.
     """
 
@@ -384,8 +384,9 @@ class PartitionDesk:
     (``streams.sequencer.Merge``): the entries the parse stage forwarded are applied in
     ``replay``'s order, each as replay applies a record (timers due before its instant fire
     first), and a tick moves event time to the wall clock as far as the merge allows
-    (CONTRACT §3, live mode). ``apply_input`` and ``tick`` return the messages to publish and
-    leave every table write of that input committed to the table.
+    (CONTRACT §3, live mode). ``prepare_input`` and ``prepare_tick`` return the messages to
+    publish and keep the input's table writes until :meth:`commit`, which the worker calls
+    once those messages are delivered; ``apply_input`` and ``tick`` do both at once.
 
     **One input, all or nothing.** Under at-least-once delivery a worker can die after some
     of an input's table writes reached the changelog and others did not. Applying that input
@@ -398,7 +399,7 @@ class PartitionDesk:
     previous values before doing anything else (:meth:`_recover`), and the input, whose offset
     was never committed, is delivered again and applied once. ``progress`` (written with the
     input's changes) makes an input whose changes *are* complete a no-op when it is
-    redelivered (:meth:`_input` skips offsets below it). The merge's partition frontiers and
+    redelivered (:meth:`_prepare` skips offsets below it). The merge's partition frontiers and
     its list of waiting entries are a store of the same table, so they are part of each
     input's transaction; the waiting entries themselves are read back from ``desk-input``
     when a desk is built (:meth:`restore_range`, :meth:`restore_waiting`).
@@ -461,7 +462,7 @@ class PartitionDesk:
         sla = SlaBook(rules, states=s["sla"])
         desk = Desk(rules, pseudo, Masker(), stores=desk_stores, sla=sla)
         # The assigner state is a plain attribute of the desk; it is restored here and saved
-        # with every input that changed it (see _commit).
+        # with every input that changed it (see commit).
         desk.assignments = s["assigner"].get("state", desk.assignments)
         self._assignments = desk.assignments
         # The local runner drives it (event time, timers, dead letters) with no warehouse:
@@ -555,12 +556,6 @@ class PartitionDesk:
 
         return self._prepare(f"tick:{partition}", offset, apply)
 
-    def commit(self) -> None:
-        """Write the prepared input's transaction to the table. Called once its messages are
-        delivered: an input the table says is applied has published everything, so a
-        redelivered one publishes nothing again (no outbox to keep)."""
-        self._commit()
-
     def _prepare(self, stream: str, offset: int, apply: Callable[[], None]) -> list[Message]:
         applied = self.next_offset(stream)
         outbox = self.stores["outbox"]
@@ -582,7 +577,10 @@ class PartitionDesk:
             number += 1
         return messages
 
-    def _commit(self) -> None:
+    def commit(self) -> None:
+        """Write the prepared input's transaction to the table. Called once its messages are
+        delivered: an input the table says is applied has published everything, so a
+        redelivered one publishes nothing again (no outbox to keep)."""
         if self.desk.assignments is not self._assignments:
             self._assignments = self.desk.assignments
             self.stores["assigner"]["state"] = self._assignments
