@@ -279,25 +279,32 @@ class Deployment:
         )
 
 
-def _sink_caught_up(deployment: Deployment) -> bool:
-    """Whether the sink's consumer group has committed every output topic to its end."""
+def _caught_up(deployment: Deployment, group: str, names: Sequence[str]) -> bool:
+    """Whether consumer group ``group`` has committed every partition of the deployment's
+    topics ``names`` to its end."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
         bootstrap_servers=deployment.env["SUPPORTSTREAM_KAFKA_BOOTSTRAP"],
-        group_id=f"{deployment.env['SUPPORTSTREAM_CONSUMER_GROUP']}-sink",
+        group_id=group,
         enable_auto_commit=False,
     )
     try:
         tps = [
             TopicPartition(f"{deployment.prefix}{name}", partition)
-            for name in OUTPUT_TOPICS
+            for name in names
             for partition in consumer.partitions_for_topic(f"{deployment.prefix}{name}") or ()
         ]
         ends = consumer.end_offsets(tps)
         return bool(tps) and all((consumer.committed(tp) or 0) >= ends[tp] for tp in tps)
     finally:
         consumer.close(autocommit=False)
+
+
+def _sink_caught_up(deployment: Deployment) -> bool:
+    """Whether the sink's consumer group has committed every output topic to its end."""
+    group = f"{deployment.env['SUPPORTSTREAM_CONSUMER_GROUP']}-sink"
+    return _caught_up(deployment, group, OUTPUT_TOPICS)
 
 
 def _flushes(log: Path) -> tuple[float, int]:
@@ -318,23 +325,8 @@ def _flushes(log: Path) -> tuple[float, int]:
 def _workers_caught_up(deployment: Deployment) -> bool:
     """Whether the workers' group has committed ``raw-contacts`` and ``desk-input`` to their
     ends: every raw message parsed and forwarded, every desk input applied."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=deployment.env["SUPPORTSTREAM_KAFKA_BOOTSTRAP"],
-        group_id=deployment.env["SUPPORTSTREAM_CONSUMER_GROUP"],
-        enable_auto_commit=False,
-    )
-    try:
-        tps = [
-            TopicPartition(f"{deployment.prefix}{name}", partition)
-            for name in ("raw-contacts", "desk-input")
-            for partition in consumer.partitions_for_topic(f"{deployment.prefix}{name}") or ()
-        ]
-        ends = consumer.end_offsets(tps)
-        return bool(tps) and all((consumer.committed(tp) or 0) >= ends[tp] for tp in tps)
-    finally:
-        consumer.close(autocommit=False)
+    group = deployment.env["SUPPORTSTREAM_CONSUMER_GROUP"]
+    return _caught_up(deployment, group, ("raw-contacts", "desk-input"))
 
 
 def _drain(
