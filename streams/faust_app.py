@@ -85,6 +85,7 @@ from streams.faust_port import (
     committed_offset,
     highwater,
     install_fetch_backoff,
+    install_member_id_kept_on_illegal_generation,
     install_seek_to_start_without_commit,
 )
 from streams.faust_runner import Message, PartitionDesk
@@ -583,6 +584,7 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
     _discard_state_of_an_unclean_stop(config)
     install_fetch_backoff()  # an idle worker must not fetch in a tight loop (faust_port)
     install_seek_to_start_without_commit()  # nothing fetched during recovery is lost
+    install_member_id_kept_on_illegal_generation()  # no ghost member after a rebalance
     app = build_app(config)
     worker = Worker(
         app,

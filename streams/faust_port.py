@@ -1,6 +1,6 @@
 """The one place that reaches into Faust's and aiokafka's internals (STYLE 13).
 
-Everything the workers need from the frameworks that no public API gives is here, behind four
+Everything the workers need from the frameworks that no public API gives is here, behind the
 functions, each saying which internal it relies on and why; ``tests/streams/faust/
 test_faust_port.py`` is their contract suite, so a framework upgrade that moves one of them
 fails there, by name, rather than as a wrong result under load.
@@ -21,12 +21,19 @@ fails there, by name, rather than as a wrong result under load.
   reached meanwhile; records it fetched during table recovery are then dropped unprocessed
   (faust-streaming 0.15; faust-streaming#216/#221 are the same family). The patch seeks such
   a partition to its first offset, as ``auto_offset_reset=earliest`` promises.
+* :func:`install_member_id_kept_on_illegal_generation`: aiokafka forgets its member id when
+  the coordinator answers ILLEGAL_GENERATION (a commit or heartbeat of a generation a
+  rebalance has just ended) and joins again as a new member; the old member stays in the
+  group until the coordinator expires it, and while it is there it can be the leader of the
+  next generation that never syncs. Kafka's Java consumer keeps its member id on that error
+  (only UNKNOWN_MEMBER_ID resets it); the patch does the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 from typing import Any
 
 from faust.types import TP
@@ -154,3 +161,42 @@ def install_seek_to_start_without_commit(consumer_class: Any = None) -> None:
 
     setattr(perform_seek, _SEEK_MARK, True)
     consumer_class.perform_seek = perform_seek
+
+
+_MEMBER_MARK = "_supportstream_member_id_kept"
+
+
+def install_member_id_kept_on_illegal_generation(coordinator_class: Any = None) -> None:
+    """Replace aiokafka's ``GroupCoordinator.reset_generation`` with one that does what it did
+    but keeps the member id when the error being handled is ILLEGAL_GENERATION. Idempotent.
+
+    aiokafka 0.14 calls ``reset_generation()`` from the branches of its commit, heartbeat,
+    join and sync handlers that handle UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION, each with the
+    error's class in a local ``error_type`` (``test_faust_port`` checks every call site). The
+    original forgets the member id in both cases, so after ILLEGAL_GENERATION the consumer
+    joins as a new member while its old id is still a member. Kafka removes that ghost only
+    after the rebalance timeout (a delay of a whole rebalance timeout at every such commit);
+    the test broker (noida-db) never does, and when the ghost was the leader every later
+    generation waited for its SyncGroup for ever: two workers starting together, one of them
+    committing its first offsets while the other joined, stalled for good (the failover test
+    and the two-worker benchmark, one run in a few). Kafka's Java consumer keeps the member
+    id on ILLEGAL_GENERATION and rejoins under it; so does this."""
+    if coordinator_class is None:
+        from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+        coordinator_class = GroupCoordinator
+    original = coordinator_class.reset_generation
+    if getattr(original, _MEMBER_MARK, False):
+        return
+    from aiokafka.errors import IllegalGenerationError
+
+    @functools.wraps(original)
+    def reset_generation(self: Any) -> None:
+        member_id = self.member_id
+        handled = sys._getframe(1).f_locals.get("error_type")
+        original(self)
+        if handled is IllegalGenerationError:
+            self.member_id = member_id
+
+    setattr(reset_generation, _MEMBER_MARK, True)
+    coordinator_class.reset_generation = reset_generation

@@ -183,3 +183,59 @@ def test_a_partition_without_a_committed_offset_is_sought_to_its_start() -> None
     assert seeks == [(TP("raw", 1), 3)]
     assert consumer._committed_offset == {TP("raw", 0): 40, TP("raw", 1): None}
     assert consumer._read_offset[TP("raw", 0)] == 40
+
+
+def test_aiokafka_resets_its_generation_only_where_the_error_is_in_error_type() -> None:
+    """The member-id patch reads the handled error from the caller's ``error_type``: every
+    call of ``reset_generation`` in aiokafka's coordinator is in a function binding that name,
+    except leaving the group, where forgetting the id is right."""
+    import ast
+
+    from aiokafka.consumer import group_coordinator
+
+    tree = ast.parse(inspect.getsource(group_coordinator))
+    callers: dict[str, bool] = {}
+    for function in ast.walk(tree):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        names = {n.id for n in ast.walk(function) if isinstance(n, ast.Name)}
+        calls = [
+            n
+            for n in ast.walk(function)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "reset_generation"
+        ]
+        if calls:
+            callers[function.name] = "error_type" in names
+    assert callers.pop("_maybe_leave_group") is False
+    assert callers and all(callers.values()), callers
+
+
+def test_the_member_id_is_kept_on_illegal_generation_and_forgotten_otherwise() -> None:
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+    from aiokafka.errors import IllegalGenerationError, UnknownMemberIdError
+
+    class Coordinator(GroupCoordinator):  # type: ignore[misc]
+        def __init__(self) -> None:  # only what reset_generation touches
+            self.generation, self.member_id, self.rejoins = 4, "member-1", 0
+
+        def request_rejoin(self) -> None:
+            self.rejoins += 1
+
+    faust_port.install_member_id_kept_on_illegal_generation(Coordinator)
+    patched = Coordinator.reset_generation
+    faust_port.install_member_id_kept_on_illegal_generation(Coordinator)  # idempotent
+    assert Coordinator.reset_generation is patched
+    assert GroupCoordinator.reset_generation is not patched  # the subclass only
+
+    def handle(coordinator: Coordinator, error_type: type | None) -> None:
+        coordinator.reset_generation()
+
+    kept = Coordinator()
+    handle(kept, IllegalGenerationError)
+    assert (kept.generation, kept.member_id, kept.rejoins) == (-1, "member-1", 1)
+    for error in (UnknownMemberIdError, None):
+        forgotten = Coordinator()
+        handle(forgotten, error)
+        assert (forgotten.generation, forgotten.member_id, forgotten.rejoins) == (-1, "", 1)
