@@ -86,6 +86,7 @@ from streams.faust_port import (
     highwater,
     install_fetch_backoff,
     install_member_id_kept_on_illegal_generation,
+    install_rejoin_on_empty_assignment,
     install_seek_to_start_without_commit,
 )
 from streams.faust_runner import Message, PartitionDesk
@@ -585,6 +586,7 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
     install_fetch_backoff()  # an idle worker must not fetch in a tight loop (faust_port)
     install_seek_to_start_without_commit()  # nothing fetched during recovery is lost
     install_member_id_kept_on_illegal_generation()  # no ghost member after a rebalance
+    install_rejoin_on_empty_assignment()  # a member left out of a generation joins again
     app = build_app(config)
     worker = Worker(
         app,

@@ -27,6 +27,10 @@ fails there, by name, rather than as a wrong result under load.
   group until the coordinator expires it, and while it is there it can be the leader of the
   next generation that never syncs. Kafka's Java consumer keeps its member id on that error
   (only UNKNOWN_MEMBER_ID resets it); the patch does the same.
+* :func:`install_rejoin_on_empty_assignment`: a SyncGroup answer without an assignment for
+  this member (empty bytes: the leader did not assign it) made aiokafka's coordinator task die
+  on decoding it, and the worker ran on without ever joining its group again. The patch treats
+  it as a failed join: it says so and joins again.
 """
 
 from __future__ import annotations
@@ -36,12 +40,15 @@ import functools
 import sys
 from typing import Any
 
+import structlog
 from faust.types import TP
 
 FETCH_BACKOFF_S = 0.05
 """The pause after a fetch response that brought no records (the latency it can add)."""
 
 _MARK = "_supportstream_fetch_backoff"
+
+log = structlog.get_logger("supportstream.worker")
 
 
 async def changelog_handed_over(app: Any) -> None:
@@ -200,3 +207,44 @@ def install_member_id_kept_on_illegal_generation(coordinator_class: Any = None) 
 
     setattr(reset_generation, _MEMBER_MARK, True)
     coordinator_class.reset_generation = reset_generation
+
+
+_EMPTY_MARK = "_supportstream_rejoin_on_empty"
+
+
+def install_rejoin_on_empty_assignment(rebalance_class: Any = None) -> None:
+    """Replace aiokafka's ``CoordinatorGroupRebalance.perform_group_join`` (JoinGroup and
+    SyncGroup; returns ``(protocol, assignment bytes)``, or None for "back off and join
+    again") with one that returns None, and asks for a rejoin, when the assignment bytes are
+    empty. Idempotent.
+
+    The coordinator answers empty bytes to a member the leader's assignment left out. The
+    test broker did so to a leader whose own JoinGroup answer had listed only the other
+    member; aiokafka 0.14 then failed to decode the empty assignment inside its coordination
+    task, which died ("Unexpected error in coordinator routine"): the worker kept running, in
+    no generation, and never joined again, so when the desk's worker was killed nobody took
+    the desk over (the failover test, one run in a few). Joining again gives the group a
+    generation with every member in it."""
+    if rebalance_class is None:
+        from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
+
+        rebalance_class = CoordinatorGroupRebalance
+    original = rebalance_class.perform_group_join
+    if getattr(original, _EMPTY_MARK, False):
+        return
+
+    @functools.wraps(original)
+    async def perform_group_join(self: Any) -> Any:
+        joined = await original(self)
+        if joined is not None and not joined[1]:
+            log.warning(
+                "no assignment for this worker in its group's generation; joining again",
+                group=self.group_id,
+                generation=self._coordinator.generation,
+            )
+            self._coordinator.request_rejoin()
+            return None
+        return joined
+
+    setattr(perform_group_join, _EMPTY_MARK, True)
+    rebalance_class.perform_group_join = perform_group_join

@@ -239,3 +239,46 @@ def test_the_member_id_is_kept_on_illegal_generation_and_forgotten_otherwise() -
         forgotten = Coordinator()
         handle(forgotten, error)
         assert (forgotten.generation, forgotten.member_id, forgotten.rejoins) == (-1, "", 1)
+
+
+def test_aiokafka_joins_again_when_the_group_join_returns_none() -> None:
+    """The empty-assignment patch relies on ``_do_rejoin_group`` taking None from
+    ``perform_group_join`` as "back off and join again"."""
+    from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
+
+    source = inspect.getsource(GroupCoordinator._do_rejoin_group)
+    assert "assignment = await rebalance.perform_group_join()" in source
+    assert "if assignment is None:" in source and "return False" in source
+    assert inspect.iscoroutinefunction(inspect.unwrap(CoordinatorGroupRebalance.perform_group_join))
+
+
+def test_an_empty_assignment_is_a_failed_join_that_asks_for_a_rejoin() -> None:
+    class Coordinator:
+        generation, rejoins = 3, 0
+
+        def request_rejoin(self) -> None:
+            self.rejoins += 1
+
+    class Rebalance:
+        answer: ClassVar[tuple[str, bytes] | None] = None
+
+        def __init__(self) -> None:
+            self.group_id, self._coordinator = "g", Coordinator()
+
+        async def perform_group_join(self) -> tuple[str, bytes] | None:
+            return self.answer
+
+    faust_port.install_rejoin_on_empty_assignment(Rebalance)
+    patched = Rebalance.perform_group_join
+    faust_port.install_rejoin_on_empty_assignment(Rebalance)  # idempotent
+    assert Rebalance.perform_group_join is patched
+
+    for answer, expected, rejoins in (
+        (("faust", b""), None, 1),
+        (("faust", b"\x00\x04assignment"), ("faust", b"\x00\x04assignment"), 0),
+        (None, None, 0),
+    ):
+        Rebalance.answer = answer
+        rebalance = Rebalance()
+        assert asyncio.run(rebalance.perform_group_join()) == expected
+        assert rebalance._coordinator.rejoins == rejoins
