@@ -189,3 +189,29 @@ def test_demo_on_a_terminal_is_for_people(tmp_path: Path) -> None:
     )
     assert code == 0, out
     assert re.search(r'^\{"stage": "(parse|desk)"', out, re.M)
+
+
+@pytest.mark.slow
+def test_live_demo_on_a_terminal_keeps_its_progress_on_one_line(tmp_path: Path) -> None:
+    """``demo --duration`` (the live mode): the progress line is rewritten in place every
+    second, the closing report follows it on a line of its own, and no JSON log line shows."""
+    live = [
+        sys.executable,
+        "-m",
+        "streams.cli",
+        "demo",
+        "--duration",
+        "4s",
+        "--warehouse",
+        str(tmp_path / "live"),
+    ]
+    code, out = _on_a_terminal(live, tmp_path)
+    assert code == 0, out
+    assert '{"' not in out
+    ticks = re.findall(r"\r  t\+(\d+)s: \d+ contacts, \d+ tickets, \d+ breaches", out)
+    assert len(ticks) >= 2, out  # rewritten in place...
+    assert [int(t) for t in ticks] == sorted(int(t) for t in ticks)
+    assert not re.search(r"dead letters(\x1b\[K)?\r?\n\r?  t\+", out)  # ...never a new line
+    # The last progress line is ended before the run's summary, not overwritten by it.
+    assert re.search(r"dead letters\x1b\[K\r?\n\r?\n?live run: \d+ records", out), out
+    assert out.index("live run:") < out.index("== Warnings") < out.index("HTML report:")

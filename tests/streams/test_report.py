@@ -362,3 +362,62 @@ def test_sections_appear_as_soon_as_the_warehouse_has_their_data(
         assert "telegram</td>" not in _section(html, "promises")
     if "incidents" in stood_in:
         assert "No data yet: no incidents" in _section(html, "incidents")
+
+
+def test_promises_incidents_and_agents_are_the_warehouses(
+    page: Path, warehouse: Path, env: dict[str, str]
+) -> None:
+    """The week under rules.demo.yaml (promises, incidents, QA) fills every section from the
+    warehouse's own §7 views, not from stand-ins: each number shown is the view's."""
+    html = page.read_text(encoding="utf-8")
+    for key in SECTIONS:
+        assert _has_data(html, key), key
+    for key in ("promises", "incidents"):
+        assert f'id="chart-{key}"' in _section(html, key)
+
+    def cells(*values: object) -> str:
+        return "".join(
+            f"<td class='{'txt' if isinstance(v, str) else 'num'}'>{v}</td>" for v in values
+        )
+
+    promises = sql_rows(
+        warehouse,
+        "SELECT channel, sum(promises) AS p, sum(kept) AS k, sum(broken) AS b, "
+        "sum(pending) AS w FROM promises_daily GROUP BY channel HAVING p > 0",
+        env,
+    )
+    assert promises
+    section = _section(html, "promises")
+    for row in promises:
+        counts = (int(row["p"]), int(row["k"]), int(row["b"]), int(row["w"]))
+        assert cells(row["channel"], *counts) in section, row
+
+    incidents = sql_rows(
+        warehouse, "SELECT incident_id, category, tickets, customers FROM incidents", env
+    )
+    assert incidents  # the generated week's outage spike
+    section = _section(html, "incidents")
+    for row in incidents:
+        assert cells(row["incident_id"], row["category"]) in section, row
+        assert cells(int(row["tickets"]), int(row["customers"])) + "</tr>" in section, row
+
+    agents = sql_rows(
+        warehouse,
+        "SELECT agent_id, sum(public_replies) AS r, sum(first_responses) AS f, "
+        "sum(solved) AS s FROM agent_daily WHERE agent_id != '' GROUP BY agent_id",
+        env,
+    )
+    assert agents
+    section = _section(html, "agents")
+    for row in agents:
+        assert cells(row["agent_id"], int(row["r"]), int(row["f"])) in section, row
+    reviews = sql_rows(
+        warehouse,
+        "SELECT agent_id, count() AS n, avg(quality) AS q FROM qa_reviews "
+        "WHERE agent_id != '' GROUP BY agent_id",
+        env,
+    )
+    assert reviews
+    for row in reviews:
+        quality = "–" if row["q"] is None else f"{float(row['q']):.1f} ({row['n']})"
+        assert quality in section, row
