@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +32,9 @@ from streams.faust_runner import PartitionDesk, encode_raw, publish_jsonl
 from streams.intake import Intake, Mark, encode_input
 from streams.live import run_live
 from streams.local import LIVE_MAX_AHEAD_MS, LocalRunner, ParseStage
+from tests.support.broker import Broker
 from tests.support.cli import replay_cli, sql_rows
+from tests.support.pipeline import Pipeline, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "examples" / "rules.yaml"
@@ -161,6 +164,89 @@ def test_the_production_desk_moves_no_time_with_a_dead_letter(live: bool) -> Non
         assert "ahead of the wall clock" in letter.reason
     assert _breaches(published) == []
     assert desk._runner.now == T0  # event time stayed with the one understood record
+
+
+LIVE_RULES = """
+version: 1
+calendars:
+  always:
+    timezone: UTC
+    week: {mon: ["00:00-24:00"], tue: ["00:00-24:00"], wed: ["00:00-24:00"], thu: ["00:00-24:00"],
+           fri: ["00:00-24:00"], sat: ["00:00-24:00"], sun: ["00:00-24:00"]}
+queues:
+  - {name: support, default: true}
+sla_policies:
+  - name: fast
+    calendar: always
+    targets: {first_response: 30m}
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_live_worker_makes_a_record_dated_hours_ahead_a_dead_letter(
+    kafka_broker: Broker, tmp_path: Path
+) -> None:
+    """The real worker process on the wall clock (the production default): a contact dated
+    2 h ahead is a dead letter with the reason, not a record that moves event time past the
+    first ticket's 30-minute first-response target."""
+    from kafka import KafkaConsumer
+
+    pipeline = Pipeline(tmp_path, kafka_broker.bootstrap)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(LIVE_RULES)
+    pipeline.run("migrate", "--no-topics")
+    pipeline.run("migrate")
+    pipeline.start("worker", "--rules", str(rules), "--loglevel", "info")
+    log = tmp_path / "worker-1.log"
+    try:
+        assert wait_until(
+            lambda: log.exists() and "desk partition taken" in log.read_text(errors="replace"),
+            timeout=90,
+        )
+        now = int(time.time() * 1000)
+
+        def contact(at: int, session: str) -> str:
+            payload = {"session_id": session, "message_id": "m1", "visitor": {"id": session}}
+            payload["text"] = "Не могу войти в кабинет"
+            return json.dumps({"at": to_rfc3339(at), "source": "chat", "payload": payload})
+
+        backfill = tmp_path / "two.jsonl"
+        backfill.write_text(contact(now, "now") + "\n" + contact(now + 2 * HOUR, "later") + "\n")
+        pipeline.run("publish", "--input", str(backfill))
+
+        consumer = KafkaConsumer(
+            pipeline.topic("domain-events"),
+            pipeline.topic("dead-letters"),
+            bootstrap_servers=kafka_broker.bootstrap,
+            group_id=f"{pipeline.group}-probe",
+            auto_offset_reset="earliest",
+        )
+        events: list[str] = []
+        letters: list[DeadLetter] = []
+        deadline = time.monotonic() + 60
+        try:
+            # Until the dead letter is there and the first ticket has opened, then 3 s more
+            # for anything a moved clock would fire.
+            settle: float | None = None
+            while time.monotonic() < (settle or deadline):
+                for batch in consumer.poll(timeout_ms=200).values():
+                    for message in batch:
+                        if message.topic == pipeline.topic("dead-letters"):
+                            letters.append(CODEC.decode_dead_letter(message.value))
+                        else:
+                            events.append(CODEC.decode_event(message.value).event_type)
+                if settle is None and letters and "ticket.opened" in events:
+                    settle = time.monotonic() + 3
+        finally:
+            consumer.close()
+    finally:
+        pipeline.stop_all()
+
+    assert [(d.source, d.at) for d in letters] == [("chat", now + 2 * HOUR)], letters
+    assert "ahead of the wall clock" in letters[0].reason
+    assert events.count("ticket.opened") == 1
+    assert "sla.cycle_breached" not in events and "sla.cycle_warned" not in events
 
 
 # -- live -----------------------------------------------------------------------------------
