@@ -17,7 +17,10 @@ each record:
 
 A mixed sample of every source then goes through the real ``supportstream replay`` into the
 embedded warehouse, which must accept every dead letter (exit 0, all of them in the table), and
-a sample of every chunk crosses the production parse stage and ``desk-input``.
+a sample of every chunk crosses the production parse stage and ``desk-input``. A further
+``FAUST_DESK_RECORDS`` per source go through the production parse stage and the Faust desk
+(``PartitionDesk`` over an orjson table, as the worker keeps it): nothing raises, every message
+it publishes decodes, and no event is dated after the latest understood record.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ import os
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from loadtest.generator import generate_week
@@ -50,8 +56,9 @@ from processors.parsing import PARSERS
 from processors.rules import load_rules
 from processors.timeutil import in_range
 from schemas.codec import CODEC
-from streams.faust_runner import encode_raw
-from streams.intake import Intake, decode_input, encode_input
+from streams.faust_runner import PartitionDesk, encode_raw
+from streams.intake import Intake, Mark, decode_input, encode_input
+from streams.local import ParseStage
 from streams.local import LocalRunner, read_records
 from tests.support.cli import replay_cli, sql_rows
 
@@ -197,3 +204,76 @@ def test_replay_writes_every_mutated_record_s_dead_letter_into_the_warehouse(
     assert reported > 500 and rows == [{"n": reported}]
     tickets = sql_rows(tmp_path / "w", "SELECT count() AS n FROM tickets FINAL", env)
     assert tickets[0]["n"] > 0
+
+
+# -- the production desk ----------------------------------------------------------------------
+
+FAUST_DESK_RECORDS = 3_000
+"""Mutated records per source that cross the production parse stage *and* the Faust desk
+(``PartitionDesk``, its state in a table), after the undamaged base."""
+DECODE = {
+    "domain-events": CODEC.decode_event,
+    "acknowledgements": CODEC.decode_event,
+    "dead-letters": CODEC.decode_dead_letter,
+    "ticket-state": CODEC.decode_ticket,
+    "sla-state": CODEC.decode_cycle,
+}
+
+
+class OrjsonTable(MutableMapping[str, Any]):
+    """The desk's table as Faust keeps it: every value through orjson (the worker's table
+    codec), which refuses what JSON cannot hold (a lone surrogate, a non-str key)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        return orjson.loads(self.data[key])
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.data[key] = orjson.dumps(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self.data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.data))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_no_mutated_record_stops_the_production_parse_stage_and_faust_desk(source: str) -> None:
+    pseudo = Pseudonymizer.from_text(KEY)
+    stage = ParseStage(pseudo)
+    intake = Intake(stage)
+    desk = PartitionDesk(load_rules(RULES), pseudo, OrjsonTable())
+    lines = base()[0] + fuzzed(source, FAUST_DESK_RECORDS, -2)
+    records, _ = read_records(lines, "fuzz.jsonl", stage.redact)
+    published: list[tuple[str, bytes, bytes]] = []
+    understood = latest = -1
+    for offset, record in enumerate(records):
+        entry = intake.entry(
+            encode_raw(record, connector="fuzz"),
+            partition=0,
+            offset=offset,
+            partitions=1,
+            timestamp=record.at,
+        )
+        assert entry.items, f"record {record.ref} vanished"
+        if not all(isinstance(item, DeadLetter) for item in entry.items):
+            understood = max(understood, entry.at)
+        latest = max(latest, record.at)
+        published += desk.apply_input(encode_input(entry), 0, offset)
+    published += desk.apply_input(encode_input(Mark(0, len(records), 1, latest)), 0, len(records))
+
+    topics: Counter[str] = Counter()
+    for topic, _, value in published:
+        decoded = DECODE[topic](value)  # every message the workers publish can be read back
+        topics[topic] += 1
+        if topic == "domain-events":
+            # A dead letter never moves time, in the Faust desk either.
+            assert decoded.at <= understood, decoded
+            assert in_range(decoded.at)
+    assert topics["dead-letters"] > 0 and topics["domain-events"] > 0
