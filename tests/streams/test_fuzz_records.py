@@ -58,8 +58,7 @@ from processors.timeutil import in_range
 from schemas.codec import CODEC
 from streams.faust_runner import PartitionDesk, encode_raw
 from streams.intake import Intake, Mark, decode_input, encode_input
-from streams.local import ParseStage
-from streams.local import LocalRunner, read_records
+from streams.local import LocalRunner, ParseStage, read_records
 from tests.support.cli import replay_cli, sql_rows
 
 REPO = Path(__file__).resolve().parents[2]
