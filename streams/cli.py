@@ -153,6 +153,18 @@ def _warn_about(rules: Rules, path: Path) -> None:
         print(f"{path}: warning: {warning}", file=sys.stderr)
 
 
+def _check_input(path: Path) -> None:
+    """``--input`` of replay and whatif: ``-`` is standard input, a FIFO is read once
+    (docs/REPLAY.md); a path naming nothing or a directory is bad usage, like a missing
+    argument (exit 2)."""
+    if str(path) == "-":
+        return
+    if path.is_dir():
+        raise UsageError(f"--input {str(path)!r} is a directory; give a JSON Lines file")
+    if not path.exists():
+        raise UsageError(f"input file {str(path)!r} not found")
+
+
 def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     rules = load_rules(args.rules)
     _warn_about(rules, args.rules)
@@ -162,12 +174,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             until = parse_rfc3339(args.until)
         except ValueError as error:
             raise UsageError(f"--until: {error}") from None
-    if str(args.input) != "-":  # "-" is standard input (docs/REPLAY.md)
-        if args.input.is_dir():
-            raise UsageError(f"--input {str(args.input)!r} is a directory; give a JSON Lines file")
-        if not args.input.exists():
-            # A path that names no input is bad usage, like a missing argument (exit 2).
-            raise UsageError(f"input file {str(args.input)!r} not found")
+    _check_input(args.input)
     pseudo = settings.pseudonymizer()
     warehouse = _warehouse(args.warehouse, settings)
     with embedded_warehouse(warehouse, rules, background_inserts=True) as writer:
@@ -240,9 +247,7 @@ def _cmd_whatif(args: argparse.Namespace, settings: Settings) -> int:
             until = parse_rfc3339(args.until)
         except ValueError as error:
             raise UsageError(f"--until: {error}") from None
-    if not args.input.is_file():
-        print(f"supportstream: input file {str(args.input)!r} not found", file=sys.stderr)
-        return EXIT_FAILURE
+    _check_input(args.input)
     return run_whatif(
         baseline_path=args.baseline,
         rules_path=args.rules,

@@ -20,15 +20,17 @@ byte-identical. docs/REPORTS.md explains how to read them.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import shutil
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 import plotly.graph_objects as go
 
@@ -107,6 +109,26 @@ def snapshot(backend: Backend) -> Snapshot:
 
 def _number(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+@contextlib.contextmanager
+def replayable(input_path: Path, stdin: IO[bytes] | None = None) -> Iterator[Path]:
+    """The input as a file both replays can read: a regular file as it is; standard input
+    (``-``) or a FIFO (``--input <(zcat history.jsonl.gz)``) copied once to a temporary file,
+    deleted afterwards, since either can be read only once."""
+    if str(input_path) != "-" and input_path.is_file():
+        yield input_path
+        return
+    with tempfile.TemporaryDirectory(prefix="supportstream-whatif-input-") as tmp:
+        copy = Path(tmp) / "input.jsonl"
+        source = (
+            contextlib.nullcontext(stdin if stdin is not None else sys.stdin.buffer)
+            if str(input_path) == "-"
+            else input_path.open("rb")
+        )
+        with source as handle, copy.open("wb") as out:
+            shutil.copyfileobj(handle, out, 1 << 20)
+        yield copy
 
 
 def replay_into_snapshot(
@@ -251,10 +273,11 @@ def run_whatif(
     # Both files are checked before anything runs: a refused one exits 2 (CONTRACT §5).
     baseline_rules = load_rules(baseline_path)
     new_rules = load_rules(rules_path)
-    print(f"whatif: replaying {input_path} under {baseline_path} (baseline)", file=sys.stderr)
-    old = replay_into_snapshot(baseline_rules, input_path, until, pseudo)
-    print(f"whatif: replaying {input_path} under {rules_path} (new)", file=sys.stderr)
-    now = replay_into_snapshot(new_rules, input_path, until, pseudo)
+    with replayable(input_path) as path:
+        print(f"whatif: replaying {input_path} under {baseline_path} (baseline)", file=sys.stderr)
+        old = replay_into_snapshot(baseline_rules, path, until, pseudo)
+        print(f"whatif: replaying {input_path} under {rules_path} (new)", file=sys.stderr)
+        now = replay_into_snapshot(new_rules, path, until, pseudo)
     result = {
         "input": str(input_path),
         "until": None if until is None else to_rfc3339(until),

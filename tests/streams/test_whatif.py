@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -219,7 +221,51 @@ def test_a_refused_rules_file_exits_2_and_names_it(
         str(tmp_path / "missing.jsonl"),
         env=env,
     )
-    assert done.returncode == 1 and "not found" in done.stderr
+    # As in replay (docs/REPLAY.md): an --input naming nothing readable is bad usage.
+    assert done.returncode == 2 and "not found" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = run_cli(
+        "whatif", "--rules", str(RULES), "--baseline", str(RULES), "--input", str(tmp_path), env=env
+    )
+    assert done.returncode == 2 and "is a directory" in done.stderr
+
+
+def test_standard_input_is_read_once_for_both_replays(
+    case: dict[str, Any], env: dict[str, str], tmp_path: Path
+) -> None:
+    """``--input -`` (``zcat history.jsonl.gz | supportstream whatif ... --input -``) gives
+    what the file gives: both replays read the same records."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "whatif",
+            "--rules",
+            str(case["new_rules"]),
+            "--baseline",
+            str(RULES),
+            "--input",
+            "-",
+            "--until",
+            UNTIL,
+            "--out",
+            str(out),
+        ],
+        input=case["source"].read_bytes(),
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    got = json.loads((out / "whatif.json").read_text(encoding="utf-8"))
+    assert got["input"] == "-"
+    assert {k: v for k, v in got.items() if k != "input"} == {
+        k: v for k, v in case["result"].items() if k != "input"
+    }
 
 
 @pytest.mark.integration
