@@ -23,6 +23,7 @@ from streams import connect_cli, worker_cli
 from streams.local import LocalRunner, embedded_warehouse, replay_file
 from streams.logging import configure_logging
 from streams.parse_pool import default_parse_workers
+from streams.replay_input import InputError, check_input
 from streams.settings import Settings, SettingsError
 
 EXIT_OK = 0
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RulesError as error:
         print(f"supportstream: rules refused: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, SettingsError) as error:
+    except (UsageError, SettingsError, InputError) as error:
         print(f"supportstream: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (QueryError, SinkError) as error:
@@ -153,18 +154,6 @@ def _warn_about(rules: Rules, path: Path) -> None:
         print(f"{path}: warning: {warning}", file=sys.stderr)
 
 
-def _check_input(path: Path) -> None:
-    """``--input`` of replay and whatif: ``-`` is standard input, a FIFO is read once
-    (docs/REPLAY.md); a path naming nothing or a directory is bad usage, like a missing
-    argument (exit 2)."""
-    if str(path) == "-":
-        return
-    if path.is_dir():
-        raise UsageError(f"--input {str(path)!r} is a directory; give a JSON Lines file")
-    if not path.exists():
-        raise UsageError(f"input file {str(path)!r} not found")
-
-
 def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     rules = load_rules(args.rules)
     _warn_about(rules, args.rules)
@@ -174,7 +163,7 @@ def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             until = parse_rfc3339(args.until)
         except ValueError as error:
             raise UsageError(f"--until: {error}") from None
-    _check_input(args.input)
+    check_input(args.input)
     pseudo = settings.pseudonymizer()
     warehouse = _warehouse(args.warehouse, settings)
     with embedded_warehouse(warehouse, rules, background_inserts=True) as writer:
@@ -247,7 +236,7 @@ def _cmd_whatif(args: argparse.Namespace, settings: Settings) -> int:
             until = parse_rfc3339(args.until)
         except ValueError as error:
             raise UsageError(f"--until: {error}") from None
-    _check_input(args.input)
+    check_input(args.input)
     return run_whatif(
         baseline_path=args.baseline,
         rules_path=args.rules,

@@ -47,8 +47,9 @@ from processors.slabook import SlaBook
 from schemas.codec import CODEC, RAW_CONTACT
 from streams.connectors.envelope import conversation_key
 from streams.intake import IntakeError, decode_inputs
-from streams.local import LocalRunner, ParseStage, read_records, wall_clock_ms
+from streams.local import LocalRunner, ParseStage, wall_clock_ms
 from streams.metrics import PipelineMetrics
+from streams.replay_input import index_records, open_input, records_in_order
 from streams.sequencer import Merge
 
 log = structlog.get_logger("supportstream.worker")
@@ -115,20 +116,24 @@ def publish_jsonl(
     equals), each record stamped with its place in that order (``sequence``) so the desk puts
     records of one instant back in file order whichever partitions they land on. Keys are the
     connectors' (the conversation, as far as one record tells). Lines that are not records at
-    all go straight to the dead-letter topic, redacted as replay redacts them. ``send_*`` take
-    (key, value)."""
+    all go straight to the dead-letter topic, redacted as replay redacts them. The file is
+    read as ``replay`` reads it (``streams.replay_input``: a byte-order mark skipped, lines
+    split on ``\n`` only, ``-`` and FIFOs, control characters as dead letters; a missing file
+    or a directory raises ``InputError``). ``send_*`` take (key, value)."""
     parser = ParseStage(pseudo)
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        records, letters = read_records(handle, path.name, parser.redact)
-    for letter in letters:
-        send_dead_letter(letter.source.encode(), CODEC.encode_dead_letter(letter))
-    for sequence, record in enumerate(records):
-        acted = [
-            item for item in parser.parse(record) if not isinstance(item, Ignored | DeadLetter)
-        ]
-        key = conversation_key(acted[0], pseudo) if acted else f"{record.source}:unparsed"
-        send_raw(key.encode(), encode_raw(record, connector=connector, sequence=sequence))
-    return Published(len(records), len(letters))
+    records = 0
+    with open_input(path) as (handle, name):
+        index = index_records(handle, name, parser.redact)
+        for letter in index.dead_letters:
+            send_dead_letter(letter.source.encode(), CODEC.encode_dead_letter(letter))
+        for sequence, record in enumerate(records_in_order(handle, index, parser.redact)):
+            acted = [
+                item for item in parser.parse(record) if not isinstance(item, Ignored | DeadLetter)
+            ]
+            key = conversation_key(acted[0], pseudo) if acted else f"{record.source}:unparsed"
+            send_raw(key.encode(), encode_raw(record, connector=connector, sequence=sequence))
+            records += 1
+    return Published(records, len(index.dead_letters))
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from processors.parsing import parse_envelope
 __all__ = [
     "InputError",
     "RecordIndex",
+    "check_input",
     "index_records",
     "open_input",
     "read_line",
@@ -58,6 +59,19 @@ _SPOOL_CHUNK = 1 << 20
 
 class InputError(ValueError):
     """The input cannot be read as asked (a directory, a missing file): bad usage."""
+
+
+def check_input(path: str | Path) -> None:
+    """``--input`` of replay, whatif and publish, checked before any work starts: ``-`` is
+    standard input, a FIFO is read once (docs/REPLAY.md); a path naming nothing or a directory
+    is bad usage, like a missing argument (``InputError``, exit 2)."""
+    if str(path) == "-":
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--input {str(path)!r} is a directory; give a JSON Lines file")
+    if not path.exists():
+        raise InputError(f"input file {str(path)!r} not found")
 
 
 @contextlib.contextmanager

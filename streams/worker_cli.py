@@ -181,7 +181,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     from streams.kafka_admin import topic_name
+    from streams.replay_input import check_input
 
+    check_input(args.input)  # before connecting: a wrong path is bad usage (exit 2)
     count = publish_file(settings, args.input)
     print(f"published {count} records to {topic_name(settings, 'raw-contacts')}")
     return EXIT_OK

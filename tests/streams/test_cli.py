@@ -68,6 +68,9 @@ def test_bad_usage_exits_2_and_other_failures_exit_1(tmp_path: Path) -> None:
     assert done.returncode == 2 and "--until" in done.stderr
     done = run("replay", "--rules", str(RULES), "--input", str(tmp_path / "missing.jsonl"))
     assert done.returncode == 2 and "not found" in done.stderr  # bad usage, as the contract says
+    for path, said in ((tmp_path / "missing.jsonl", "not found"), (tmp_path, "a directory")):
+        done = run("publish", "--input", str(path))  # said before connecting to any broker
+        assert done.returncode == 2 and said in done.stderr, done.stderr
     done = run("sql", "--warehouse", str(tmp_path / "nowhere"), "SELECT 1")
     assert done.returncode == 1 and "no warehouse" in done.stderr
 

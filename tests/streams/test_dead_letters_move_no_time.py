@@ -32,6 +32,7 @@ from streams.faust_runner import PartitionDesk, encode_raw, publish_jsonl
 from streams.intake import Intake, Mark, encode_input
 from streams.live import run_live
 from streams.local import LIVE_MAX_AHEAD_MS, LocalRunner, ParseStage
+from streams.replay_input import InputError
 from tests.support.broker import Broker
 from tests.support.cli import replay_cli, sql_rows
 from tests.support.pipeline import Pipeline, wait_until
@@ -386,3 +387,33 @@ def test_a_raw_message_dated_outside_the_stored_range_is_a_dead_letter_dated_on_
         letter, _ = decode_sequenced(data, "raw-contacts/0/7", lambda t: t, at_if_unknown=T0)
         assert isinstance(letter, DeadLetter)
         assert letter.at == T0 and "outside the instants the warehouse stores" in letter.reason
+
+
+def test_publish_reads_its_input_as_replay_does(tmp_path: Path) -> None:
+    """A byte-order mark is skipped, a bare CR inside a record does not split it, a line of
+    control characters is a counted dead letter, and a missing file or a directory is bad
+    usage (``InputError``), as for ``replay`` (docs/REPLAY.md)."""
+    chat = (
+        '{"at":"2026-03-02T10:00:0%dZ",\r"source":"chat","payload":{"session_id":"s",'
+        '"message_id":"m%d","visitor":{"id":"v"},"text":"hello"}}'
+    )
+    source = tmp_path / "backfill.jsonl"
+    source.write_bytes(
+        b"\xef\xbb\xbf" + (chat % (1, 1)).encode() + b"\n\x1c\x0b\n" + (chat % (2, 2)).encode()
+    )
+    raw: list[tuple[bytes, bytes]] = []
+    letters: list[tuple[bytes, bytes]] = []
+
+    done = publish_jsonl(
+        source,
+        lambda k, v: raw.append((k, v)),
+        lambda k, v: letters.append((k, v)),
+        Pseudonymizer.from_text(KEY),
+    )
+
+    assert (done.records, done.dead_letters) == (2, 1)
+    (letter,) = [CODEC.decode_dead_letter(value) for _, value in letters]
+    assert letter.reason.startswith("invalid json") and letter.ref == "backfill.jsonl:2"
+    for path in (tmp_path / "missing.jsonl", tmp_path):
+        with pytest.raises(InputError):
+            publish_jsonl(path, lambda k, v: None, lambda k, v: None, Pseudonymizer.from_text(KEY))
