@@ -88,6 +88,7 @@ from streams.faust_port import (
     install_member_id_kept_on_illegal_generation,
     install_rejoin_on_empty_assignment,
     install_seek_to_start_without_commit,
+    reseek_stalled_recovery,
 )
 from streams.faust_runner import Message, PartitionDesk
 from streams.intake import Entry, Intake, Mark, encode_entries, encode_input
@@ -406,6 +407,13 @@ def build_app(config: WorkerConfig) -> faust.App:
                 host.desks.pop(tp.partition, None)
                 if config.metrics is not None:
                     config.metrics.observe_merge(0)  # the desk's new owner reports it now
+
+    recovery_seeks: dict[TP, float] = {}
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def recovery_watchdog() -> None:
+        # no table recovery waits for ever (faust_port)
+        await reseek_stalled_recovery(app, recovery_seeks)
 
     @app.timer(interval=config.tick_interval_s)  # type: ignore[untyped-decorator]
     async def wall_clock() -> None:

@@ -31,6 +31,10 @@ fails there, by name, rather than as a wrong result under load.
   this member (empty bytes: the leader did not assign it) made aiokafka's coordinator task die
   on decoding it, and the worker ran on without ever joining its group again. The patch treats
   it as a failed join: it says so and joins again.
+* :func:`reseek_stalled_recovery`: a changelog fetch that lands while a rebalance begins is
+  dropped by Faust's ``getmany`` (the generation changed) after aiokafka has moved past it;
+  Faust's recovery then waits for offsets that will never come again. Called every second,
+  it seeks such a partition back to what the recovery has read.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -45,6 +51,10 @@ from faust.types import TP
 
 FETCH_BACKOFF_S = 0.05
 """The pause after a fetch response that brought no records (the latency it can add)."""
+
+RECOVERY_STALL_S = 3.0
+"""How long a changelog partition behind its highwater may bring nothing during recovery
+before it is sought back to what the recovery has read."""
 
 _MARK = "_supportstream_fetch_backoff"
 
@@ -248,3 +258,53 @@ def install_rejoin_on_empty_assignment(rebalance_class: Any = None) -> None:
 
     setattr(perform_group_join, _EMPTY_MARK, True)
     rebalance_class.perform_group_join = perform_group_join
+
+
+async def reseek_stalled_recovery(
+    app: Any,
+    sought: dict[TP, float],
+    stall_s: float = RECOVERY_STALL_S,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[TP]:
+    """While Faust recovers its tables, seek every active changelog partition that is behind
+    its highwater and has brought nothing for ``stall_s`` (since the recovery started, its
+    last record, or this function's last seek of it, kept in ``sought``) back to the offset
+    after the last one the recovery applied. Returns the partitions sought. Called every
+    second by the workers.
+
+    Why: faust-streaming 0.15's ``Consumer.getmany`` drops the records of a fetch when the
+    consumer generation changes while it hands them out, and aiokafka has already moved the
+    partition's position past them. A changelog partition whose records were dropped that way
+    just as the recovery sought it (the failover test's surviving worker, after the broker
+    restart: read to 11, dropped, the recovery waiting for offset 10 for ever) is never read
+    again. Faust's recovery applies only offsets above what it has seen, so a seek back that
+    was not needed only costs a fetch. Relies on ``Recovery.in_recovery``, ``active_tps``,
+    ``active_offsets``, ``active_highwaters``, ``_recovery_started_at`` and
+    ``_active_events_received_at`` (``test_faust_port`` checks they exist)."""
+    recovery = app.tables.recovery
+    if not recovery.in_recovery:
+        return []
+    now = clock()
+    stalled: dict[TP, int] = {}
+    for tp in list(recovery.active_tps):
+        applied = recovery.active_offsets.get(tp)
+        highwater = recovery.active_highwaters.get(tp)
+        if applied is None or highwater is None or highwater < 0 or applied >= highwater:
+            continue
+        last = max(
+            recovery._active_events_received_at.get(tp) or 0.0,
+            recovery._recovery_started_at or 0.0,
+            sought.get(tp, 0.0),
+        )
+        if now - last >= stall_s:
+            stalled[tp] = applied + 1
+    if not stalled:
+        return []
+    log.warning(
+        "table recovery stalled behind the changelog's end; reading it again",
+        partitions={f"{tp.topic}/{tp.partition}": offset for tp, offset in stalled.items()},
+    )
+    await app.consumer.seek_wait(stalled)
+    for tp in stalled:
+        sought[tp] = now
+    return sorted(stalled)

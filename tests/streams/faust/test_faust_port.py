@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from aiokafka.consumer.fetcher import Fetcher
@@ -282,3 +283,61 @@ def test_an_empty_assignment_is_a_failed_join_that_asks_for_a_rejoin() -> None:
         rebalance = Rebalance()
         assert asyncio.run(rebalance.perform_group_join()) == expected
         assert rebalance._coordinator.rejoins == rejoins
+
+
+def test_faust_recovery_keeps_what_the_watchdog_reads() -> None:
+    from faust.tables.recovery import Recovery
+
+    source = inspect.getsource(Recovery)
+    for name in (
+        "self.in_recovery",
+        "self.active_tps",
+        "self.active_offsets",
+        "self.active_highwaters",
+        "self._recovery_started_at",
+        "self._active_events_received_at",
+    ):
+        assert name in source, name
+    # it applies only offsets above what it has seen: a needless seek back costs a fetch
+    assert "if seen_offset is None or offset > seen_offset:" in source
+
+
+def test_a_stalled_recovery_is_sought_back_to_what_it_has_read() -> None:
+    changelog, other, done = TP("desk-changelog", 0), TP("other-changelog", 0), TP("c", 1)
+
+    recovery = SimpleNamespace(
+        in_recovery=True,
+        active_tps={changelog, other, done},
+        active_offsets={changelog: -1, other: 4, done: 9},
+        active_highwaters={changelog: 10, other: 7, done: 9},
+        _recovery_started_at=100.0,
+        _active_events_received_at={other: 101.5},
+    )
+
+    class App:
+        def __init__(self) -> None:
+            self.tables = SimpleNamespace(recovery=recovery)
+            self.consumer = self
+            self.seeks: list[dict[TP, int]] = []
+
+        async def seek_wait(self, partitions: dict[TP, int]) -> None:
+            self.seeks.append(dict(partitions))
+
+    app, sought = App(), dict[TP, float]()
+    now = [102.0]
+
+    def run() -> list[TP]:
+        return asyncio.run(
+            faust_port.reseek_stalled_recovery(app, sought, stall_s=3.0, clock=lambda: now[0])
+        )
+
+    assert run() == []  # 2 s since the recovery started
+    now[0] = 103.0
+    assert run() == [changelog] and app.seeks == [{changelog: 0}]  # from its first offset
+    now[0] = 105.0
+    assert run() == [other] and app.seeks[-1] == {other: 5}  # the changelog was just sought
+    now[0] = 106.0
+    assert run() == [changelog]  # 3 s after its last seek, still nothing
+    recovery.in_recovery = False
+    now[0] = 200.0
+    assert run() == []  # nothing while no recovery runs
