@@ -17,7 +17,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -282,7 +282,7 @@ class LocalRunner:
                 DeadLetter(d.at, d.source, d.reason, redacted, d.ref) for d in output.dead_letters
             )
             self.stats.dead_letters.update(d.source for d in letters)
-            output = Output(output.events, output.tickets, output.cycles, letters)
+            output = replace(output, dead_letters=letters)
         self._emit(output)
 
     def _emit(self, output: Output, *, logged: bool = False) -> None:

@@ -34,9 +34,9 @@ The §6 names, types and labels are fixed (alert rules and dashboards rely on th
   It is not updated while nothing arrives.
 
 * CONTRACT §7 (docs/PROMISES.md, docs/INCIDENTS.md):
-  ``supportstream_first_response_estimate_seconds{channel,policy}`` is the estimate of the
-  latest promise made for that channel and policy (set by ``ticket.acknowledged``), i.e. what
-  the next promise would use unless first responses were fulfilled since;
+  ``supportstream_first_response_estimate_seconds{channel,policy}`` is the estimate the next
+  promise of that channel and policy would use: set by each ``ticket.acknowledged`` and, as
+  soon as a fulfilled first response changes it, by the desk's ``Output.estimates``;
   ``supportstream_promises_total{channel,outcome}`` counts ``promise.kept`` /
   ``promise.broken`` (series created at 0 for every channel and outcome);
   ``supportstream_incidents_open{category}`` is 1 while the category has an incident open
@@ -306,7 +306,7 @@ class PipelineMetrics:
         )
         self.first_response_estimate = Gauge(
             "supportstream_first_response_estimate_seconds",
-            "The first-response estimate of the latest promise, by channel and policy.",
+            "The first-response estimate the next promise would use, by channel and policy.",
             ["channel", "policy"],
             registry=registry,
         )
@@ -357,6 +357,8 @@ class PipelineMetrics:
             self._remember_ticket(ticket.ticket_id, ticket.queue, ticket.priority)
         for cycle in output.cycles:
             self._observe_cycle(cycle)
+        for channel, policy, seconds in output.estimates:
+            self.first_response_estimate.labels(channel, policy).set(seconds)
         for letter in output.dead_letters:
             source = letter.source or UNKNOWN
             self.dead_letters.labels(source, dead_letter_class(letter.reason)).inc()

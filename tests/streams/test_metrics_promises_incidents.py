@@ -123,3 +123,34 @@ def test_values_while_the_incident_is_open_and_after_it_closed() -> None:
     closed = _run(T0 + 55 * MIN)  # s-4 opened at T0+25m; the incident closes at T0+55m
     assert _value(closed, "supportstream_incidents_open", category="outage") == 0
     assert _value(closed, "supportstream_incidents_opened_total", category="outage") == 1
+
+
+def test_the_estimate_is_what_the_next_promise_would_use_as_soon_as_an_answer_changes_it() -> None:
+    """CONTRACT §6: the gauge is "the estimate the next promise would use", so a fulfilled first
+    response moves it at once, not only when the next ticket opens and is promised."""
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    promised: list[float] = []
+
+    def seen(output: Any) -> None:
+        metrics.observe_output(output)
+        promised.extend(
+            e.data["estimate_seconds"]
+            for e in output.events
+            if e.event_type == "ticket.acknowledged"
+        )
+
+    runner = LocalRunner(RULES, Pseudonymizer.from_text("k"), _Discard(), on_output=seen)
+    estimate = {"channel": "chat", "policy": "fast"}
+    runner.feed(_chat(T0, "s-1", "hello", 1))
+    runner.feed(_chat(T0 + MIN, "s-2", "hello", 2))
+    # No history yet: the promises used the 10-minute target, and so would the next one.
+    assert _value(registry, "supportstream_first_response_estimate_seconds", **estimate) == 600
+    runner.feed(_reply(T0 + 4 * MIN, "s-1", 3))
+    # One answer in 240 s (min_samples 1, percentile 100): the next promise would use 240 s.
+    assert _value(registry, "supportstream_first_response_estimate_seconds", **estimate) == 240
+    runner.feed(_reply(T0 + 7 * MIN, "s-2", 4))  # s-2 answered in 360 s: the maximum is 360
+    assert _value(registry, "supportstream_first_response_estimate_seconds", **estimate) == 360
+    runner.feed(_chat(T0 + 8 * MIN, "s-3", "hello", 5))
+    assert promised == [600, 600, 360]  # and the next promise did use it
+    assert _value(registry, "supportstream_first_response_estimate_seconds", **estimate) == 360
