@@ -213,6 +213,10 @@ class LocalRunner:
         self._debug = logger is not None and debug_enabled(logger)
         self._clock = clock
         self._now: Millis | None = None
+        if metrics is not None and desk is not None:
+            # A desk built from stored state (a restarted worker): its waiting tickets and open
+            # incidents are on the gauges at once, not from 0 until their next event.
+            metrics.observe_desk_state(desk)
 
     # -- time ---------------------------------------------------------------------------------
 

@@ -40,16 +40,16 @@ The §6 names, types and labels are fixed (alert rules and dashboards rely on th
   ``supportstream_promises_total{channel,outcome}`` counts ``promise.kept`` /
   ``promise.broken`` (series created at 0 for every channel and outcome);
   ``supportstream_incidents_open{category}`` is 1 while the category has an incident open
-  (set by ``incident.opened`` and ``incident.joined``, cleared by ``incident.closed``: a
-  restarted worker shows an open incident again at its next ticket);
+  (set by ``incident.opened`` and ``incident.joined``, cleared by ``incident.closed``);
   ``supportstream_incidents_opened_total{category}`` counts ``incident.opened``.
 * ``supportstream_queue_waiting_tickets{queue}`` counts the tickets waiting for an agent
   (CONTRACT §7): up on ``ticket.waiting_started``, down on ``ticket.waiting_stopped``. With it,
   ``supportstream_queue_oldest_waiting_since_seconds{queue}`` is the event time (Unix seconds)
   at which the longest-waiting ticket of the queue started waiting; the series is removed when
   nobody waits, so ``time() - min by (queue) (...)`` is how long the oldest has waited (the
-  "waiting too long" alert). Like the active cycles, both count what this process saw since it
-  started: a restarted worker starts them from 0 (docs/PRODUCTION.md).
+  "waiting too long" alert). A runner given a desk built from stored state (a restarted or
+  rebalanced worker) starts both, and ``supportstream_incidents_open``, from what that desk
+  holds (``observe_desk_state``).
 
 Beyond §6 (labels may be added, names too): ``supportstream_sink_failures_total{table}`` and
 ``supportstream_sink_last_success_timestamp_seconds`` for the "sink failing" alerts.
@@ -64,7 +64,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from threading import Thread
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -80,6 +80,9 @@ from prometheus_client.process_collector import ProcessCollector
 
 from processors.model import CHANNELS, SOURCES, CycleState, DomainEvent, Millis, Output
 from sinks.writer import TABLES
+
+if TYPE_CHECKING:
+    from processors.desk import Desk
 
 __all__ = [
     "CONTRACT_METRICS",
@@ -410,6 +413,30 @@ class PipelineMetrics:
             self.incidents_open.labels(category).set(0 if kind == "incident.closed" else 1)
             if kind == "incident.opened":
                 self.incidents_opened.labels(category).inc()
+
+    def observe_desk_state(self, desk: Desk) -> None:
+        """Start the gauges of waiting tickets and open incidents from what a desk built from
+        stored state holds (a restarted or rebalanced worker): tickets still waiting and
+        incidents still open are shown at once, not only after their next event (CONTRACT §6,
+        §7). A queue this process counted before and where nobody waits now goes to 0."""
+        tickets = desk.stores.tickets
+        waiting = sorted(
+            (int(since), ticket_id, tickets[ticket_id].queue)
+            for ticket_id, since in desk.stores.waiting.items()
+        )
+        by_queue: dict[str, dict[str, Millis]] = {queue: {} for queue in self._waiting}
+        for since, ticket_id, queue in waiting:
+            by_queue.setdefault(queue, {})[ticket_id] = since
+        for queue, entries in by_queue.items():
+            self._waiting[queue] = entries
+            self.queue_waiting.labels(queue).set(len(entries))
+            if entries:
+                self.queue_oldest_waiting.labels(queue).set(next(iter(entries.values())) / 1000)
+            else:
+                with contextlib.suppress(KeyError):
+                    self.queue_oldest_waiting.remove(queue)
+        for category, state in desk.stores.incidents.items():
+            self.incidents_open.labels(category).set(0 if state.get("open") is None else 1)
 
     def _observe_waiting(self, event: DomainEvent) -> None:
         queue = str(event.data.get("queue", UNKNOWN))

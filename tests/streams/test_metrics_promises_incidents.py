@@ -9,8 +9,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from processors.desk import Desk
 from processors.ids import Pseudonymizer
 from processors.model import RawRecord
+from processors.pii import Masker
 from processors.rules import rules_from_mapping
 from streams.local import LocalRunner
 from streams.metrics import PipelineMetrics
@@ -154,3 +156,23 @@ def test_the_estimate_is_what_the_next_promise_would_use_as_soon_as_an_answer_ch
     runner.feed(_chat(T0 + 8 * MIN, "s-3", "hello", 5))
     assert promised == [600, 600, 360]  # and the next promise did use it
     assert _value(registry, "supportstream_first_response_estimate_seconds", **estimate) == 360
+
+
+def test_a_runner_on_a_desk_built_from_stored_state_shows_the_open_incident() -> None:
+    """A restarted worker's gauge shows the incident still open at once (not only at the next
+    ticket of its category), and the close timer it rebuilt clears it."""
+    first = LocalRunner(RULES, Pseudonymizer.from_text("k"), _Discard())  # type: ignore[arg-type]
+    first.feed(_chat(T0 + 20 * MIN, "s-3", "site down", 1))
+    first.feed(_chat(T0 + 25 * MIN, "s-4", "down here too", 2))
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    runner = LocalRunner(
+        RULES,
+        Pseudonymizer.from_text("k"),
+        None,
+        metrics=metrics,
+        desk=Desk(RULES, Pseudonymizer.from_text("k"), Masker(), stores=first.desk.stores),
+    )
+    assert registry.get_sample_value("supportstream_incidents_open", {"category": "outage"}) == 1
+    runner.advance_to(T0 + 55 * MIN, inclusive=True)  # 30 minutes after s-4: closed
+    assert registry.get_sample_value("supportstream_incidents_open", {"category": "outage"}) == 0
