@@ -213,10 +213,11 @@ class LocalRunner:
         self._debug = logger is not None and debug_enabled(logger)
         self._clock = clock
         self._now: Millis | None = None
-        if metrics is not None and desk is not None:
-            # A desk built from stored state (a restarted worker): its waiting tickets and open
-            # incidents are on the gauges at once, not from 0 until their next event.
-            metrics.observe_desk_state(desk)
+        if metrics is not None:
+            # The series the rules make possible, and, for a desk built from stored state (a
+            # restarted worker), its waiting tickets and open incidents: on the gauges at once,
+            # not from 0 until their next event.
+            metrics.observe_desk_state(self.desk)
 
     # -- time ---------------------------------------------------------------------------------
 

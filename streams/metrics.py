@@ -418,7 +418,14 @@ class PipelineMetrics:
         """Start the gauges of waiting tickets and open incidents from what a desk built from
         stored state holds (a restarted or rebalanced worker): tickets still waiting and
         incidents still open are shown at once, not only after their next event (CONTRACT §6,
-        §7). A queue this process counted before and where nobody waits now goes to 0."""
+        §7). A queue this process counted before and where nobody waits now goes to 0.
+
+        The series the rules make possible are created from the start, so that ``/metrics``
+        shows every §6 name and ``increase()`` sees a first change from 0: the waiting tickets
+        of every queue that waits (an agent is listed for it, ``assignment`` is not ``none``),
+        the open and opened incidents of every category (with ``incidents``), and the estimate
+        the next promise of every channel and policy with a first-response target would use."""
+        self._prepare_series(desk)
         tickets = desk.stores.tickets
         waiting = sorted(
             (int(since), ticket_id, tickets[ticket_id].queue)
@@ -437,6 +444,22 @@ class PipelineMetrics:
                     self.queue_oldest_waiting.remove(queue)
         for category, state in desk.stores.incidents.items():
             self.incidents_open.labels(category).set(0 if state.get("open") is None else 1)
+
+    def _prepare_series(self, desk: Desk) -> None:
+        rules = desk.rules
+        if rules.assignment != "none":
+            for queue in dict.fromkeys(q for agent in rules.agents for q in agent.queues):
+                if queue not in self._waiting:
+                    self.queue_waiting.labels(queue).set(0)
+        if rules.incidents is not None:
+            for category in rules.categories:
+                self.incidents_open.labels(category.name)
+                self.incidents_opened.labels(category.name)
+        for policy in rules.sla_policies:
+            for channel in CHANNELS:
+                estimate = desk.promises.next_estimate(channel, policy.name)
+                if estimate is not None:
+                    self.first_response_estimate.labels(channel, policy.name).set(estimate / 1000)
 
     def _observe_waiting(self, event: DomainEvent) -> None:
         queue = str(event.data.get("queue", UNKNOWN))

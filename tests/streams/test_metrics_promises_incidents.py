@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -176,3 +177,19 @@ def test_a_runner_on_a_desk_built_from_stored_state_shows_the_open_incident() ->
     assert registry.get_sample_value("supportstream_incidents_open", {"category": "outage"}) == 1
     runner.advance_to(T0 + 55 * MIN, inclusive=True)  # 30 minutes after s-4: closed
     assert registry.get_sample_value("supportstream_incidents_open", {"category": "outage"}) == 0
+
+
+def test_the_series_exist_from_the_start_at_what_the_rules_say() -> None:
+    """Before any ticket: every category's incident series at 0 (so `increase()` sees the first
+    incident), and the estimate of every channel for the policy with a first-response target:
+    the target, which is what the next promise would use with no history."""
+    registry = CollectorRegistry()
+    LocalRunner(RULES, Pseudonymizer.from_text("k"), None, metrics=PipelineMetrics(registry))
+    outage = {"category": "outage"}
+    assert registry.get_sample_value("supportstream_incidents_open", outage) == 0
+    assert registry.get_sample_value("supportstream_incidents_opened_total", outage) == 0
+    for channel in ("telegram", "whatsapp", "email", "chat", "form", "vk", "phone"):
+        labels = {"channel": channel, "policy": "fast"}
+        assert registry.get_sample_value(
+            "supportstream_first_response_estimate_seconds", labels
+        ) == pytest.approx(600)

@@ -140,3 +140,13 @@ def test_the_runner_starts_its_metrics_from_the_desk_it_is_given() -> None:
         desk=restarted,
     )
     assert sample(registry, "supportstream_queue_waiting_tickets", "general") == 1
+
+
+def test_every_queue_that_waits_has_its_series_from_the_start() -> None:
+    """`/metrics` shows the §6 gauge before anybody waited: 0 for each queue an agent is listed
+    for; a queue nobody serves never waits, so it has no series."""
+    registry = CollectorRegistry()
+    LocalRunner(RULES, Pseudonymizer.from_text("k"), None, metrics=PipelineMetrics(registry))
+    assert sample(registry, "supportstream_queue_waiting_tickets", "general") == 0
+    assert sample(registry, "supportstream_queue_waiting_tickets", "vip") is None
+    assert sample(registry, "supportstream_queue_oldest_waiting_since_seconds", "general") is None
