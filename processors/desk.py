@@ -210,13 +210,14 @@ class _Step:
     """Collects what one input produced: events (numbered per ticket), the tickets it touched
     (one snapshot each, the last) and the cycles it changed."""
 
-    __slots__ = ("cycles", "dead_letters", "events", "tickets")
+    __slots__ = ("cycles", "dead_letters", "estimates", "events", "tickets")
 
     def __init__(self) -> None:
         self.events: list[DomainEvent] = []
         self.tickets: dict[str, Ticket] = {}
         self.cycles: dict[tuple[str, str, int], CycleState] = {}
         self.dead_letters: list[DeadLetter] = []
+        self.estimates: dict[tuple[str, str], float] = {}
 
     def output(self) -> Output:
         return Output(
@@ -224,6 +225,7 @@ class _Step:
             tickets=tuple(t.snapshot() for t in self.tickets.values()),
             cycles=tuple(self.cycles.values()),
             dead_letters=tuple(self.dead_letters),
+            estimates=tuple((c, p, s) for (c, p), s in self.estimates.items()),
         )
 
 
@@ -902,6 +904,10 @@ class Desk:
                     effect.at,
                     round(effect.data["business_seconds"] * 1000),
                 )
+                # What the next promise of this channel and policy would use now (§6 gauge).
+                estimate = self.promises.next_estimate(ticket.channel, ticket.sla_policy)
+                if estimate is not None:
+                    step.estimates[(ticket.channel, ticket.sla_policy)] = estimate / 1000
         for cycle in effects.cycles:
             step.cycles[(cycle.ticket_id, cycle.metric, cycle.cycle)] = cycle
         return ticket

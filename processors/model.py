@@ -295,3 +295,7 @@ class Output:
     tickets: tuple[TicketState, ...] = ()
     cycles: tuple[CycleState, ...] = ()
     dead_letters: tuple[DeadLetter, ...] = ()
+    estimates: tuple[tuple[str, str, float], ...] = ()
+    """(channel, policy, seconds): the first-response estimate the next promise of that
+    channel and policy would use, where a fulfilled first response changed it (for the
+    metrics; nothing is stored or published)."""

@@ -152,6 +152,17 @@ class PromiseBook:
         stored = _samples(self.history.get(key, []))
         self.history[key] = remember(stored, (at, ticket_id, business_ms), self.spec.window)
 
+    def next_estimate(self, channel: str, policy: str) -> int | None:
+        """The estimate in milliseconds the next promise of ``channel`` and ``policy`` would
+        use (one made after every first response fulfilled so far), or None when that
+        channel and policy promise nothing (CONTRACT §6
+        ``supportstream_first_response_estimate_seconds``)."""
+        if self.spec is None or policy not in self._terms:
+            return None
+        stored = _samples(self.history.get(history_key(channel, policy), []))
+        after = stored[-1][0] + 1 if stored else 0
+        return estimate(stored, after, self.spec, self._terms[policy][1]).estimate_ms
+
     def first_reply(self, ticket_id: str, at: Millis) -> tuple[str, Millis] | None:
         """The ticket's first public reply at ``at``: ``(outcome, promised_by)`` of its pending
         promise (``kept`` at or before promised_by, else ``broken``), or None."""

@@ -17,7 +17,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -213,6 +213,11 @@ class LocalRunner:
         self._debug = logger is not None and debug_enabled(logger)
         self._clock = clock
         self._now: Millis | None = None
+        if metrics is not None:
+            # The series the rules make possible, and, for a desk built from stored state (a
+            # restarted worker), its waiting tickets and open incidents: on the gauges at once,
+            # not from 0 until their next event.
+            metrics.observe_desk_state(self.desk)
 
     # -- time ---------------------------------------------------------------------------------
 
@@ -282,7 +287,7 @@ class LocalRunner:
                 DeadLetter(d.at, d.source, d.reason, redacted, d.ref) for d in output.dead_letters
             )
             self.stats.dead_letters.update(d.source for d in letters)
-            output = Output(output.events, output.tickets, output.cycles, letters)
+            output = replace(output, dead_letters=letters)
         self._emit(output)
 
     def _emit(self, output: Output, *, logged: bool = False) -> None:

@@ -34,22 +34,22 @@ The §6 names, types and labels are fixed (alert rules and dashboards rely on th
   It is not updated while nothing arrives.
 
 * CONTRACT §7 (docs/PROMISES.md, docs/INCIDENTS.md):
-  ``supportstream_first_response_estimate_seconds{channel,policy}`` is the estimate of the
-  latest promise made for that channel and policy (set by ``ticket.acknowledged``), i.e. what
-  the next promise would use unless first responses were fulfilled since;
+  ``supportstream_first_response_estimate_seconds{channel,policy}`` is the estimate the next
+  promise of that channel and policy would use: set by each ``ticket.acknowledged`` and, as
+  soon as a fulfilled first response changes it, by the desk's ``Output.estimates``;
   ``supportstream_promises_total{channel,outcome}`` counts ``promise.kept`` /
   ``promise.broken`` (series created at 0 for every channel and outcome);
   ``supportstream_incidents_open{category}`` is 1 while the category has an incident open
-  (set by ``incident.opened`` and ``incident.joined``, cleared by ``incident.closed``: a
-  restarted worker shows an open incident again at its next ticket);
+  (set by ``incident.opened`` and ``incident.joined``, cleared by ``incident.closed``);
   ``supportstream_incidents_opened_total{category}`` counts ``incident.opened``.
 * ``supportstream_queue_waiting_tickets{queue}`` counts the tickets waiting for an agent
   (CONTRACT §7): up on ``ticket.waiting_started``, down on ``ticket.waiting_stopped``. With it,
   ``supportstream_queue_oldest_waiting_since_seconds{queue}`` is the event time (Unix seconds)
   at which the longest-waiting ticket of the queue started waiting; the series is removed when
   nobody waits, so ``time() - min by (queue) (...)`` is how long the oldest has waited (the
-  "waiting too long" alert). Like the active cycles, both count what this process saw since it
-  started: a restarted worker starts them from 0 (docs/PRODUCTION.md).
+  "waiting too long" alert). A runner given a desk built from stored state (a restarted or
+  rebalanced worker) starts both, and ``supportstream_incidents_open``, from what that desk
+  holds (``observe_desk_state``).
 
 Beyond §6 (labels may be added, names too): ``supportstream_sink_failures_total{table}`` and
 ``supportstream_sink_last_success_timestamp_seconds`` for the "sink failing" alerts.
@@ -64,7 +64,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from threading import Thread
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -80,6 +80,9 @@ from prometheus_client.process_collector import ProcessCollector
 
 from processors.model import CHANNELS, SOURCES, CycleState, DomainEvent, Millis, Output
 from sinks.writer import TABLES
+
+if TYPE_CHECKING:
+    from processors.desk import Desk
 
 __all__ = [
     "CONTRACT_METRICS",
@@ -306,7 +309,7 @@ class PipelineMetrics:
         )
         self.first_response_estimate = Gauge(
             "supportstream_first_response_estimate_seconds",
-            "The first-response estimate of the latest promise, by channel and policy.",
+            "The first-response estimate the next promise would use, by channel and policy.",
             ["channel", "policy"],
             registry=registry,
         )
@@ -357,6 +360,8 @@ class PipelineMetrics:
             self._remember_ticket(ticket.ticket_id, ticket.queue, ticket.priority)
         for cycle in output.cycles:
             self._observe_cycle(cycle)
+        for channel, policy, seconds in output.estimates:
+            self.first_response_estimate.labels(channel, policy).set(seconds)
         for letter in output.dead_letters:
             source = letter.source or UNKNOWN
             self.dead_letters.labels(source, dead_letter_class(letter.reason)).inc()
@@ -408,6 +413,53 @@ class PipelineMetrics:
             self.incidents_open.labels(category).set(0 if kind == "incident.closed" else 1)
             if kind == "incident.opened":
                 self.incidents_opened.labels(category).inc()
+
+    def observe_desk_state(self, desk: Desk) -> None:
+        """Start the gauges of waiting tickets and open incidents from what a desk built from
+        stored state holds (a restarted or rebalanced worker): tickets still waiting and
+        incidents still open are shown at once, not only after their next event (CONTRACT §6,
+        §7). A queue this process counted before and where nobody waits now goes to 0.
+
+        The series the rules make possible are created from the start, so that ``/metrics``
+        shows every §6 name and ``increase()`` sees a first change from 0: the waiting tickets
+        of every queue that waits (an agent is listed for it, ``assignment`` is not ``none``),
+        the open and opened incidents of every category (with ``incidents``), and the estimate
+        the next promise of every channel and policy with a first-response target would use."""
+        self._prepare_series(desk)
+        tickets = desk.stores.tickets
+        waiting = sorted(
+            (int(since), ticket_id, tickets[ticket_id].queue)
+            for ticket_id, since in desk.stores.waiting.items()
+        )
+        by_queue: dict[str, dict[str, Millis]] = {queue: {} for queue in self._waiting}
+        for since, ticket_id, queue in waiting:
+            by_queue.setdefault(queue, {})[ticket_id] = since
+        for queue, entries in by_queue.items():
+            self._waiting[queue] = entries
+            self.queue_waiting.labels(queue).set(len(entries))
+            if entries:
+                self.queue_oldest_waiting.labels(queue).set(next(iter(entries.values())) / 1000)
+            else:
+                with contextlib.suppress(KeyError):
+                    self.queue_oldest_waiting.remove(queue)
+        for category, state in desk.stores.incidents.items():
+            self.incidents_open.labels(category).set(0 if state.get("open") is None else 1)
+
+    def _prepare_series(self, desk: Desk) -> None:
+        rules = desk.rules
+        if rules.assignment != "none":
+            for queue in dict.fromkeys(q for agent in rules.agents for q in agent.queues):
+                if queue not in self._waiting:
+                    self.queue_waiting.labels(queue).set(0)
+        if rules.incidents is not None:
+            for category in rules.categories:
+                self.incidents_open.labels(category.name)
+                self.incidents_opened.labels(category.name)
+        for policy in rules.sla_policies:
+            for channel in CHANNELS:
+                estimate = desk.promises.next_estimate(channel, policy.name)
+                if estimate is not None:
+                    self.first_response_estimate.labels(channel, policy.name).set(estimate / 1000)
 
     def _observe_waiting(self, event: DomainEvent) -> None:
         queue = str(event.data.get("queue", UNKNOWN))

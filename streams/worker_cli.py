@@ -72,6 +72,13 @@ def add_parsers(commands: Any) -> None:
     mig = commands.add_parser("migrate", help="production: ClickHouse schema and Kafka topics")
     mig.add_argument("--warehouse", default=None, help="as for sink")
     mig.add_argument("--no-topics", action="store_true", help="only the ClickHouse schema")
+    mig.add_argument(
+        "--rules",
+        type=Path,
+        default=None,
+        help="the workers' rules file: the views' days and weeks in its reporting_timezone and "
+        "the QA sample its qa.sample_per_agent_week (without it: UTC and 5 where missing)",
+    )
 
     publish = commands.add_parser("publish", help="load a JSON Lines file into the raw topic")
     publish.add_argument("--input", required=True, type=Path, help="input records (JSON Lines)")
@@ -161,10 +168,17 @@ def cmd_sink(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    # The views' days and weeks, and the QA sample's size, come from the rules (CONTRACT §2,
+    # §7): the same rules file as the workers', so production's views are replay's.
+    rules = load_rules(args.rules) if args.rules is not None else None
     url = _warehouse_url(args.warehouse, settings)
     backend: Backend = open_backend(url)
     try:
-        applied = migrate(backend)
+        applied = migrate(
+            backend,
+            reporting_timezone=rules.reporting_timezone if rules is not None else None,
+            qa_sample_per_agent_week=rules.qa.sample_per_agent_week if rules is not None else None,
+        )
     finally:
         backend.close()
     print(f"ClickHouse schema: {'applied ' + str(applied) if applied else 'up to date'}")

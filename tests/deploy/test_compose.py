@@ -47,7 +47,7 @@ def test_the_stack_has_every_component() -> None:
     assert {"kafka", "clickhouse", "prometheus", "alertmanager", "grafana", "migrate", "worker",
             "connect-http", "connect-imap"} <= names  # fmt: skip
     commands = {name: s.get("command") for name, s in services().items()}
-    assert commands["migrate"] == ["migrate"]
+    assert commands["migrate"] == ["migrate", "--rules", "/etc/supportstream/rules.yaml"]
     assert commands["worker"][0] == "worker"
     assert commands["connect-http"] == ["connect", "http"]
     assert commands["connect-imap"] == ["connect", "imap"]
@@ -146,6 +146,10 @@ def test_services_wait_for_what_they_need_and_have_healthchecks() -> None:
     assert all_services["worker"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully"
     )
+    # migrate creates the topics too (acknowledgements included, CONTRACT §7): Kafka first.
+    assert all_services["migrate"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    # ...and reads the workers' rules file, mounted where the worker reads it.
+    assert all_services["migrate"]["volumes"] == all_services["worker"]["volumes"]
     assert "replicas" in all_services["worker"].get("deploy", {})
 
 

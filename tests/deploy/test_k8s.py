@@ -69,7 +69,15 @@ def test_the_required_workloads_are_there() -> None:
     assert "migrate" in by_kind("Job")
     assert "worker" in by_kind("HorizontalPodAutoscaler")
     commands = {name: c["args"] for name, c in containers()}
-    assert commands["migrate"] == ["migrate"]
+    assert commands["migrate"] == ["migrate", "--rules", "/etc/supportstream/rules.yaml"]
+    # migrate creates the Kafka topics too: it reads the brokers from the config map as the
+    # workers do, and the rules file from the same config map volume.
+    found = dict(containers())
+    for name in ("migrate", "worker"):
+        sources = [s["configMapRef"]["name"] for s in found[name].get("envFrom", [])]
+        assert "supportstream-config" in sources, name
+        mounts = {m["mountPath"] for m in found[name].get("volumeMounts", [])}
+        assert "/etc/supportstream" in mounts, name
     assert commands["worker"][0] == "worker"
     assert commands["connect-http"] == ["connect", "http"]
     assert commands["connect-imap"] == ["connect", "imap"]

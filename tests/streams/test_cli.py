@@ -162,3 +162,44 @@ def test_half_an_emoji_escaped_in_json_is_kept_as_a_replacement_not_a_crash(
         env,
     )
     assert rows == [{"text": "where is my order \ufffd?"}]
+
+
+def _view_sql(warehouse: Path, view: str) -> str:
+    done = run(
+        "sql",
+        "--warehouse",
+        str(warehouse),
+        "--format",
+        "TSVRaw",
+        "SELECT create_table_query FROM system.tables "
+        f"WHERE database = 'supportstream' AND name = '{view}'",
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_migrate_with_the_workers_rules_gives_the_views_their_time_zone_and_sample(
+    tmp_path: Path,
+) -> None:
+    """Production's views are replay's (CONTRACT §7): `migrate --rules` creates the daily and
+    agents' views with the rules' reporting_timezone and qa.sample_per_agent_week, and a bare
+    `migrate` (the sink runs one at start) leaves them so."""
+    warehouse = tmp_path / "wh"
+    agents_rules = REPO / "tests" / "fixtures" / "rules.agents.yaml"  # Moscow, a sample of 1
+    done = run("migrate", "--no-topics", "--warehouse", f"chdb://{warehouse}")
+    assert done.returncode == 0, done.stderr
+    assert "'UTC'" in _view_sql(warehouse, "agent_daily")
+    assert "rank <= 5" in _view_sql(warehouse, "qa_sample")
+    for args in (("--rules", str(agents_rules)), ()):
+        done = run("migrate", "--no-topics", "--warehouse", f"chdb://{warehouse}", *args)
+        assert done.returncode == 0, done.stderr
+        for view in ("agent_daily", "qa_sample", "qa_agent_weekly", "promises_daily"):
+            assert "'Europe/Moscow'" in _view_sql(warehouse, view), view
+        assert "rank <= 1" in _view_sql(warehouse, "qa_sample")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nreporting_timezone: Mars/Olympus\n")
+    done = run(
+        "migrate", "--no-topics", "--warehouse", f"chdb://{warehouse}", "--rules", str(broken)
+    )
+    assert done.returncode == 2
+    assert "reporting_timezone" in done.stderr and "Traceback" not in done.stderr

@@ -23,23 +23,24 @@ ALWAYS = {day: ["00:00-24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "s
 
 
 def rules(first_response: str) -> Any:
-    return rules_from_mapping(
-        {
-            "version": 1,
-            "calendars": {"always": {"timezone": "UTC", "week": ALWAYS}},
-            "categories": [{"name": "billing", "keywords": ["invoice"]}],
-            "queues": [{"name": "general", "default": True}],
-            "sla_policies": [
-                {
-                    "name": "fast",
-                    "when": {},
-                    "calendar": "always",
-                    "targets": {"first_response": first_response, "resolution": "1h"},
-                }
-            ],
-        },
-        "live-test",
-    )
+    return rules_from_mapping(rules_mapping(first_response), "live-test")
+
+
+def rules_mapping(first_response: str) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "calendars": {"always": {"timezone": "UTC", "week": ALWAYS}},
+        "categories": [{"name": "billing", "keywords": ["invoice"]}],
+        "queues": [{"name": "general", "default": True}],
+        "sla_policies": [
+            {
+                "name": "fast",
+                "when": {},
+                "calendar": "always",
+                "targets": {"first_response": first_response, "resolution": "1h"},
+            }
+        ],
+    }
 
 
 def chat(at: int, message_id: str = "1") -> dict[str, Any]:
@@ -155,3 +156,58 @@ def test_a_record_that_cannot_be_read_becomes_a_dead_letter_dated_on_arrival(
     assert len(rows) == 1
     assert rows[0]["at"] == 1_800_000_000_000
     assert "at" in rows[0]["reason"]
+
+
+def test_a_promise_breaks_and_an_incident_closes_on_the_wall_clock_without_any_record(
+    writer: ProjectionWriter,
+) -> None:
+    """CONTRACT §7: a promise whose promised_by passes without a reply breaks, and an incident
+    closes `window` after its latest ticket, by timers the wall clock fires in live mode as it
+    fires SLA timers (no record has to arrive)."""
+    mapping = {
+        **rules_mapping("10s"),
+        "promises": {},  # below min_samples: the estimate is the 10 s target
+        "incidents": {"window": "5s", "min_customers": 2, "factor": 3, "baseline": "1h"},
+    }
+    clock = FakeClock(1_800_000_000_000)
+    fired: list[tuple[int, str, int, str]] = []
+
+    def seen(output: Output) -> None:
+        fired.extend((clock.now, e.event_type, e.at, e.ticket_id) for e in output.events)
+
+    def invoice(at: int, session: str) -> dict[str, Any]:
+        record = chat(at, "1")
+        payload = {**record["payload"], "session_id": session, "visitor": {"id": session}}
+        return {**record, "payload": payload}
+
+    first, second = clock.now + 100, clock.now + 300
+    runner = LocalRunner(
+        rules_from_mapping(mapping, "live-test"), Pseudonymizer(b"k"), writer, on_output=seen
+    )
+    run_live(
+        runner,
+        iter([invoice(first, "s-1"), invoice(second, "s-2")]),
+        duration_ms=30_000,
+        clock=clock,
+        sleep=clock.sleep,
+        tick_ms=500,
+    )
+    opened = [(at, ticket) for _, kind, at, ticket in fired if kind == "incident.opened"]
+    assert opened == [(second, "")]
+    closed = [(wall, at) for wall, kind, at, _ in fired if kind == "incident.closed"]
+    assert len(closed) == 1
+    wall, at = closed[0]
+    assert at == second + 5_000  # window after the latest of its tickets
+    assert 0 < wall - at <= 500 + 1  # raised on the first tick after it, not at the end
+    broken = sorted(
+        (ticket, at, wall) for wall, kind, at, ticket in fired if kind == "promise.broken"
+    )
+    assert [(ticket, at) for ticket, at, _ in broken] == [
+        ("chat:s-1#1", first + 10_000),
+        ("chat:s-2#1", second + 10_000),
+    ]
+    assert all(0 < wall - at <= 500 + 1 for _, at, wall in broken)
+    rows = writer.backend.query(
+        "SELECT incident_id, tickets, customers, closed_at IS NOT NULL AS closed FROM incidents FINAL"
+    )
+    assert rows == [{"incident_id": "billing#1", "tickets": 2, "customers": 2, "closed": 1}]

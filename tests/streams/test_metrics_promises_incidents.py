@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from processors.desk import Desk
 from processors.ids import Pseudonymizer
 from processors.model import RawRecord
+from processors.pii import Masker
 from processors.rules import rules_from_mapping
 from streams.local import LocalRunner
 from streams.metrics import PipelineMetrics
@@ -123,3 +126,70 @@ def test_values_while_the_incident_is_open_and_after_it_closed() -> None:
     closed = _run(T0 + 55 * MIN)  # s-4 opened at T0+25m; the incident closes at T0+55m
     assert _value(closed, "supportstream_incidents_open", category="outage") == 0
     assert _value(closed, "supportstream_incidents_opened_total", category="outage") == 1
+
+
+def test_the_estimate_is_what_the_next_promise_would_use_as_soon_as_an_answer_changes_it() -> None:
+    """CONTRACT §6: the gauge is "the estimate the next promise would use", so a fulfilled first
+    response moves it at once, not only when the next ticket opens and is promised."""
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    promised: list[float] = []
+
+    def seen(output: Any) -> None:
+        metrics.observe_output(output)
+        promised.extend(
+            e.data["estimate_seconds"]
+            for e in output.events
+            if e.event_type == "ticket.acknowledged"
+        )
+
+    runner = LocalRunner(RULES, Pseudonymizer.from_text("k"), _Discard(), on_output=seen)
+    estimate = {"channel": "chat", "policy": "fast"}
+    runner.feed(_chat(T0, "s-1", "hello", 1))
+    runner.feed(_chat(T0 + MIN, "s-2", "hello", 2))
+    # No history yet: the promises used the 10-minute target, and so would the next one.
+    assert _value(registry, "supportstream_first_response_estimate_seconds", **estimate) == 600
+    runner.feed(_reply(T0 + 4 * MIN, "s-1", 3))
+    # One answer in 240 s (min_samples 1, percentile 100): the next promise would use 240 s.
+    assert _value(registry, "supportstream_first_response_estimate_seconds", **estimate) == 240
+    runner.feed(_reply(T0 + 7 * MIN, "s-2", 4))  # s-2 answered in 360 s: the maximum is 360
+    assert _value(registry, "supportstream_first_response_estimate_seconds", **estimate) == 360
+    runner.feed(_chat(T0 + 8 * MIN, "s-3", "hello", 5))
+    assert promised == [600, 600, 360]  # and the next promise did use it
+    assert _value(registry, "supportstream_first_response_estimate_seconds", **estimate) == 360
+
+
+def test_a_runner_on_a_desk_built_from_stored_state_shows_the_open_incident() -> None:
+    """A restarted worker's gauge shows the incident still open at once (not only at the next
+    ticket of its category), and the close timer it rebuilt clears it."""
+    first = LocalRunner(RULES, Pseudonymizer.from_text("k"), _Discard())  # type: ignore[arg-type]
+    first.feed(_chat(T0 + 20 * MIN, "s-3", "site down", 1))
+    first.feed(_chat(T0 + 25 * MIN, "s-4", "down here too", 2))
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    runner = LocalRunner(
+        RULES,
+        Pseudonymizer.from_text("k"),
+        None,
+        metrics=metrics,
+        desk=Desk(RULES, Pseudonymizer.from_text("k"), Masker(), stores=first.desk.stores),
+    )
+    assert registry.get_sample_value("supportstream_incidents_open", {"category": "outage"}) == 1
+    runner.advance_to(T0 + 55 * MIN, inclusive=True)  # 30 minutes after s-4: closed
+    assert registry.get_sample_value("supportstream_incidents_open", {"category": "outage"}) == 0
+
+
+def test_the_series_exist_from_the_start_at_what_the_rules_say() -> None:
+    """Before any ticket: every category's incident series at 0 (so `increase()` sees the first
+    incident), and the estimate of every channel for the policy with a first-response target:
+    the target, which is what the next promise would use with no history."""
+    registry = CollectorRegistry()
+    LocalRunner(RULES, Pseudonymizer.from_text("k"), None, metrics=PipelineMetrics(registry))
+    outage = {"category": "outage"}
+    assert registry.get_sample_value("supportstream_incidents_open", outage) == 0
+    assert registry.get_sample_value("supportstream_incidents_opened_total", outage) == 0
+    for channel in ("telegram", "whatsapp", "email", "chat", "form", "vk", "phone"):
+        labels = {"channel": channel, "policy": "fast"}
+        assert registry.get_sample_value(
+            "supportstream_first_response_estimate_seconds", labels
+        ) == pytest.approx(600)

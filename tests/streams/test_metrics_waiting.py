@@ -9,8 +9,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from processors.desk import Desk
 from processors.ids import Pseudonymizer
 from processors.model import RawRecord
+from processors.pii import Masker
 from processors.rules import rules_from_mapping
 from sinks.writer import ProjectionWriter
 from streams.local import LocalRunner
@@ -88,3 +90,63 @@ def test_waiting_tickets_and_the_oldest_wait_per_queue() -> None:
     assert families[waiting].type == "gauge"
     assert CONTRACT_METRICS[waiting] == ("gauge", ("queue",))
     assert {s.labels["queue"] for s in families[waiting].samples} == {"general"}
+
+
+def test_a_runner_on_a_desk_built_from_stored_state_shows_who_still_waits() -> None:
+    """A restarted worker builds its desk from the stored state (the Faust table): the tickets
+    still waiting are on the gauges at once, not from 0 until each one's next event."""
+    first = LocalRunner(RULES, Pseudonymizer.from_text("k"), ProjectionWriter(FakeWarehouse()))
+    first.feed(chat(0, "s1", 1))  # -> ann
+    first.feed(chat(1, "s2", 2))  # waits
+    first.feed(chat(2, "s3", 3))  # waits
+    restarted = Desk(RULES, Pseudonymizer.from_text("k"), Masker(), stores=first.desk.stores)
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    runner = LocalRunner(
+        RULES,
+        Pseudonymizer.from_text("k"),
+        None,
+        on_output=metrics.observe_output,
+        metrics=PipelineMetrics(CollectorRegistry()),
+        desk=restarted,
+    )
+    assert sample(registry, "supportstream_queue_waiting_tickets", "general") is None
+    metrics.observe_desk_state(runner.desk)
+    waiting, oldest = (
+        "supportstream_queue_waiting_tickets",
+        "supportstream_queue_oldest_waiting_since_seconds",
+    )
+    assert sample(registry, waiting, "general") == 2
+    assert sample(registry, oldest, "general") == (T0 + MIN) / 1000
+    # The events that follow move the gauges from there: s2 goes to ann when s1 is solved.
+    runner.feed(
+        agent(5, 4, type="status", conversation_id="chat:s1", agent_id="ann", status="solved")
+    )
+    assert sample(registry, waiting, "general") == 1
+    assert sample(registry, oldest, "general") == (T0 + 2 * MIN) / 1000
+
+
+def test_the_runner_starts_its_metrics_from_the_desk_it_is_given() -> None:
+    first = LocalRunner(RULES, Pseudonymizer.from_text("k"), ProjectionWriter(FakeWarehouse()))
+    first.feed(chat(0, "s1", 1))
+    first.feed(chat(1, "s2", 2))
+    restarted = Desk(RULES, Pseudonymizer.from_text("k"), Masker(), stores=first.desk.stores)
+    registry = CollectorRegistry()
+    LocalRunner(
+        RULES,
+        Pseudonymizer.from_text("k"),
+        None,
+        metrics=PipelineMetrics(registry),
+        desk=restarted,
+    )
+    assert sample(registry, "supportstream_queue_waiting_tickets", "general") == 1
+
+
+def test_every_queue_that_waits_has_its_series_from_the_start() -> None:
+    """`/metrics` shows the §6 gauge before anybody waited: 0 for each queue an agent is listed
+    for; a queue nobody serves never waits, so it has no series."""
+    registry = CollectorRegistry()
+    LocalRunner(RULES, Pseudonymizer.from_text("k"), None, metrics=PipelineMetrics(registry))
+    assert sample(registry, "supportstream_queue_waiting_tickets", "general") == 0
+    assert sample(registry, "supportstream_queue_waiting_tickets", "vip") is None
+    assert sample(registry, "supportstream_queue_oldest_waiting_since_seconds", "general") is None
