@@ -46,6 +46,23 @@ QUERIES = {
     "qa_reviews": "SELECT * FROM supportstream.qa_reviews ORDER BY ticket_id, reviewer_id",
 }
 
+VIEWS = {
+    # CONTRACT §4 and §7: the analysts' views and the incidents table, every column, in a
+    # total order (their days and weeks in the rules' reporting time zone).
+    name: f"SELECT * FROM supportstream.{name}{final} ORDER BY ALL"
+    for name, final in (
+        ("sla_achievement", ""),
+        ("csat_daily", ""),
+        ("nps_daily", ""),
+        ("csi_quarterly", ""),
+        ("promises_daily", ""),
+        ("incidents", " FINAL"),
+        ("agent_daily", ""),
+        ("qa_sample", ""),
+        ("qa_agent_weekly", ""),
+    )
+}
+
 DUPLICATES = {
     "events": "SELECT count() - uniqExact(event_id) AS n FROM supportstream.events",
     "tickets": "SELECT count() - uniqExact(ticket_id) AS n FROM supportstream.tickets",

@@ -21,7 +21,16 @@ from kafka import KafkaConsumer, TopicPartition
 
 from schemas.codec import CODEC
 from tests.support.broker import Broker
-from tests.support.pipeline import DUPLICATES, Pipeline, dump, replay, wait_until, write_week
+from tests.support.pipeline import (
+    DUPLICATES,
+    RULES,
+    VIEWS,
+    Pipeline,
+    dump,
+    replay,
+    wait_until,
+    write_week,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -55,7 +64,7 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reference(week: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     warehouse = tmp_path_factory.mktemp("replay") / "warehouse"
     replay(week, warehouse)
-    tables = dump(warehouse)
+    tables = {**dump(warehouse), **dump(warehouse, VIEWS)}
     assert len(tables["tickets"]) >= 50
     assert any(r["status"] == "breached" for r in tables["sla_metrics"])
     # the week's traffic holds QA reviews and surveys attributed to agents (CONTRACT §7)
@@ -65,12 +74,15 @@ def reference(week: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         r["event_type"] == "survey.answered" and '"agent_id":""' not in r["data"]
         for r in tables["events"]
     )
+    for view in ("agent_daily", "qa_sample", "qa_agent_weekly", "promises_daily", "csat_daily"):
+        assert tables[view], view  # the comparisons below compare something
     return tables
 
 
 def _prepare(pipeline: Pipeline, week: Path) -> int:
-    assert "ClickHouse schema" in pipeline.run("migrate")
-    assert "already there" in pipeline.run("migrate")  # safe to run twice
+    # with the workers' rules: the views' days in their reporting time zone, as replay's
+    assert "ClickHouse schema" in pipeline.run("migrate", "--rules", str(RULES))
+    assert "already there" in pipeline.run("migrate", "--rules", str(RULES))  # safe twice
     return int(pipeline.run("publish", "--input", str(week)).split()[1])
 
 
@@ -94,7 +106,7 @@ def _finish(pipeline: Pipeline) -> dict[str, Any]:
         assert pipeline.wait(sink, timeout=150) == 0
     finally:
         pipeline.stop_all()
-    tables = dump(pipeline.warehouse)
+    tables = {**dump(pipeline.warehouse), **dump(pipeline.warehouse, VIEWS)}
     duplicates = dump(pipeline.warehouse, DUPLICATES)
     assert {name: rows[0]["n"] for name, rows in duplicates.items()} == dict.fromkeys(DUPLICATES, 0)
     return tables
@@ -108,6 +120,7 @@ def _assert_identical(got: dict[str, Any], want: dict[str, Any]) -> None:
         "events",
         "dead_letters",
         "qa_reviews",
+        *VIEWS,
     ):
         assert len(got[table]) == len(want[table]), table
         for g, w in zip(got[table], want[table], strict=True):
