@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from streams.replay_input import InputError
 from tests.support.broker import Broker
 from tests.support.cli import replay_cli, sql_rows
 from tests.support.pipeline import Pipeline, wait_until
+from tests.support.tables import CodecTable
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "examples" / "rules.yaml"
@@ -87,26 +88,6 @@ T0 = parse_rfc3339("2026-03-02T09:00:00Z")
 HOUR = 3_600_000
 
 
-class JsonTable(MutableMapping[str, Any]):
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    def __getitem__(self, key: str) -> Any:
-        return json.loads(self.data[key])
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.data[key] = json.dumps(value)
-
-    def __delitem__(self, key: str) -> None:
-        del self.data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self.data))
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-
 def chat_record(at: int, message_id: str = "1", payload: Any = None) -> RawRecord:
     body = (
         payload
@@ -137,7 +118,7 @@ def test_the_production_desk_moves_no_time_with_a_dead_letter(live: bool) -> Non
     wall = T0 + 60_000  # the worker's wall clock: a minute after the contact
     stage = ParseStage(pseudo, clock=lambda: wall, max_ahead_ms=LIVE_MAX_AHEAD_MS if live else None)
     intake = Intake(stage)
-    desk = PartitionDesk(rules, pseudo, JsonTable())
+    desk = PartitionDesk(rules, pseudo, CodecTable())
     far = parse_rfc3339("2030-01-01T00:00:00Z")
     # Replay-like (a backfill): the 2030 record is malformed. Live: it is a valid contact
     # dated far ahead of the wall clock, which the parse stage makes a dead letter.

@@ -30,13 +30,10 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 
 from loadtest.generator import generate_week
@@ -60,6 +57,7 @@ from streams.faust_runner import PartitionDesk, encode_raw
 from streams.intake import Intake, Mark, decode_input, encode_input
 from streams.local import LocalRunner, ParseStage, read_records
 from tests.support.cli import replay_cli, sql_rows
+from tests.support.tables import CodecTable
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "examples" / "rules.yaml"
@@ -219,35 +217,12 @@ DECODE = {
 }
 
 
-class OrjsonTable(MutableMapping[str, Any]):
-    """The desk's table as Faust keeps it: every value through orjson (the worker's table
-    codec), which refuses what JSON cannot hold (a lone surrogate, a non-str key)."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    def __getitem__(self, key: str) -> Any:
-        return orjson.loads(self.data[key])
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.data[key] = orjson.dumps(value)
-
-    def __delitem__(self, key: str) -> None:
-        del self.data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self.data))
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-
 @pytest.mark.parametrize("source", SOURCES)
 def test_no_mutated_record_stops_the_production_parse_stage_and_faust_desk(source: str) -> None:
     pseudo = Pseudonymizer.from_text(KEY)
     stage = ParseStage(pseudo)
     intake = Intake(stage)
-    desk = PartitionDesk(load_rules(RULES), pseudo, OrjsonTable())
+    desk = PartitionDesk(load_rules(RULES), pseudo, CodecTable())
     lines = base()[0] + fuzzed(source, FAUST_DESK_RECORDS, -2)
     records, _ = read_records(lines, "fuzz.jsonl", stage.redact)
     published: list[tuple[str, bytes, bytes]] = []

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import random
 import zlib
-from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,31 +24,10 @@ from streams.connectors.envelope import decode_sequenced
 from streams.faust_runner import PartitionDesk, encode_raw
 from streams.intake import Intake, Mark, encode_entries, encode_input
 from streams.local import LocalRunner, ParseStage, read_records
+from tests.support.tables import CodecTable
 
 RULES = Path(__file__).resolve().parents[3] / "examples" / "rules.demo.yaml"
 KEY = "faust-differential-key"
-
-
-class JsonTable(MutableMapping[str, Any]):
-    """A table that keeps what a changelog would: JSON text."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    def __getitem__(self, key: str) -> Any:
-        return json.loads(self.data[key])
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.data[key] = json.dumps(value)
-
-    def __delitem__(self, key: str) -> None:
-        del self.data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self.data))
-
-    def __len__(self) -> int:
-        return len(self.data)
 
 
 class _Collect:
@@ -97,7 +75,7 @@ class Crash(Exception):
     pass
 
 
-class CrashingTable(JsonTable):
+class CrashingTable(CodecTable):
     """Dies after ``budget`` more writes: the changelog then holds a prefix of an input."""
 
     budget: int | None = None
@@ -230,7 +208,7 @@ def test_partition_desk_matches_the_local_runner(
     partition or several (``mixed``), and with restarts from the table alone, the desk
     publishes what the local runner emits."""
     rules, pseudo, records, until = _week(tmp_path)
-    table = JsonTable()
+    table = CodecTable()
     desk = PartitionDesk(rules, pseudo, table)
     got: list[tuple[str, bytes, bytes]] = []
     inputs = _desk_input(pseudo, records, seed, batch, mixed)
@@ -325,7 +303,7 @@ def test_no_outbox_is_written_and_an_earlier_release_s_outbox_is_published_again
     from streams.faust_runner import SEP, _encode_outbox
 
     rules, pseudo, records, _ = _week(tmp_path)
-    table = JsonTable()
+    table = CodecTable()
     desk = PartitionDesk(rules, pseudo, table)
     inputs = _desk_input(pseudo, records, seed=2, batch=20)
     for offset, data in enumerate(inputs[:10]):
