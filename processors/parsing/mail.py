@@ -131,7 +131,7 @@ def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
     ]
 
 
-def _sender(headers: dict[str, str]) -> str:
+def _sender(headers: dict[str, str | None]) -> str:
     raw = headers.get("from")
     if raw is None:
         raise Reject("e-mail has no From header")
@@ -163,7 +163,7 @@ def _sender(headers: dict[str, str]) -> str:
     raise Reject("e-mail From header holds no address")
 
 
-def _subject(headers: dict[str, str]) -> str:
+def _subject(headers: dict[str, str | None]) -> str:
     raw = headers.get("subject")
     if raw is None:
         return ""
@@ -260,19 +260,19 @@ def _sanitize(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _first_values(message: Message | _Part) -> dict[str, str]:
+def _first_values(message: Message | _Part) -> dict[str, str | None]:
     """Each header's first value exactly as the mail holds it (folding line breaks included),
     by lower-cased name, without the policy's parsing (which threading ids do not need and
     which can fail on malformed input)."""
     if isinstance(message, _Part):  # already read so, by _Part.read
         return message.first_values
-    first: dict[str, str] = {}
+    first: dict[str, str | None] = {}
     for key, value in message.raw_items():
         first.setdefault(key.lower(), str(value))
     return first
 
 
-def _unfolded(headers: dict[str, str], name: str) -> str | None:
+def _unfolded(headers: dict[str, str | None], name: str) -> str | None:
     """A header's first value, its folding line breaks turned into spaces."""
     value = headers.get(name)
     if value is None or "\n" not in value:
@@ -307,11 +307,28 @@ def _synthetic_id(raw: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 _MAX_FAST_DEPTH: Final = 8
-# A header field as the feed parser reads it: a name of printable ASCII but ":", the value
-# after blanks, and its continuation lines with their line breaks (which unfolding removes);
-# any other line is debris, and the feed parser reads such a block.
-_HEADER_LINES: Final = re.compile(
-    r"([\041-\071\073-\176]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n|([^\n]*\n)"
+_READ_FIELDS: Final = (
+    "from", "subject", "message-id", "references", "in-reply-to",
+    "content-type", "content-transfer-encoding", "content-disposition",
+)  # fmt: skip
+"""The header fields the parser reads: ``_Part`` keeps the first value of each."""
+# A header block as the feed parser reads it, in one match: every line is a field (a name of
+# printable ASCII but ":", the value after blanks, and its continuation lines with their line
+# breaks, which unfolding removes); any other line is debris, and the feed parser reads such a
+# block. A field the parser reads has its value captured while that field has not been seen
+# yet (the forward conditional "(?(n)(?!)|...)" keeps the first, as setdefault would); any
+# other field is only stepped over ("." may take a CR: one only ever comes before an LF here,
+# _parse_mime sees to that). Every line is atomic, so a block with debris fails in linear
+# time. One match costs half what finding every field and keeping the first of each did
+# (tests/processors/parsing/test_parse_email_fast_paths.py holds that reading as reference).
+_FIELD_VALUE_SHAPE: Final = r"[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n"
+_HEADER_BLOCK: Final = re.compile(
+    "(?>"
+    + "".join(
+        rf"(?({number})(?!)|(?i:{re.escape(name)}):{_FIELD_VALUE_SHAPE})|"
+        for number, name in enumerate(_READ_FIELDS, start=1)
+    )
+    + r"[\041-\071\073-\176]+:.*\n(?:[ \t].*\n)*)*+"
 )
 _BLANK_LINE: Final = re.compile(r"\n\r?\n")
 _BARE_CR: Final = re.compile(r"\r(?!\n)")
@@ -369,7 +386,7 @@ class _Part:
 
     __slots__ = ("_body", "_content_type", "_depth", "_first", "_top")
 
-    def __init__(self, first: dict[str, str], body: str, depth: int, top: bool) -> None:
+    def __init__(self, first: dict[str, str | None], body: str, depth: int, top: bool) -> None:
         self._first = first
         self._body = body
         self._depth = depth
@@ -385,23 +402,21 @@ class _Part:
         blank = _BLANK_LINE.search(text)
         if blank is None:
             return None
-        first: dict[str, str] = {}
-        for name, value, debris in _HEADER_LINES.findall(text, 0, blank.start() + 1):
-            if debris:  # a line that is neither "Name: value" nor a continuation
-                return None
-            first.setdefault(name.lower(), value)
+        fields = _HEADER_BLOCK.fullmatch(text, 0, blank.start() + 1)
+        if fields is None:  # a line that is neither "Name: value" nor a continuation
+            return None
+        first = dict(zip(_READ_FIELDS, fields.groups(), strict=True))
         return cls(first, text[blank.end() :], depth, top)
 
     @property
-    def first_values(self) -> dict[str, str]:
-        """Each header's first value by lower-cased name (the caller must not change it)."""
+    def first_values(self) -> dict[str, str | None]:
+        """The first value of each of ``_READ_FIELDS`` (None: no such field), exactly as the
+        mail holds it (the caller must not change it)."""
         return self._first
 
-    def raw_items(self) -> list[tuple[str, str]]:
-        return list(self._first.items())
-
     def get(self, name: str, failobj: Any = None) -> Any:
-        return self._first.get(name.lower(), failobj)
+        value = self._first.get(name.lower())
+        return failobj if value is None else value
 
     def get_content_type(self) -> str:
         if not self._content_type:
@@ -430,11 +445,12 @@ class _Part:
     def _as_message(self) -> Message:
         message = Message(policy=email.policy.compat32)
         for name, value in self._first.items():
-            message.set_raw(name, value)
+            if value is not None:
+                message.set_raw(name, value)
         return message
 
     def _boundary(self) -> str | None:
-        params = _plain_params(self._first.get("content-type", ""))
+        params = _plain_params(self._first.get("content-type") or "")
         if params is not None:
             for name, found in params:
                 if name == "boundary":
