@@ -101,3 +101,37 @@ def test_header_block_reads_as_the_reference(block: str, blank: str) -> None:
 def test_messages_with_such_headers_parse_as_before(block: str, blank: str) -> None:
     raw = block + blank + "body text\r\n"
     assert outcome(mail.parse_email, raw) == outcome(oracle.parse_email, raw)
+
+
+_MARKUP_PIECES = st.sampled_from(
+    [
+        *("<p>", "</p>", '<div class="a>b">', "</div>", "<br>", "<br/>", "<hr />", "<td>"),
+        *("<TH>", "</tr>", "<head>", "</head>", "<title>", "</TITLE>", "<template>", "<b>"),
+        *("</ b>", "</p >", "<img alt='x>y' src=z>", "<a<b>", "<script>", "</script>"),
+        *("<style/>", "<!-- c -->", "<!x>", "<?pi?>", "< p>", "<", ">", "</>", "<p", "</3>"),
+        *("text", "  two  words ", "\n", "\t", "\xa0", "&amp;", "&nbsp;", "&#1055;", "&lt;"),
+        *("привет", "a\r\nb", "&unknown;", "&amp"),
+    ]
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_MARKUP_PIECES, max_size=24).map("".join))
+def test_simple_markup_reads_as_the_general_reader(markup: str) -> None:
+    simple = mail._simple_markup_text(markup)
+    if simple is not None:
+        assert simple == mail._markup_text(markup)
+    assert mail._html_to_text(markup) == oracle._html_to_text(markup)
+
+
+def test_simple_markup_takes_the_usual_mail_markup() -> None:
+    markup = (
+        '<html><head><meta http-equiv="Content-Type" content="text/html"></head><body>\r\n'
+        "<div>Здравствуйте!</div>\r\n<div><br></div>\r\n<div>Трек-номер &laquo;RA05&raquo;"
+        "</div>\r\n<table><tr><td>a</td><td>b</td></tr></table></body></html>"
+    )
+    expected = "Здравствуйте!\n\nТрек-номер «RA05»\n\na b"
+    assert mail._simple_markup_text(markup) == mail._markup_text(markup) == expected
+    assert mail._simple_markup_text("<p>a<!-- b --></p>") is None
+    assert mail._simple_markup_text("<p>1 < 2</p>") is None
+    assert mail._simple_markup_text("<style>p {}</style>x") is None
