@@ -725,16 +725,14 @@ def _simple_markup_text(markup: str) -> str | None:
     On such markup ``_markup_text`` meets every tag where ``_SIMPLE_TAG`` finds it and reads
     it with the same patterns, and hands the text between two tags to ``data`` in one piece;
     here one split does the cutting instead of a search per tag."""
-    pieces = _SIMPLE_TAG.split(markup)
-    chunks: list[str] = []
-    hidden = 0
-    text = pieces[0]
+    pieces = iter(_SIMPLE_TAG.split(markup))
+    text = next(pieces)
     if "<" in text:
         return None
-    if text:
-        chunks.append(_SPACES.sub(" ", html.unescape(text)))
-    for at in range(1, len(pieces), 4):
-        whole, start, end, text = pieces[at : at + 4]
+    chunks: list[str] = [_collapsed(text)] if text else []
+    hidden = 0
+    # after the first text, each tag comes as its three groups and the text that follows it
+    for whole, start, end, text in zip(pieces, pieces, pieces, pieces, strict=True):
         if start is not None:
             tag = start.lower()
             if tag in _CDATA_TAGS:
@@ -757,9 +755,21 @@ def _simple_markup_text(markup: str) -> str | None:
         if "<" in text:
             return None
         if text and not hidden:
-            chunks.append(_SPACES.sub(" ", html.unescape(text)))
+            chunks.append(_collapsed(text))
     joined = _SPACE_AROUND_NEWLINE.sub("\n", "".join(chunks))
     return _BLANK_LINES.sub("\n\n", joined).strip()
+
+
+_BLANKS: Final = " \t\r\f\v\n\xa0"
+"""What ``_SPACES`` matches."""
+
+
+def _collapsed(text: str) -> str:
+    """Text between tags as ``_markup_text``'s ``data`` keeps it: entities unescaped, runs
+    of blanks one space (the line breaks between tags are one space at once)."""
+    if not text.strip(_BLANKS):
+        return " "
+    return _SPACES.sub(" ", html.unescape(text))
 
 
 def _markup_text(markup: str) -> str:
