@@ -90,11 +90,13 @@ _DOT_ATOM: Final = rf"{_ATEXT}(?:\.{_ATEXT})*"
 _ADDR_SPEC: Final = rf"{_DOT_ATOM}@{_DOT_ATOM}"
 # The From shapes almost every mailer writes: a bare address, or an address in angle brackets
 # after a display name that is plain words (encoded words and 8-bit text included) or one
-# quoted string. Anything else is parsed by the modern header parser.
+# quoted string. Anything else is parsed by the modern header parser. The angle form is tried
+# first: no text is both (a bare address holds no "<"), and trying the bare form first cost
+# three times as much on the usual "=?utf-8?b?...?= <address>", whose encoded word reads as
+# the start of an address up to its end.
 _SIMPLE_FROM: Final = re.compile(
-    rf"[ \t]*(?:(?P<bare>{_ADDR_SPEC})"
-    rf"|(?:[^<>\"@,;:\\()\[\] \t][^<>\"@,;:\\()\[\]]*|\"(?:[^\"\\]|\\[ -~])*\")?"
-    rf"[ \t]*<(?P<angle>{_ADDR_SPEC})>)[ \t]*"
+    rf"[ \t]*(?:(?:[^<>\"@,;:\\()\[\] \t][^<>\"@,;:\\()\[\]]*|\"(?:[^\"\\]|\\[ -~])*\")?"
+    rf"[ \t]*<(?P<angle>{_ADDR_SPEC})>|(?P<bare>{_ADDR_SPEC}))[ \t]*"
 )
 
 
@@ -241,7 +243,7 @@ def _decode_word(word: re.Match[str]) -> str | None:
         if word.group("cte") in "bB":
             if len(text) % 4:
                 return None
-            data = base64.b64decode(text, validate=True)
+            data = binascii.a2b_base64(text, strict_mode=True)  # b64decode(validate=True)
         else:
             data = _Q_ESCAPE.sub(_q_byte, text.replace("_", " ").encode("ascii"))
         return data.decode(charset)

@@ -135,3 +135,25 @@ def test_simple_markup_takes_the_usual_mail_markup() -> None:
     assert mail._simple_markup_text("<p>a<!-- b --></p>") is None
     assert mail._simple_markup_text("<p>1 < 2</p>") is None
     assert mail._simple_markup_text("<style>p {}</style>x") is None
+
+
+# The From pattern as it was, bare address first: the one now used tries the angle form first.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_REFERENCE_FROM = re.compile(
+    rf"[ \t]*(?:(?P<bare>{_ATOM}@{_ATOM})"
+    rf"|(?:[^<>\"@,;:\\()\[\] \t][^<>\"@,;:\\()\[\]]*|\"(?:[^\"\\]|\\[ -~])*\")?"
+    rf"[ \t]*<(?P<angle>{_ATOM}@{_ATOM})>)[ \t]*"
+)
+_FROM_PIECES = st.sampled_from(
+    [*'<>@." \t\\,;:()[]', "ivan", "Ivan Petrov", "example.ru", "=?utf-8?b?0JjQstCw0L0=?=", "ё"]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_FROM_PIECES, max_size=14).map("".join))
+def test_from_pattern_reads_as_the_reference(value: str) -> None:
+    new = mail._SIMPLE_FROM.fullmatch(value)
+    old = _REFERENCE_FROM.fullmatch(value)
+    assert (new is None) == (old is None)
+    if new is not None and old is not None:
+        assert new.group("angle", "bare") == old.group("angle", "bare")
