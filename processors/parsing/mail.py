@@ -356,6 +356,12 @@ def _read_params(value: str) -> tuple[tuple[str, str], ...] | None:
 
 
 _remembered_params: Final = functools.lru_cache(maxsize=512)(_read_params)
+# A plain Content-Type (_PLAIN_CONTENT_TYPE) with one parameter, "boundary", as almost every
+# multipart has it; its boundary is unique to the mail, so _remembered_params would not help.
+_USUAL_MULTIPART: Final = re.compile(
+    r"[ \t]*[^;\s\"]+[ \t]*;[ \t]*boundary="
+    r"(?:\"([^\"\\;*()<>\r\n]*)\"|([^\";\\*()<>\s]*))[ \t]*;?[ \t]*"
+)
 _BOUNDARY_TAIL: Final = re.compile(r"(--)?[ \t]*(?:\r?\n|\Z)")
 
 
@@ -452,7 +458,12 @@ class _Part:
         return message
 
     def _boundary(self) -> str | None:
-        params = _plain_params(self._first.get("content-type") or "")
+        value = self._first.get("content-type") or ""
+        usual = _USUAL_MULTIPART.fullmatch(value)
+        if usual is not None:  # what the loop below finds in it, without reading every param
+            quoted, bare = usual.groups()
+            return bare if quoted is None else quoted.rstrip()
+        params = _plain_params(value)
         if params is not None:
             for name, found in params:
                 if name == "boundary":

@@ -157,3 +157,33 @@ def test_from_pattern_reads_as_the_reference(value: str) -> None:
     assert (new is None) == (old is None)
     if new is not None and old is not None:
         assert new.group("angle", "bare") == old.group("angle", "bare")
+
+
+_CONTENT_TYPE_PIECES = st.sampled_from(
+    [
+        *("multipart/mixed", "multipart/alternative", "text/plain", " ", "\t", ";", "; "),
+        *("boundary=", "Boundary=", "charset=utf-8", '"', "b1", "----=_Part_1.2", "(c)", "a b"),
+        *('"quoted; semi"', "=", "*", "\\", "ё"),
+    ]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_CONTENT_TYPE_PIECES, max_size=10).map("".join))
+def test_usual_multipart_boundary_reads_as_the_parameter_reader(content_type: str) -> None:
+    if mail._USUAL_MULTIPART.fullmatch(content_type) is None:
+        return  # the general reading, which the oracle tests cover
+    params = mail._read_params(content_type)
+    assert params is not None  # a plain Content-Type
+    assert [name for name, _ in params] == ["boundary"]
+    found = params[0][1]
+    part = mail._Part({"content-type": content_type}, "", 0, True)
+    assert part._boundary() == (found[1:-1] if found[:1] == '"' else found).rstrip()
+
+
+def test_usual_multipart_shapes() -> None:
+    usual = mail._USUAL_MULTIPART.fullmatch
+    assert usual('multipart/mixed; boundary="----=_NextPart_4b2c"') is not None
+    assert usual("multipart/alternative;\tboundary=b1 ") is not None
+    assert usual('multipart/mixed; boundary="b1"; charset=utf-8') is None
+    assert usual('multipart/mixed; Boundary="b1"') is None
