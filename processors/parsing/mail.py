@@ -314,6 +314,9 @@ _READ_FIELDS: Final = (
     "content-type", "content-transfer-encoding", "content-disposition",
 )  # fmt: skip
 """The header fields the parser reads: ``_Part`` keeps the first value of each."""
+_FIELD_INDEX: Final = {name: index for index, name in enumerate(_READ_FIELDS)}
+_CONTENT_TYPE: Final = _FIELD_INDEX["content-type"]
+_CONTENT_DISPOSITION: Final = _FIELD_INDEX["content-disposition"]
 # A header block as the feed parser reads it, in one match: every line is a field (a name of
 # printable ASCII but ":", the value after blanks, and its continuation lines with their line
 # breaks, which unfolding removes); any other line is debris, and the feed parser reads such a
@@ -392,10 +395,10 @@ class _Part:
     Linear in the length of the text: one regex pass per header block, ``str.find`` for
     boundaries."""
 
-    __slots__ = ("_body", "_content_type", "_depth", "_first", "_top")
+    __slots__ = ("_body", "_content_type", "_depth", "_fields", "_top")
 
-    def __init__(self, first: dict[str, str | None], body: str, depth: int, top: bool) -> None:
-        self._first = first
+    def __init__(self, fields: tuple[str | None, ...], body: str, depth: int, top: bool) -> None:
+        self._fields = fields
         self._body = body
         self._depth = depth
         self._top = top
@@ -413,28 +416,28 @@ class _Part:
         fields = _HEADER_BLOCK.fullmatch(text, 0, blank.start() + 1)
         if fields is None:  # a line that is neither "Name: value" nor a continuation
             return None
-        first = dict(zip(_READ_FIELDS, fields.groups(), strict=True))
-        return cls(first, text[blank.end() :], depth, top)
+        return cls(fields.groups(), text[blank.end() :], depth, top)
 
     @property
     def first_values(self) -> dict[str, str | None]:
         """The first value of each of ``_READ_FIELDS`` (None: no such field), exactly as the
         mail holds it (the caller must not change it)."""
-        return self._first
+        return dict(zip(_READ_FIELDS, self._fields, strict=True))
 
     def get(self, name: str, failobj: Any = None) -> Any:
-        value = self._first.get(name.lower())
+        index = _FIELD_INDEX.get(name.lower())
+        value = None if index is None else self._fields[index]
         return failobj if value is None else value
 
     def get_content_type(self) -> str:
         if not self._content_type:
-            value = self._first.get("content-type")
+            value = self._fields[_CONTENT_TYPE]
             ctype = "" if value is None else value.partition(";")[0].strip().lower()
             self._content_type = ctype if ctype.count("/") == 1 else "text/plain"
         return self._content_type
 
     def get_content_disposition(self) -> str | None:
-        value = self._first.get("content-disposition")
+        value = self._fields[_CONTENT_DISPOSITION]
         return None if value is None else value.partition(";")[0].strip().lower()
 
     def get_content_charset(self) -> str | None:
@@ -452,13 +455,13 @@ class _Part:
 
     def _as_message(self) -> Message:
         message = Message(policy=email.policy.compat32)
-        for name, value in self._first.items():
+        for name, value in zip(_READ_FIELDS, self._fields, strict=True):
             if value is not None:
                 message.set_raw(name, value)
         return message
 
     def _boundary(self) -> str | None:
-        value = self._first.get("content-type") or ""
+        value = self._fields[_CONTENT_TYPE] or ""
         usual = _USUAL_MULTIPART.fullmatch(value)
         if usual is not None:  # what the loop below finds in it, without reading every param
             quoted, bare = usual.groups()

@@ -177,7 +177,8 @@ def test_usual_multipart_boundary_reads_as_the_parameter_reader(content_type: st
     assert params is not None  # a plain Content-Type
     assert [name for name, _ in params] == ["boundary"]
     found = params[0][1]
-    part = mail._Part({"content-type": content_type}, "", 0, True)
+    part = mail._Part.read(f"Content-Type:{content_type}\r\n\r\n", 0, top=True)
+    assert part is not None and part.get("Content-Type") == content_type.lstrip(" \t")
     assert part._boundary() == (found[1:-1] if found[:1] == '"' else found).rstrip()
 
 
