@@ -54,7 +54,12 @@ def outcome(parse: object, raw: str) -> object:
 
 
 _NAMES = st.sampled_from(
-    [*mail._READ_FIELDS, "received", "to", "x-mailer", "date", "content-id", "from-x", "x-from"]
+    [
+        *mail._READ_FIELDS,
+        *("received", "to", "x-mailer", "date", "content-id", "from-x", "x-from"),
+        # letters that match ASCII ones when case is ignored the Unicode way (long s, dotless i)
+        *("meſſage-id", "ſubject", "ın-reply-to", "content-dıſpoſıtıon"),
+    ]
 )
 _CASED_NAME = _NAMES.flatmap(
     lambda name: st.sampled_from([name, name.upper(), name.title(), name.capitalize()])
