@@ -16,6 +16,13 @@ every generated and hand-made message. Headers longer than ``_MODERN_HEADER_LIMI
 the modern parser (quadratic in the number of encoded words) and markup is read in one pass
 (``_html_to_text``), so parsing time stays linear in the size of the message.
 
+Within the fast reading, the shapes nearly all mail has take shorter ways still, each giving
+exactly what the general code gives (``tests/processors/parsing/test_parse_email_fast_paths.py``
+checks each against it on generated inputs): a header block is read by one match that keeps
+only the fields read (``_HEADER_BLOCK``); a multipart's one ``boundary`` parameter by one
+pattern (``_USUAL_MULTIPART``); markup made of text and well-formed tags by one split
+(``_simple_markup_text``).
+
 What this module decides:
 
 - **Sender**: the first address of ``From``, lower-cased, is the identity. A mail without a
