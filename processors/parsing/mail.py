@@ -71,8 +71,7 @@ _BRACKETED_ID: Final = re.compile(r"<([^<>\s]+)>")
 _BARE_TOKENS: Final = re.compile(r"[^\s,<>()]+")
 _COMMENT: Final = re.compile(r"\([^()]*\)")
 _FOLDING: Final = re.compile(r"\r?\n(?=[ \t])")
-_BASE64_NOISE: Final = re.compile(r"\s+")
-_WHITESPACE: Final = _BASE64_NOISE
+_WHITESPACE: Final = re.compile(r"\s+")
 _BASE64_ALPHABET: Final = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _SPACES: Final = re.compile(r"[ \t\r\f\v\n\xa0]+")
 _SPACE_AROUND_NEWLINE: Final = re.compile(r" *\n *")
@@ -656,7 +655,9 @@ def _content_charset(part: Message | _Part) -> str | None:
 
 
 def _base64_bytes(payload: str, content_type: str) -> bytes:
-    compact = _BASE64_NOISE.sub("", payload)
+    # every whitespace character dropped: str.split() and the regex "\s" both take what
+    # str.isspace() calls whitespace, and split and join cost a tenth of a regex substitution
+    compact = "".join(payload.split())
     if not _BASE64_ALPHABET.fullmatch(compact) or len(compact) % 4 == 1:
         # Stray characters or a length no padding can repair: whatever a lenient decoder
         # returned would be garbage presented as the customer's words.
