@@ -733,13 +733,15 @@ class _Finder:
 _GREATER: Final = re.compile(">")
 
 
-# A start tag as _START_TAG reads it (the whole tag and its name) but holding no "<", or an
-# end tag as _END_TAG reads it (its name); splitting on it leaves the text between tags. A
-# tag with a "<" inside is left in the text (and _simple_markup_text gives up): so every try
-# stops at the next "<", and hostile markup (unclosed tags and quotes) costs linear time.
+# A start tag as _START_TAG reads it but holding no "<" (its name and what follows the name:
+# the tag ends "/>", self-closing, when that ends with "/", as a name holds no "/"), or an end
+# tag as _END_TAG reads it (its name); splitting on it leaves the text between tags. A tag
+# with a "<" inside is left in the text (and _simple_markup_text gives up): so every try stops
+# at the next "<", and hostile markup (unclosed tags and quotes) costs linear time. The "<"
+# leads the pattern outside any group, so that the search skips from "<" to "<" at once.
 _SIMPLE_TAG: Final = re.compile(
-    r"(<([a-zA-Z][^\t\n\r\f />\x00<]*)(?:[^>\"'<]++|\"[^\"<]*+\"|'[^'<]*+')*+>)"
-    r"|</\s*([a-zA-Z][-.a-zA-Z0-9:_]*)\s*>"
+    r"<(?:([a-zA-Z][^\t\n\r\f />\x00<]*)((?:[^>\"'<]++|\"[^\"<]*+\"|'[^'<]*+')*+)>"
+    r"|/\s*([a-zA-Z][-.a-zA-Z0-9:_]*)\s*>)"
 )
 
 
@@ -765,12 +767,12 @@ def _simple_markup_text(markup: str) -> str | None:
     chunks: list[str] = [_collapsed(text)] if text else []
     hidden = 0
     # after the first text, each tag comes as its three groups and the text that follows it
-    for whole, start, end, text in zip(pieces, pieces, pieces, pieces, strict=True):
+    for start, attributes, end, text in zip(pieces, pieces, pieces, pieces, strict=True):
         if start is not None:
             tag = start.lower()
             if tag in _CDATA_TAGS:
                 return None
-            if whole.endswith("/>"):  # <br/>, <hr />
+            if attributes.endswith("/"):  # <br/>, <hr />
                 if tag in _BLOCK_TAGS:
                     chunks.append("\n")
             elif tag in _HIDDEN_TAGS:
