@@ -539,6 +539,10 @@ def _eol_length(text: str) -> int:
 
 def _body_of(message: Message | _Part, raw: str) -> str:
     try:
+        if isinstance(message, _Part):
+            text = _single_part_body(message)
+            if text is not None:
+                return text
         return _body(message)
     except _Fallback:
         return _body(email.message_from_string(raw, policy=email.policy.compat32))
@@ -565,6 +569,28 @@ def _body(message: Message | _Part) -> str:
     if problems:
         raise Reject(problems[0])
     return ""
+
+
+def _single_part_body(part: _Part) -> str | None:
+    """``_body`` of a mail that is one text part (half of all mail), without walking a tree;
+    None for a multipart or a message/* one."""
+    content_type = part.get_content_type()
+    if content_type.startswith(("multipart/", "message/")):
+        return None
+    if part.get_content_disposition() == "attachment" or not content_type.startswith("text/"):
+        return ""
+    convert: Callable[[str], str]
+    if content_type == "text/plain":
+        convert = _plain
+    elif content_type == "text/html":
+        convert = _html_to_text
+    else:
+        return ""
+    problems: list[str] = []
+    text = _converted(part, convert, problems)
+    if text is None:
+        raise Reject(problems[0])
+    return text
 
 
 def _converted(

@@ -226,3 +226,51 @@ def test_base64_bodies_decode_as_before(payload: str) -> None:
         assert problem.reason == "text/plain part has undecodable base64 content"
         decoded = "undecodable"
     assert decoded == reference_base64(payload)
+
+
+@st.composite
+def single_part_mails(draw: st.DrawFn) -> str:
+    content_type = draw(
+        st.sampled_from(
+            [
+                *("text/plain", "text/plain; charset=koi8-r", 'text/html; charset="utf-8"'),
+                *("TEXT/PLAIN", "text/enriched", "application/pdf", "message/rfc822", "text"),
+                *("multipart/mixed", "multipart/mixed; boundary=b1", "image/png; name=a.png"),
+            ]
+        )
+    )
+    headers = ["From: Ivan <ivan@example.ru>", "Subject: s", f"Content-Type: {content_type}"]
+    disposition = draw(st.sampled_from([None, "inline", "attachment", "ATTACHMENT; x=1"]))
+    if disposition is not None:
+        headers.append(f"Content-Disposition: {disposition}")
+    cte = draw(st.sampled_from([None, "7bit", "base64", "quoted-printable", "x-unknown"]))
+    if cte is not None:
+        headers.append(f"Content-Transfer-Encoding: {cte}")
+    body = draw(
+        st.sampled_from(
+            [
+                *("0J/RgNC40LLQtdGC", "!!not base64", "=D0=9F=D1=80 soft=\r\nbreak"),
+                *("<p>a &amp; b</p>", "Привет\r\n", ""),
+                "--b1\r\nContent-Type: text/plain\r\n\r\nx\r\n--b1--\r\n",
+            ]
+        )
+    )
+    return "\r\n".join(headers) + "\r\n\r\n" + body
+
+
+@settings(max_examples=400, deadline=None)
+@given(single_part_mails())
+def test_single_part_mails_parse_as_before(raw: str) -> None:
+    assert outcome(mail.parse_email, raw) == outcome(oracle.parse_email, raw)
+    part = mail._parse_mime(raw)
+    assert isinstance(part, mail._Part)
+    try:
+        fast: object = mail._single_part_body(part)
+    except Reject as problem:
+        fast = problem.reason
+    if fast is not None:
+        try:
+            general: object = mail._body(part)
+        except Reject as problem:
+            general = problem.reason
+        assert fast == general
