@@ -21,7 +21,8 @@ exactly what the general code gives (``tests/processors/parsing/test_parse_email
 checks each against it on generated inputs): a header block is read by one match that keeps
 only the fields read (``_HEADER_BLOCK``); a multipart's one ``boundary`` parameter by one
 pattern (``_USUAL_MULTIPART``); markup made of text and well-formed tags by one split
-(``_simple_markup_text``).
+(``_simple_markup_text``); the body of a mail that is one text part without a tree walk
+(``_single_part_body``).
 
 What this module decides:
 
