@@ -294,11 +294,14 @@ def _ids(text: str | None) -> tuple[str, ...]:
     if text is None:
         return ()
     found = _BRACKETED_ID.findall(text)
-    if not found:
-        # No angle brackets: a sloppy mailer's bare ids. Comments go first so that
-        # "id@host (your message)" does not read as three ids; a msg-id always has an "@".
-        tokens = _BARE_TOKENS.findall(_COMMENT.sub(" ", text))
-        found = [token for token in tokens if "@" in token] or tokens[:1]
+    if found:
+        # normalize_message_id of an id in angle brackets is the id lower-cased: it holds no
+        # brackets and no whitespace (what "\s" and str.strip take are the same characters)
+        return tuple(dict.fromkeys([token.lower() for token in found]))
+    # No angle brackets: a sloppy mailer's bare ids. Comments go first so that
+    # "id@host (your message)" does not read as three ids; a msg-id always has an "@".
+    tokens = _BARE_TOKENS.findall(_COMMENT.sub(" ", text))
+    found = [token for token in tokens if "@" in token] or tokens[:1]
     ids: list[str] = []
     for token in found:
         normalised = normalize_message_id(token)

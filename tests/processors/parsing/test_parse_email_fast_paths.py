@@ -19,6 +19,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from processors.ids import normalize_message_id
 from processors.model import RawRecord
 from processors.parsing import mail
 from processors.parsing._common import Reject
@@ -274,3 +275,28 @@ def test_single_part_mails_parse_as_before(raw: str) -> None:
         except Reject as problem:
             general = problem.reason
         assert fast == general
+
+
+def reference_ids(text: str) -> tuple[str, ...]:
+    """``_ids`` as it was: every id through normalize_message_id, repeats dropped."""
+    found = re.findall(r"<([^<>\s]+)>", text)
+    if not found:
+        tokens = re.findall(r"[^\s,<>()]+", re.sub(r"\([^()]*\)", " ", text))
+        found = [token for token in tokens if "@" in token] or tokens[:1]
+    ids: list[str] = []
+    for token in found:
+        normalised = normalize_message_id(token)
+        if normalised and normalised not in ids:
+            ids.append(normalised)
+    return tuple(ids)
+
+
+_ID_PIECES = st.sampled_from(
+    [*"<> ,()\t@.", "\r\n ", "A1@Host.RU", "a1@host.ru", "İd@x", "ΑΣ@Σ", "\xa0", "\u2003", "x"]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_ID_PIECES, max_size=14).map("".join))
+def test_threading_ids_read_as_before(text: str) -> None:
+    assert mail._ids(text) == reference_ids(text)
