@@ -544,9 +544,7 @@ def _eol_length(text: str) -> int:
 def _body_of(message: Message | _Part, raw: str) -> str:
     try:
         if isinstance(message, _Part):
-            text = _single_part_body(message)
-            if text is not None:
-                return text
+            return _part_body(message)
         return _body(message)
     except _Fallback:
         return _body(email.message_from_string(raw, policy=email.policy.compat32))
@@ -573,6 +571,46 @@ def _body(message: Message | _Part) -> str:
     if problems:
         raise Reject(problems[0])
     return ""
+
+
+def _part_body(top: _Part) -> str:
+    """``_body`` of a tree of ``_Part``s, by plain recursion rather than nested generators:
+    the same parts looked at in the same order, and only as far as ``_body`` looks."""
+    text = _single_part_body(top)
+    if text is not None:
+        return text
+    conversion: list[str] = []
+    html: list[_Part] = []
+    text = _first_plain(top, html, conversion)
+    if text is not None:
+        return text
+    for part in html:
+        text = _converted(part, _html_to_text, conversion)
+        if text is not None:
+            return text
+    if conversion:  # a _Part tree has no structural problems: those are _Fallback
+        raise Reject(conversion[0])
+    return ""
+
+
+def _first_plain(part: _Part, html: list[_Part], problems: list[str]) -> str | None:
+    """What ``_body``'s first loop does over ``_text_parts(part)``: the first text/plain part
+    that converts, the text/html ones met on the way kept in ``html``."""
+    if part.get_content_disposition() == "attachment":
+        return None
+    content_type = part.get_content_type()
+    payload = part.get_payload()
+    if isinstance(payload, str):
+        if content_type == "text/plain":
+            return _converted(part, _plain, problems)
+        if content_type == "text/html":
+            html.append(part)
+        return None
+    for child in payload:
+        text = _first_plain(child, html, problems)
+        if text is not None:
+            return text
+    return None
 
 
 def _single_part_body(part: _Part) -> str | None:

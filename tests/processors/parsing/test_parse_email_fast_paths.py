@@ -300,3 +300,62 @@ _ID_PIECES = st.sampled_from(
 @given(st.lists(_ID_PIECES, max_size=14).map("".join))
 def test_threading_ids_read_as_before(text: str) -> None:
     assert mail._ids(text) == reference_ids(text)
+
+
+_LEAVES = st.sampled_from(
+    [
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nplain one",
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n0J/RgNC4",
+        "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n!!bad",
+        "Content-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: quoted-printable"
+        "\r\n\r\n=F0=D2=C9",
+        "Content-Type: text/html\r\n\r\n<p>html &amp; one</p>",
+        "Content-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n!!bad",
+        "Content-Type: text/plain\r\nContent-Disposition: attachment\r\n\r\nattached",
+        "Content-Type: application/pdf\r\n\r\nJVBERi0=",
+        "Content-Type: message/rfc822\r\n\r\nFrom: x@y.z\r\n\r\nforwarded",
+        "no header block at all",
+        "Content-Type: text/plain\r\n\r\n",
+    ]
+)
+
+
+def _multipart(children: list[str], depth: int, broken: str) -> str:
+    boundary = f"b{depth}"
+    body = "".join(f"--{boundary}\r\n{child}\r\n" for child in children)
+    if broken != "unclosed":
+        body += f"--{boundary}--\r\n"
+    kind = "alternative" if depth % 2 else "mixed"
+    parameter = "" if broken == "no boundary" else f'; boundary="{boundary}"'
+    return f"Content-Type: multipart/{kind}{parameter}\r\n\r\n{body}"
+
+
+_TREES = st.recursive(
+    _LEAVES,
+    lambda children: st.builds(
+        _multipart,
+        st.lists(children, min_size=1, max_size=3),
+        st.integers(min_value=1, max_value=6),
+        st.sampled_from(["", "", "", "unclosed", "no boundary"]),
+    ),
+    max_leaves=8,
+)
+
+
+def body_outcome(read: object, part: object) -> object:
+    try:
+        return read(part)  # type: ignore[operator]
+    except Reject as problem:
+        return ("dead letter", problem.reason)
+    except mail._Fallback:
+        return "feed parser"
+
+
+@settings(max_examples=800, deadline=None)
+@given(_TREES)
+def test_part_trees_read_as_the_generator_walk(tree: str) -> None:
+    raw = "From: ivan@example.ru\r\nSubject: s\r\n" + tree
+    part = mail._parse_mime(raw)
+    if isinstance(part, mail._Part):
+        assert body_outcome(mail._part_body, part) == body_outcome(mail._body, part)
+    assert outcome(mail.parse_email, raw) == outcome(oracle.parse_email, raw)
