@@ -353,8 +353,9 @@ def _header_block_pattern() -> str:
     return rf"(?>{read}|[\041-\071\073-\176]+:.*\n(?:[ \t].*\n)*)*+"
 
 
-_HEADER_BLOCK: Final = re.compile(_header_block_pattern())
-_BLANK_LINE: Final = re.compile(r"\n\r?\n")
+# ... and the empty line after it: no field line is empty, so the fields stop at the first
+# one, where the body starts (a block that does not start with a field is not one).
+_HEADER_BLOCK: Final = re.compile(rf"(?![\r\n]){_header_block_pattern()}\r?\n")
 _BARE_CR: Final = re.compile(r"\r(?!\n)")
 _PLAIN_CONTENT_TYPE: Final = re.compile(
     r"[ \t]*[^;\s\"]+"
@@ -428,14 +429,11 @@ class _Part:
         if depth > _MAX_FAST_DEPTH:
             return None
         # The header block is up to the first empty line; it must be nothing but
-        # "Name: value" fields with their continuation lines.
-        blank = _BLANK_LINE.search(text)
-        if blank is None:
+        # "Name: value" fields with their continuation lines, and it is not empty.
+        fields = _HEADER_BLOCK.match(text)
+        if fields is None:  # a line that is neither "Name: value" nor a continuation first
             return None
-        fields = _HEADER_BLOCK.fullmatch(text, 0, blank.start() + 1)
-        if fields is None:  # a line that is neither "Name: value" nor a continuation
-            return None
-        return cls(fields.groups(), text[blank.end() :], depth, top)
+        return cls(fields.groups(), text[fields.end() :], depth, top)
 
     @property
     def first_values(self) -> dict[str, str | None]:
