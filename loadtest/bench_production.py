@@ -279,9 +279,16 @@ class Deployment:
         )
 
 
-def _caught_up(deployment: Deployment, group: str, names: Sequence[str]) -> bool:
+Ends = dict[Any, int]
+
+
+def _caught_up(
+    deployment: Deployment, group: str, names: Sequence[str], since: Ends | None = None
+) -> tuple[bool, Ends]:
     """Whether consumer group ``group`` has committed every partition of the deployment's
-    topics ``names`` to its end."""
+    topics ``names`` up to ``since`` (the ends an earlier check saw; their current ends when
+    None), and their current ends. Live workers keep writing marks and ticks a few times a
+    second, so "up to the ends a second ago" is what "caught up" can mean for them."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
@@ -295,16 +302,18 @@ def _caught_up(deployment: Deployment, group: str, names: Sequence[str]) -> bool
             for name in names
             for partition in consumer.partitions_for_topic(f"{deployment.prefix}{name}") or ()
         ]
-        ends = consumer.end_offsets(tps)
-        return bool(tps) and all((consumer.committed(tp) or 0) >= ends[tp] for tp in tps)
+        ends: Ends = consumer.end_offsets(tps)
+        floor = ends if since is None else since
+        done = bool(tps) and all((consumer.committed(tp) or 0) >= floor.get(tp, 0) for tp in tps)
+        return done, ends
     finally:
         consumer.close(autocommit=False)
 
 
-def _sink_caught_up(deployment: Deployment) -> bool:
-    """Whether the sink's consumer group has committed every output topic to its end."""
+def _sink_caught_up(deployment: Deployment, since: Ends | None = None) -> tuple[bool, Ends]:
+    """Whether the sink's consumer group has committed every output topic (to ``since``)."""
     group = f"{deployment.env['SUPPORTSTREAM_CONSUMER_GROUP']}-sink"
-    return _caught_up(deployment, group, OUTPUT_TOPICS)
+    return _caught_up(deployment, group, OUTPUT_TOPICS, since)
 
 
 def _flushes(log: Path) -> tuple[float, int]:
@@ -322,24 +331,27 @@ def _flushes(log: Path) -> tuple[float, int]:
     return last, rows
 
 
-def _workers_caught_up(deployment: Deployment) -> bool:
-    """Whether the workers' group has committed ``raw-contacts`` and ``desk-input`` to their
-    ends: every raw message parsed and forwarded, every desk input applied."""
+def _workers_caught_up(deployment: Deployment, since: Ends | None = None) -> tuple[bool, Ends]:
+    """Whether the workers' group has committed ``raw-contacts`` and ``desk-input`` (to
+    ``since``): every raw message parsed and forwarded, every desk input applied."""
     group = deployment.env["SUPPORTSTREAM_CONSUMER_GROUP"]
-    return _caught_up(deployment, group, ("raw-contacts", "desk-input"))
+    return _caught_up(deployment, group, ("raw-contacts", "desk-input"), since)
 
 
 def _drain(
     deployment: Deployment, workers: list[Child], sink: Child, timeout_s: float, started: float
 ) -> tuple[float, int]:
     """Wait until the workers have applied everything (their group's offsets are at the ends
-    of raw-contacts and desk-input) and the sink has committed every output message, three
-    checks in a row, a second apart, with no flush in between; then stop them all (SIGTERM).
+    of raw-contacts and desk-input, as the check a second earlier saw them: the workers keep
+    writing marks) and the sink has committed every output message, three checks in a row, a
+    second apart, with no flush in between; then stop them all (SIGTERM).
     The workers are not asked to exit by themselves: when one of two leaves, the test broker
     can leave the other rejoining for ever. Returns the seconds from ``started`` (wall clock)
     to the sink's last flush, and the rows it wrote."""
     deadline = time.monotonic() + timeout_s
     settled = 0
+    workers_seen: Ends | None = None
+    sink_seen: Ends | None = None
     while settled < 3:
         time.sleep(1.0)
         if sink.reap(block=False):
@@ -347,12 +359,11 @@ def _drain(
         if any(child.reap(block=False) for child in workers):
             raise RuntimeError(f"a worker exited early\n{deployment.logs()}")
         last, _ = _flushes(sink.log)
-        done = (
-            bool(last)
-            and time.time() - last > 1.5
-            and (not workers or _workers_caught_up(deployment))
-            and _sink_caught_up(deployment)
-        )
+        workers_done = True
+        if workers:
+            workers_done, workers_seen = _workers_caught_up(deployment, workers_seen)
+        sink_done, sink_seen = _sink_caught_up(deployment, sink_seen)
+        done = bool(last) and time.time() - last > 1.5 and workers_done and sink_done
         settled = settled + 1 if done else 0
         if time.monotonic() > deadline:
             raise RuntimeError(f"not finished within {timeout_s} s\n{deployment.logs()}")
