@@ -88,6 +88,7 @@ from streams.faust_port import (
     install_member_id_kept_on_illegal_generation,
     install_rejoin_on_empty_assignment,
     install_seek_to_start_without_commit,
+    log_where_tasks_wait,
     reseek_stalled_recovery,
 )
 from streams.faust_runner import Message, PartitionDesk
@@ -409,6 +410,11 @@ def build_app(config: WorkerConfig) -> faust.App:
                     config.metrics.observe_merge(0)  # the desk's new owner reports it now
 
     recovery_seeks: dict[TP, float] = {}
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def where_tasks_wait_on_sigusr2() -> None:
+        # kill -USR2 <worker>: where the desk and the intake wait, in the log (faust_port)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, log_where_tasks_wait)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def recovery_watchdog() -> None:

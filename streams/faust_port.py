@@ -35,12 +35,16 @@ fails there, by name, rather than as a wrong result under load.
   dropped by Faust's ``getmany`` (the generation changed) after aiokafka has moved past it;
   Faust's recovery then waits for offsets that will never come again. Called every second,
   it seeks such a partition back to what the recovery has read.
+* :func:`awaits`: where a task waits, frame by frame through the coroutines, async generators
+  and awaitables it awaits (mode's SIGUSR1 dump stops at the first async generator, and a
+  Faust agent is one); the workers log it for their own tasks on SIGUSR2.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import sys
 import time
 from collections.abc import Callable
@@ -308,3 +312,65 @@ async def reseek_stalled_recovery(
     for tp in stalled:
         sought[tp] = now
     return sorted(stalled)
+
+
+_WRAPPERS = frozenset({"async_generator_asend", "async_generator_athrow", "coroutine_wrapper"})
+
+
+def _frame_of(awaited: Any) -> Any:
+    for name in ("cr_frame", "ag_frame", "gi_frame"):
+        frame = getattr(awaited, name, None)
+        if frame is not None:
+            return frame
+    return None
+
+
+def awaits(task: asyncio.Task[Any], limit: int = 80) -> list[str]:
+    """Where ``task`` waits: ``file:line function`` for each coroutine, async generator or
+    generator in the chain of what it awaits (``cr_await``, ``ag_await``, ``gi_yieldfrom``,
+    and what an ``async_generator_asend`` or a ``coroutine_wrapper`` drives),
+    outermost first, and the awaited object that ends the chain (a future, an event's waiter).
+    CPython's attributes, not Faust's; a chain longer than ``limit`` is cut."""
+    chain: list[str] = []
+    current: Any = task.get_coro()
+    while current is not None and len(chain) < limit:
+        frame = _frame_of(current)
+        if frame is None:
+            # ``async for`` awaits an ``async_generator_asend``, and ``await`` of an object
+            # whose ``__await__`` is a coroutine's a ``coroutine_wrapper``: both name what
+            # they drive only to the garbage collector.
+            driven = None
+            if type(current).__name__ in _WRAPPERS:
+                driven = next(
+                    (r for r in gc.get_referents(current) if _frame_of(r) is not None), None
+                )
+            if driven is not None:
+                current = driven
+                continue
+            chain.append(f"awaiting {type(current).__name__}: {current!r}"[:200])
+            break
+        code = frame.f_code
+        chain.append(f"{code.co_filename}:{frame.f_lineno} {code.co_name}")
+        current = next(
+            (
+                getattr(current, name)
+                for name in ("cr_await", "ag_await", "gi_yieldfrom")
+                if getattr(current, name, None) is not None
+            ),
+            None,
+        )
+    return chain
+
+
+def log_where_tasks_wait(marker: str = "/streams/") -> int:
+    """Log, one warning each, where every task of the running loop that passes through a
+    frame of ``marker``'s files waits (:func:`awaits`); returns how many were logged. The
+    workers call it on SIGUSR2: a worker that applies nothing and logs nothing shows where
+    its desk and intake stand."""
+    logged = 0
+    for task in asyncio.all_tasks():
+        chain = awaits(task)
+        if any(marker in line for line in chain):
+            log.warning("where a task waits", task=task.get_name(), awaits=chain)
+            logged += 1
+    return logged

@@ -341,3 +341,43 @@ def test_a_stalled_recovery_is_sought_back_to_what_it_has_read() -> None:
     recovery.in_recovery = False
     now[0] = 200.0
     assert run() == []  # nothing while no recovery runs
+
+
+def test_awaits_follows_coroutines_async_generators_and_awaitables_to_the_future() -> None:
+    async def deepest(event: asyncio.Event) -> None:
+        await event.wait()
+
+    async def ticks(event: asyncio.Event) -> Any:
+        await deepest(event)
+        yield 1
+
+    class Awaitable:
+        def __init__(self, event: asyncio.Event) -> None:
+            self.event = event
+
+        def __await__(self) -> Any:
+            return deepest(self.event).__await__()
+
+    async def agent(event: asyncio.Event) -> None:
+        async for _ in ticks(event):
+            pass
+
+    async def actor(event: asyncio.Event) -> None:
+        await Awaitable(event)
+
+    async def look() -> list[list[str]]:
+        event = asyncio.Event()
+        tasks = [asyncio.create_task(f(event)) for f in (agent, actor)]
+        await asyncio.sleep(0)
+        chains = [faust_port.awaits(task) for task in tasks]
+        event.set()
+        await asyncio.gather(*tasks)
+        return chains
+
+    by_agent, by_actor = asyncio.run(look())
+    for chain, names in (
+        (by_agent, ["agent", "ticks", "deepest", "wait"]),
+        (by_actor, ["actor", "deepest", "wait"]),
+    ):
+        assert [line.split(" ", 1)[1] for line in chain[:-1]] == names, chain
+        assert chain[0].startswith(__file__) and chain[-1].startswith("awaiting Future")
