@@ -60,9 +60,21 @@ RECOVERY_STALL_S = 3.0
 """How long a changelog partition behind its highwater may bring nothing during recovery
 before it is sought back to what the recovery has read."""
 
-_MARK = "_supportstream_fetch_backoff"
+PATCHED = "_supportstream_patched"
+"""The attribute marking a framework method this module replaced."""
 
 log = structlog.get_logger("supportstream.worker")
+
+
+def _replace(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+    """Set ``owner.name`` to ``make(original)``, marked with ``PATCHED``, unless it is a
+    replacement already: every ``install_*`` below is idempotent through this."""
+    original = getattr(owner, name)
+    if getattr(original, PATCHED, False):
+        return
+    replacement = make(original)
+    setattr(replacement, PATCHED, True)
+    setattr(owner, name, replacement)
 
 
 async def changelog_handed_over(app: Any) -> None:
@@ -112,27 +124,24 @@ def install_fetch_backoff(fetcher_class: Any = None, delay_s: float = FETCH_BACK
         from aiokafka.consumer.fetcher import Fetcher
 
         fetcher_class = Fetcher
-    original = fetcher_class._proc_fetch_request
-    if getattr(original, _MARK, False):
-        return
 
-    @functools.wraps(original)
-    async def proc_fetch_request(self: Any, *args: Any, **kwargs: Any) -> Any:
-        added = await original(self, *args, **kwargs)
-        if not added:
-            try:
-                await asyncio.sleep(delay_s)
-            except asyncio.CancelledError:
-                # As the original does: a fetch cancelled by ``close()`` or an unassignment
-                # ends quietly (``Fetcher.close`` awaits its cancelled fetch tasks).
-                return added
-        return added
+    def make(original: Any) -> Any:
+        @functools.wraps(original)
+        async def proc_fetch_request(self: Any, *args: Any, **kwargs: Any) -> Any:
+            added = await original(self, *args, **kwargs)
+            if not added:
+                try:
+                    await asyncio.sleep(delay_s)
+                except asyncio.CancelledError:
+                    # As the original does: a fetch cancelled by ``close()`` or an
+                    # unassignment ends quietly (``Fetcher.close`` awaits its cancelled
+                    # fetch tasks).
+                    return added
+            return added
 
-    setattr(proc_fetch_request, _MARK, True)
-    fetcher_class._proc_fetch_request = proc_fetch_request
+        return proc_fetch_request
 
-
-_SEEK_MARK = "_supportstream_seek_to_start"
+    _replace(fetcher_class, "_proc_fetch_request", make)
 
 
 def install_seek_to_start_without_commit(consumer_class: Any = None) -> None:
@@ -153,8 +162,6 @@ def install_seek_to_start_without_commit(consumer_class: Any = None) -> None:
         from faust.transport.consumer import Consumer
 
         consumer_class = Consumer
-    if getattr(consumer_class.perform_seek, _SEEK_MARK, False):
-        return
 
     async def perform_seek(self: Any) -> None:
         # Faust 0.15's body, unchanged: positions and read offsets from the committed ones.
@@ -180,11 +187,7 @@ def install_seek_to_start_without_commit(consumer_class: Any = None) -> None:
             self._committed_offset[tp] = None
             await self.seek(tp, int(earliest.get(tp) or 0))
 
-    setattr(perform_seek, _SEEK_MARK, True)
-    consumer_class.perform_seek = perform_seek
-
-
-_MEMBER_MARK = "_supportstream_member_id_kept"
+    _replace(consumer_class, "perform_seek", lambda original: perform_seek)
 
 
 def install_member_id_kept_on_illegal_generation(coordinator_class: Any = None) -> None:
@@ -206,24 +209,20 @@ def install_member_id_kept_on_illegal_generation(coordinator_class: Any = None) 
         from aiokafka.consumer.group_coordinator import GroupCoordinator
 
         coordinator_class = GroupCoordinator
-    original = coordinator_class.reset_generation
-    if getattr(original, _MEMBER_MARK, False):
-        return
     from aiokafka.errors import IllegalGenerationError
 
-    @functools.wraps(original)
-    def reset_generation(self: Any) -> None:
-        member_id = self.member_id
-        handled = sys._getframe(1).f_locals.get("error_type")
-        original(self)
-        if handled is IllegalGenerationError:
-            self.member_id = member_id
+    def make(original: Any) -> Any:
+        @functools.wraps(original)
+        def reset_generation(self: Any) -> None:
+            member_id = self.member_id
+            handled = sys._getframe(1).f_locals.get("error_type")
+            original(self)
+            if handled is IllegalGenerationError:
+                self.member_id = member_id
 
-    setattr(reset_generation, _MEMBER_MARK, True)
-    coordinator_class.reset_generation = reset_generation
+        return reset_generation
 
-
-_EMPTY_MARK = "_supportstream_rejoin_on_empty"
+    _replace(coordinator_class, "reset_generation", make)
 
 
 def install_rejoin_on_empty_assignment(rebalance_class: Any = None) -> None:
@@ -243,25 +242,24 @@ def install_rejoin_on_empty_assignment(rebalance_class: Any = None) -> None:
         from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance
 
         rebalance_class = CoordinatorGroupRebalance
-    original = rebalance_class.perform_group_join
-    if getattr(original, _EMPTY_MARK, False):
-        return
 
-    @functools.wraps(original)
-    async def perform_group_join(self: Any) -> Any:
-        joined = await original(self)
-        if joined is not None and not joined[1]:
-            log.warning(
-                "no assignment for this worker in its group's generation; joining again",
-                group=self.group_id,
-                generation=self._coordinator.generation,
-            )
-            self._coordinator.request_rejoin()
-            return None
-        return joined
+    def make(original: Any) -> Any:
+        @functools.wraps(original)
+        async def perform_group_join(self: Any) -> Any:
+            joined = await original(self)
+            if joined is not None and not joined[1]:
+                log.warning(
+                    "no assignment for this worker in its group's generation; joining again",
+                    group=self.group_id,
+                    generation=self._coordinator.generation,
+                )
+                self._coordinator.request_rejoin()
+                return None
+            return joined
 
-    setattr(perform_group_join, _EMPTY_MARK, True)
-    rebalance_class.perform_group_join = perform_group_join
+        return perform_group_join
+
+    _replace(rebalance_class, "perform_group_join", make)
 
 
 async def reseek_stalled_recovery(
@@ -317,12 +315,13 @@ async def reseek_stalled_recovery(
 _WRAPPERS = frozenset({"async_generator_asend", "async_generator_athrow", "coroutine_wrapper"})
 
 
+def _first_attribute(obj: Any, names: tuple[str, ...]) -> Any:
+    return next((v for v in (getattr(obj, name, None) for name in names) if v is not None), None)
+
+
 def _frame_of(awaited: Any) -> Any:
-    for name in ("cr_frame", "ag_frame", "gi_frame"):
-        frame = getattr(awaited, name, None)
-        if frame is not None:
-            return frame
-    return None
+    """The frame of a coroutine, an async generator or a generator (None for anything else)."""
+    return _first_attribute(awaited, ("cr_frame", "ag_frame", "gi_frame"))
 
 
 def awaits(task: asyncio.Task[Any], limit: int = 80) -> list[str]:
@@ -351,14 +350,7 @@ def awaits(task: asyncio.Task[Any], limit: int = 80) -> list[str]:
             break
         code = frame.f_code
         chain.append(f"{code.co_filename}:{frame.f_lineno} {code.co_name}")
-        current = next(
-            (
-                getattr(current, name)
-                for name in ("cr_await", "ag_await", "gi_yieldfrom")
-                if getattr(current, name, None) is not None
-            ),
-            None,
-        )
+        current = _first_attribute(current, ("cr_await", "ag_await", "gi_yieldfrom"))
     return chain
 
 

@@ -73,7 +73,7 @@ def test_a_fetch_cancelled_during_its_pause_ends_quietly() -> None:
 
 def test_the_real_fetcher_takes_the_backoff() -> None:
     faust_port.install_fetch_backoff()
-    assert getattr(Fetcher._proc_fetch_request, faust_port._MARK) is True
+    assert getattr(Fetcher._proc_fetch_request, faust_port.PATCHED) is True
 
 
 def test_faust_producer_buffer_has_a_size_a_flush_and_a_warning_limit() -> None:
@@ -131,7 +131,7 @@ def test_highwater_is_none_when_the_broker_does_not_answer() -> None:
 def test_faust_perform_seek_is_the_body_the_port_replaces() -> None:
     """The port replaces ``Consumer.perform_seek`` with Faust 0.15's body plus the fix; an
     upgrade that changes the body must be looked at again."""
-    assert not getattr(Consumer.perform_seek, faust_port._SEEK_MARK, False)  # Faust's own
+    assert not getattr(Consumer.perform_seek, faust_port.PATCHED, False)  # Faust's own
     source = inspect.getsource(Consumer.perform_seek)
     assert "await self.seek_to_committed()" in source
     assert "read_offset.update(" in source and "self._committed_offset.update(" in source
