@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadtest.broker import Broker, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "examples" / "rules.demo.yaml"
 SUPPORTSTREAM = Path(sys.executable).with_name("supportstream")
@@ -98,89 +100,6 @@ class Report:
 # --------------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a live process has used so far (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Broker:
-    """noida-db on a free loopback port, in its own process group (stopped with it)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        import noida_db
-
-        self.binary = Path(noida_db.__file__).with_name("noida-db")
-        self.data_dir = data_dir
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        import socket
-
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = self.data_dir.with_suffix(".log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                str(self.binary),
-                "start",
-                "--only",
-                "kafka",
-                "--host",
-                "127.0.0.1",
-                "--kafka-port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("noida-db exited at start")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"noida-db did not listen on {self.bootstrap}")
-
-    def cpu(self) -> float:
-        return 0.0 if self.process is None else _proc_cpu(self.process.pid)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            try:
-                process.wait(timeout=10)
-                return
-            except subprocess.TimeoutExpired:
-                continue
 
 
 @dataclass
@@ -248,7 +167,7 @@ class Deployment:
         path = self.root / f"{args[0]}-{self._logs}.log"
         process = subprocess.Popen(
             [str(SUPPORTSTREAM), *args],
-            env={**self.env, "SUPPORTSTREAM_METRICS_PORT": str(_free_port())},
+            env={**self.env, "SUPPORTSTREAM_METRICS_PORT": str(free_port())},
             stdout=path.open("wb"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -659,7 +578,7 @@ def run(args: argparse.Namespace, progress: Any) -> Report:
 
         progress("replay")
         figure = measure_replay(week, root, 0)
-        broker.start()
+        broker.start(timeout=30.0)
         one = Deployment(root / "one", broker.bootstrap, args.partitions)
         one.run("migrate")
         published = int(one.run("publish", "--input", str(week)).split()[1])
@@ -715,7 +634,7 @@ def measure_two_workers(
     for attempt in (1, 2):
         progress(f"production path, two workers (a fresh broker, attempt {attempt})")
         broker = Broker(root / f"broker-two-{attempt}")
-        broker.start()
+        broker.start(timeout=30.0)
         two = Deployment(root / f"two-{attempt}", broker.bootstrap, args.partitions)
         try:
             if attempt == 1:
