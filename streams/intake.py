@@ -24,18 +24,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, get_args
 
 import orjson
 
 from processors.model import (
     AgentAction,
-    Contact,
-    CrmUpsert,
     DeadLetter,
     EmailThreading,
     Identity,
-    Ignored,
     Millis,
     Parsed,
     QaReview,
@@ -255,7 +252,4 @@ def item_from_json(value: dict[str, Any]) -> Parsed:
     return item
 
 
-_ITEM_TYPES: Final[dict[str, Any]] = {
-    cls.__name__: cls
-    for cls in (Contact, AgentAction, SurveyAnswer, CrmUpsert, QaReview, Ignored, DeadLetter)
-}
+_ITEM_TYPES: Final[dict[str, Any]] = {cls.__name__: cls for cls in get_args(Parsed)}

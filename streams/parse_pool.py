@@ -41,22 +41,17 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
-from typing import IO, Any, Final
+from typing import IO, Any, Final, get_args
 
 from processors.ids import Pseudonymizer
 from processors.language import LanguageDetector
 from processors.model import (
-    AgentAction,
     Contact,
-    CrmUpsert,
     DeadLetter,
     EmailThreading,
     Identity,
-    Ignored,
     Millis,
     Parsed,
-    QaReview,
-    SurveyAnswer,
 )
 from processors.parsing import parse_envelope, parse_record
 from processors.pii import Masker
@@ -336,11 +331,9 @@ def _reduce(item: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
 
 
 def _pickle_items_compactly() -> None:
-    """In the worker: every parsed item's class, and what they hold, pickled by ``_reduce``."""
-    for cls in (
-        AgentAction, Contact, CrmUpsert, DeadLetter, EmailThreading, Identity, Ignored,
-        QaReview, SurveyAnswer,
-    ):  # fmt: skip
+    """In the worker: every parsed item's class (``processors.model.Parsed``), and the
+    identities and threading they hold, pickled by ``_reduce``."""
+    for cls in (*get_args(Parsed), EmailThreading, Identity):
         copyreg.pickle(cls, _reduce)
 
 
