@@ -61,17 +61,23 @@ class InputError(ValueError):
     """The input cannot be read as asked (a directory, a missing file): bad usage."""
 
 
-def check_input(path: str | Path) -> None:
-    """``--input`` of replay, whatif and publish, checked before any work starts: ``-`` is
-    standard input, a FIFO is read once (docs/REPLAY.md); a path naming nothing or a directory
-    is bad usage, like a missing argument (``InputError``, exit 2)."""
+def check_input(path: str | Path) -> int | None:
+    """``--input`` of replay, whatif and publish, checked before any work starts, and by
+    ``open_input``: ``-`` is standard input (None), a FIFO is read once (docs/REPLAY.md); a path
+    naming nothing, one that cannot be read or a directory is bad usage, like a missing
+    argument (``InputError``, exit 2). Returns the file's mode."""
     if str(path) == "-":
-        return
+        return None
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"--input {str(path)!r} is a directory; give a JSON Lines file")
-    if not path.exists():
-        raise InputError(f"input file {str(path)!r} not found")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"input file {str(path)!r} not found") from None
+    except OSError as error:
+        raise InputError(f"input file {str(path)!r} cannot be read: {error.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"input {str(path)!r} is a directory; give a JSON Lines file")
+    return mode
 
 
 @contextlib.contextmanager
@@ -87,14 +93,8 @@ def open_input(name: str | Path, stdin: IO[bytes] | None = None) -> Iterator[tup
             yield spool, "stdin"
         return
     path = Path(name)
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise InputError(f"input file {str(path)!r} not found") from None
-    except OSError as error:
-        raise InputError(f"input file {str(path)!r} cannot be read: {error.strerror}") from None
-    if stat.S_ISDIR(mode):
-        raise InputError(f"input {str(path)!r} is a directory; give a JSON Lines file")
+    mode = check_input(path)
+    assert mode is not None
     try:
         handle = path.open("rb")
     except OSError as error:
@@ -160,17 +160,14 @@ def read_line(handle: IO[bytes], offset: int, length: int) -> str:
         descriptor = handle.fileno()
     except (AttributeError, OSError):  # an in-memory stream (io.UnsupportedOperation)
         handle.seek(offset)
-        return _text(handle.read(length))
-    return _text(os.pread(descriptor, length, offset))
+        return line_text(handle.read(length))
+    return line_text(os.pread(descriptor, length, offset))
 
 
 def line_text(raw: bytes) -> str:
     """A line's bytes (its LF excluded) as text: a CR before the LF removed, bad UTF-8 as
     U+FFFD."""
     return raw.decode("utf-8", "replace").removesuffix("\r")
-
-
-_text = line_text
 
 
 def index_records(handle: IO[bytes], source_name: str, redact: Callable[[str], str]) -> RecordIndex:
@@ -191,7 +188,7 @@ def index_records(handle: IO[bytes], source_name: str, redact: Callable[[str], s
         if not line.strip(_JSON_WHITESPACE):
             index.blank_lines += 1
             continue
-        envelope = parse_envelope(_text(line), f"{source_name}:{number}", redact)
+        envelope = parse_envelope(line_text(line), f"{source_name}:{number}", redact)
         if isinstance(envelope, DeadLetter):
             letters.append((len(index.at), envelope))
             continue
