@@ -80,6 +80,7 @@ from processors.ids import Pseudonymizer
 from processors.language import LanguageDetector
 from processors.rules import Rules
 from streams.faust_port import (
+    RecordBatches,
     allow_large_inputs,
     changelog_handed_over,
     committed_offset,
@@ -320,17 +321,16 @@ def build_app(config: WorkerConfig) -> faust.App:
         known_partitions[0] = max(known_partitions[0], count)
 
     output_names = {name: topic.get_topic_name() for name, topic in outputs.items()}
-    producer = app.producer
+    batches = RecordBatches(app)
 
     async def deliver(messages: list[Message]) -> None:
-        # Handed to the Kafka producer, which batches them (linger), then awaited together:
-        # the desk commits an input to its table only once everything it publishes is on
-        # the broker (acks=all), so an input the table calls applied never needs publishing
-        # again (``PartitionDesk.commit``).
-        pending = [
-            await producer.send(output_names[topic], key, value, None, None, None)
-            for topic, key, value in messages
-        ]
+        # Handed to the Kafka producer as record batches (one per partition, sent at once:
+        # the input's messages are complete), then awaited: the desk commits an input to its
+        # table only once everything it publishes is on the broker (acks=all), so an input
+        # the table calls applied never needs publishing again (``PartitionDesk.commit``).
+        pending = await batches.send(
+            [(output_names[topic], key, value) for topic, key, value in messages]
+        )
         if pending:
             await asyncio.gather(*pending)
 

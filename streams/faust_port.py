@@ -35,6 +35,12 @@ fails there, by name, rather than as a wrong result under load.
   dropped by Faust's ``getmany`` (the generation changed) after aiokafka has moved past it;
   Faust's recovery then waits for offsets that will never come again. Called every second,
   it seeks such a partition back to what the recovery has read.
+* :class:`RecordBatches`: the desk's outputs handed to aiokafka's producer as one record batch
+  per partition (``create_batch``/``send_batch``, public aiokafka API reached through Faust's
+  producer, which has no batch call), partitioned by aiokafka's own partitioner (Kafka's
+  murmur2 of the key, as ``send`` does) with the partition of each key remembered. One
+  ``send`` per message cost a future, Faust's wrapper and a pure-Python murmur2 each, and
+  every batch waited out the producer's linger although the input's messages were complete.
 * :func:`awaits`: where a task waits, frame by frame through the coroutines, async generators
   and awaitables it awaits (mode's SIGUSR1 dump stops at the first async generator, and a
   Faust agent is one); the workers log it for their own tasks on SIGUSR2.
@@ -89,6 +95,62 @@ async def changelog_handed_over(app: Any) -> None:
     buffer = app.producer.buffer
     while buffer.size:
         await buffer.flush()
+
+
+class RecordBatches:
+    """Sends lists of messages through the worker's Kafka producer as record batches: the
+    messages of one topic partition, in the order given, in as few batches as the producer's
+    ``max_batch_size`` allows, each closed so the producer sends it without lingering (the
+    list is complete). Each key goes to the partition aiokafka's ``send`` would choose (its
+    default partitioner: Kafka's murmur2, as the Java client), remembered per topic until the
+    topic's partition count changes."""
+
+    MAX_KEYS = 200_000
+    """Keys whose partition is remembered, per topic, before the memory starts over."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._partitions: dict[str, tuple[list[int], dict[bytes, int]]] = {}
+
+    async def send(self, messages: list[tuple[str, bytes, bytes]]) -> list[asyncio.Future[Any]]:
+        """Hand ``messages`` (topic, key, value) to the producer; returns the futures of
+        their batches, which complete when the broker has them (the producer's ``acks``)."""
+        if not messages:
+            return []
+        producer = self._app.producer._ensure_producer()  # aiokafka's AIOKafkaProducer
+        keys: dict[str, dict[bytes, int]] = {}  # each topic's, checked once per call
+        batches: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for topic, key, value in messages:
+            known = keys.get(topic)
+            if known is None:
+                known = keys[topic] = await self._keys(producer, topic)
+            partition = known.get(key)
+            if partition is None:
+                partitions = self._partitions[topic][0]
+                partition = known[key] = int(producer._partitioner(key, partitions, partitions))
+            batch = batches.get((topic, partition))
+            if batch is None:
+                batch = batches[topic, partition] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                # Full (an empty batch takes any one message, so this one fits the next).
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = batches[topic, partition] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        for (topic, partition), batch in batches.items():
+            batch.close()
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
+
+    async def _keys(self, producer: Any, topic: str) -> dict[bytes, int]:
+        """The remembered partitions of ``topic``'s keys, forgotten if its partitions
+        changed (or too many are remembered)."""
+        await producer.client._wait_on_metadata(topic)
+        partitions = sorted(producer.client.cluster.partitions_for_topic(topic))
+        known = self._partitions.get(topic)
+        if known is None or known[0] != partitions or len(known[1]) >= self.MAX_KEYS:
+            known = self._partitions[topic] = (partitions, {})
+        return known[1]
 
 
 def committed_offset(app: Any, tp: TP) -> int:
