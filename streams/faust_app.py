@@ -81,8 +81,7 @@ from processors.language import LanguageDetector
 from processors.rules import Rules
 from streams.faust_port import (
     RecordBatches,
-    allow_large_inputs,
-    changelog_handed_over,
+    TableWrites,
     committed_offset,
     highwater,
     install_fetch_backoff,
@@ -222,18 +221,26 @@ def _compression(value: str) -> str | None:
 
 @dataclass
 class _Host:
-    """The worker's desks (one per actively owned desk partition) and its activity clock."""
+    """The worker's desks (one per actively owned desk partition), the desk table's writes
+    per partition, and its activity clock."""
 
     config: WorkerConfig
+    batches: RecordBatches
     desks: dict[int, PartitionDesk] = field(default_factory=dict)
+    tables: dict[int, TableWrites] = field(default_factory=dict)
     last_activity: float = field(default_factory=time.monotonic)
 
     def desk(self, partition: int, table: Any) -> PartitionDesk:
         desk = self.desks.get(partition)
         if desk is None:
+            # One view of the partition's table for the worker's life: writes a desk made
+            # but did not flush (it was dropped) still reach the changelog, in order.
+            writes = self.tables.get(partition)
+            if writes is None:
+                writes = self.tables[partition] = TableWrites(table, self.batches, partition)
             # Built from the recovered table: state, due index and assigner as committed.
             desk = PartitionDesk(
-                self.config.rules, self.config.pseudo, table, metrics=self.config.metrics
+                self.config.rules, self.config.pseudo, writes, metrics=self.config.metrics
             )
             self.desks[partition] = desk
             log.info("desk partition taken", partition=partition)
@@ -293,7 +300,8 @@ def build_app(config: WorkerConfig) -> faust.App:
     ticks = raw_topic(ticks_name, partitions=DESK_PARTITIONS)
     # Keys and values are JSON (str keys; values are what streams.faust_runner encodes).
     table = app.Table("desk-state", partitions=DESK_PARTITIONS, key_type=str)
-    host = _Host(config)
+    batches = RecordBatches(app)
+    host = _Host(config, batches)
     # Live (the wall clock drives timers), a record dated over an hour ahead of it is a dead
     # letter (CONTRACT §1); without the wall clock (a backfill checked against replay) the
     # records are applied as dated, as replay does.
@@ -321,18 +329,17 @@ def build_app(config: WorkerConfig) -> faust.App:
         known_partitions[0] = max(known_partitions[0], count)
 
     output_names = {name: topic.get_topic_name() for name, topic in outputs.items()}
-    batches = RecordBatches(app)
 
     async def deliver(messages: list[Message]) -> None:
         # Handed to the Kafka producer as record batches (one per partition, sent at once:
         # the input's messages are complete), then awaited: the desk commits an input to its
         # table only once everything it publishes is on the broker (acks=all), so an input
         # the table calls applied never needs publishing again (``PartitionDesk.commit``).
-        pending = await batches.send(
+        sent = await batches.send(
             [(output_names[topic], key, value) for topic, key, value in messages]
         )
-        if pending:
-            await asyncio.gather(*pending)
+        if sent:
+            await asyncio.gather(*(future for future, _ in sent))
 
     async def settle(desk: PartitionDesk, partition: int, published: list[Message]) -> None:
         # One prepared input: deliver what it publishes, then commit it to the table.
@@ -345,11 +352,19 @@ def build_app(config: WorkerConfig) -> faust.App:
             host.desks.pop(partition, None)
             raise
         desk.commit()
-        # The input's table writes are changelog messages in Faust's producer buffer. Its
-        # offset may be committed once the iteration ends, and Faust's flush before a commit
-        # gives up on that buffer after 0.1 s without a send: so wait here until they are
-        # all handed to the Kafka producer, which the commit does flush.
-        await changelog_handed_over(app)
+        try:
+            # The input's table writes, to the changelog: its offset may be committed once
+            # this iteration ends, and they are on the broker before it does.
+            await host.tables[partition].flush()
+        except Exception as exc:
+            # The store holds writes its changelog lacks: going on with it, or handing the
+            # partition over, would lose them. Stop, as Faust does when its own table
+            # machinery fails; a worker started again recovers the table from the
+            # changelog, and the input, never committed, is read again.
+            host.desks.pop(partition, None)
+            log.error("desk table changelog not delivered; stopping", partition=partition)
+            await app.crash(exc)
+            raise
 
     @app.agent(raw, name="intake")
     async def intake_agent(stream: Any) -> None:
@@ -380,7 +395,6 @@ def build_app(config: WorkerConfig) -> faust.App:
 
     @app.agent(desk_source, name="desk")
     async def desk_agent(stream: Any) -> None:
-        allow_large_inputs(app)  # a batched input writes hundreds of keys (faust_port)
         async for event in stream.events():
             message = event.message
             partition = message.partition

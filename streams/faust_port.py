@@ -5,13 +5,8 @@ functions, each saying which internal it relies on and why; ``tests/streams/faus
 test_faust_port.py`` is their contract suite, so a framework upgrade that moves one of them
 fails there, by name, rather than as a wrong result under load.
 
-* :func:`changelog_handed_over`: wait until Faust's producer buffer (where table changelog
-  writes wait) is empty, so the commit's flush covers them (faust-streaming 0.15).
 * :func:`committed_offset`: the offset Faust last committed for a partition.
 * :func:`highwater`: a partition's end offset, or None when the broker does not answer soon.
-* :func:`allow_large_inputs`: Faust warns ("producer buffer full") whenever more than 100
-  table writes wait in its producer buffer, which one batched desk input does as a rule; the
-  desk empties the buffer after every input anyway (:func:`changelog_handed_over`).
 * :func:`install_fetch_backoff`: aiokafka fetches again at once after an empty fetch
   response; against a broker that answers empty fetches without waiting (noida-db, or Kafka
   with a short ``fetch.max.wait.ms``) an idle consumer spins. A short pause after an empty
@@ -35,6 +30,12 @@ fails there, by name, rather than as a wrong result under load.
   dropped by Faust's ``getmany`` (the generation changed) after aiokafka has moved past it;
   Faust's recovery then waits for offsets that will never come again. Called every second,
   it seeks such a partition back to what the recovery has read.
+* :class:`TableWrites`: the desk table's writes go to its store at once and to its changelog
+  as record batches (:class:`RecordBatches`) the desk awaits before its input ends, in the
+  bytes Faust's own ``send_changelog`` writes (its serializers), instead of one message each
+  through Faust's producer buffer, whose flush before a commit also gave up after 0.1 s
+  without a send (faust-streaming 0.15: offsets were committed with their changelog writes
+  still buffered).
 * :class:`RecordBatches`: the desk's outputs handed to aiokafka's producer as one record batch
   per partition (``create_batch``/``send_batch``, public aiokafka API reached through Faust's
   producer, which has no batch call), partitioned by aiokafka's own partitioner (Kafka's
@@ -53,7 +54,7 @@ import functools
 import gc
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import structlog
@@ -83,18 +84,9 @@ def _replace(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
     setattr(owner, name, replacement)
 
 
-async def changelog_handed_over(app: Any) -> None:
-    """Wait until Faust's producer buffer (where table changelog writes wait) is empty.
-
-    faust-streaming 0.15's ``ProducerBuffer.flush`` returns as soon as no message was sent for
-    0.1 s, and the commit that follows then commits source offsets whose changelog writes are
-    still in the buffer: a crash at that moment loses them while the offsets stay committed,
-    so a restarted desk resumes after inputs whose effects its table lacks. The tests that kill
-    a worker mid-stream showed it under load. Called after every desk input, it makes the
-    commit's flush of the Kafka producer cover everything the committed inputs wrote."""
-    buffer = app.producer.buffer
-    while buffer.size:
-        await buffer.flush()
+Sent = tuple[asyncio.Future[Any], int]
+"""One record batch handed to the producer: its delivery (RecordMetadata of its first
+record, once the broker has it) and how many records it holds."""
 
 
 class RecordBatches:
@@ -103,7 +95,7 @@ class RecordBatches:
     ``max_batch_size`` allows, each closed so the producer sends it without lingering (the
     list is complete). Each key goes to the partition aiokafka's ``send`` would choose (its
     default partitioner: Kafka's murmur2, as the Java client), remembered per topic until the
-    topic's partition count changes."""
+    topic's partition count changes, unless the caller names the partition."""
 
     MAX_KEYS = 200_000
     """Keys whose partition is remembered, per topic, before the memory starts over."""
@@ -112,35 +104,44 @@ class RecordBatches:
         self._app = app
         self._partitions: dict[str, tuple[list[int], dict[bytes, int]]] = {}
 
-    async def send(self, messages: list[tuple[str, bytes, bytes]]) -> list[asyncio.Future[Any]]:
-        """Hand ``messages`` (topic, key, value) to the producer; returns the futures of
-        their batches, which complete when the broker has them (the producer's ``acks``)."""
+    async def send(
+        self, messages: list[tuple[str, bytes, bytes | None]], partition: int | None = None
+    ) -> list[Sent]:
+        """Hand ``messages`` (topic, key, value; a None value is a deletion) to the producer,
+        to ``partition`` if given; returns their batches, whose futures complete when the
+        broker has them (the producer's ``acks``)."""
         if not messages:
             return []
         producer = self._app.producer._ensure_producer()  # aiokafka's AIOKafkaProducer
         keys: dict[str, dict[bytes, int]] = {}  # each topic's, checked once per call
         batches: dict[tuple[str, int], Any] = {}
-        futures: list[asyncio.Future[Any]] = []
+        sent: list[Sent] = []
         for topic, key, value in messages:
-            known = keys.get(topic)
-            if known is None:
-                known = keys[topic] = await self._keys(producer, topic)
-            partition = known.get(key)
-            if partition is None:
-                partitions = self._partitions[topic][0]
-                partition = known[key] = int(producer._partitioner(key, partitions, partitions))
-            batch = batches.get((topic, partition))
+            target = partition
+            if target is None:
+                known = keys.get(topic)
+                if known is None:
+                    known = keys[topic] = await self._keys(producer, topic)
+                target = known.get(key)
+                if target is None:
+                    partitions = self._partitions[topic][0]
+                    target = known[key] = int(producer._partitioner(key, partitions, partitions))
+            batch = batches.get((topic, target))
             if batch is None:
-                batch = batches[topic, partition] = producer.create_batch()
+                batch = batches[topic, target] = producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None) is None:
                 # Full (an empty batch takes any one message, so this one fits the next).
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = batches[topic, partition] = producer.create_batch()
+                sent.append(await self._send(producer, batch, topic, target))
+                batch = batches[topic, target] = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None)
-        for (topic, partition), batch in batches.items():
+        for (topic, target), batch in batches.items():
             batch.close()
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-        return futures
+            sent.append(await self._send(producer, batch, topic, target))
+        return sent
+
+    @staticmethod
+    async def _send(producer: Any, batch: Any, topic: str, partition: int) -> Sent:
+        return await producer.send_batch(batch, topic, partition=partition), batch.record_count()
 
     async def _keys(self, producer: Any, topic: str) -> dict[bytes, int]:
         """The remembered partitions of ``topic``'s keys, forgotten if its partitions
@@ -151,6 +152,73 @@ class RecordBatches:
         if known is None or known[0] != partitions or len(known[1]) >= self.MAX_KEYS:
             known = self._partitions[topic] = (partitions, {})
         return known[1]
+
+
+_DELETED = object()
+
+
+class TableWrites(MutableMapping[str, Any]):
+    """One partition of a Faust table, written as Faust writes it but sent as batches.
+
+    ``table[key] = value`` in Faust writes the store, then queues one changelog message in
+    Faust's producer buffer, whose task hands it to the producer later, one ``send`` each
+    (``Table.on_key_set``; a fifth of a busy desk's time). Here a write goes to the store at
+    once, as Faust's does, and its changelog message waits in :attr:`pending` until
+    :meth:`flush`, which serializes it exactly as Faust's ``send_changelog`` does (the
+    table's key and value serializers through its changelog topic, a deletion as a null
+    value), sends the writes as record batches to the partition's changelog in the order
+    they were made, and returns once the broker has them. Faust's recovery and standby
+    replicas read that changelog as their own. Every write of the partition must come
+    through one such view: writes of Faust's own path could overtake these in the changelog.
+    """
+
+    def __init__(self, table: Any, batches: RecordBatches, partition: int) -> None:
+        self.table = table
+        self.partition = partition
+        self.pending: list[tuple[str, Any]] = []
+        self._batches = batches
+
+    def __getitem__(self, key: str) -> Any:
+        return self.table[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.table
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table.data[key] = value
+        self.pending.append((key, value))
+
+    def __delitem__(self, key: str) -> None:
+        del self.table.data[key]
+        self.pending.append((key, _DELETED))
+
+    async def flush(self) -> None:
+        """Send the pending writes to the changelog and wait until the broker has them (a
+        failure raises: the store then holds writes its changelog lacks, and the caller
+        must not go on with it). The store then records the changelog offset it holds, as
+        Faust's own send does (a RocksDB store resumes its recovery there)."""
+        if not self.pending:
+            return
+        topic = self.table.changelog_topic
+        name = topic.get_topic_name()
+        messages: list[tuple[str, bytes, bytes | None]] = []
+        for key, value in self.pending:
+            key_bytes, _ = topic.prepare_key(key, self.table.key_serializer)
+            value_bytes = None
+            if value is not _DELETED:
+                value_bytes, _ = topic.prepare_value(value, self.table.value_serializer)
+            messages.append((name, key_bytes, value_bytes))
+        self.pending = []
+        sent = await self._batches.send(messages, partition=self.partition)
+        delivered = await asyncio.gather(*(future for future, _ in sent))
+        last = delivered[-1].offset + sent[-1][1] - 1
+        self.table.data.set_persisted_offset(TP(name, self.partition), last)
 
 
 def committed_offset(app: Any, tp: TP) -> int:
@@ -167,16 +235,6 @@ async def highwater(app: Any, tp: TP, timeout_s: float = 5.0) -> int | None:
         return None
     end = highwaters.get(tp)
     return None if end is None else int(end)
-
-
-PRODUCER_BUFFER_MESSAGES = 20_000
-"""Table writes that may wait in Faust's producer buffer before it warns and drains it."""
-
-
-def allow_large_inputs(app: Any, limit: int = PRODUCER_BUFFER_MESSAGES) -> None:
-    """Let one desk input write up to ``limit`` table keys before Faust's producer buffer
-    warns and drains itself (``ProducerBuffer.max_messages``, 100 in faust-streaming 0.15)."""
-    app.producer.buffer.max_messages = limit
 
 
 def install_fetch_backoff(fetcher_class: Any = None, delay_s: float = FETCH_BACKOFF_S) -> None:

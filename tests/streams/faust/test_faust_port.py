@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 
 from aiokafka.consumer.fetcher import Fetcher
 from faust.transport.consumer import Consumer
-from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 
 from streams import faust_port
@@ -74,36 +73,6 @@ def test_a_fetch_cancelled_during_its_pause_ends_quietly() -> None:
 def test_the_real_fetcher_takes_the_backoff() -> None:
     faust_port.install_fetch_backoff()
     assert getattr(Fetcher._proc_fetch_request, faust_port.PATCHED) is True
-
-
-def test_faust_producer_buffer_has_a_size_a_flush_and_a_warning_limit() -> None:
-    assert "size" in dir(ProducerBuffer)
-    assert inspect.iscoroutinefunction(ProducerBuffer.flush)
-    assert ProducerBuffer.max_messages == 100
-    assert "self.max_messages" in inspect.getsource(ProducerBuffer.wait_until_ebb)
-
-    class App:
-        class producer:
-            buffer = ProducerBuffer()
-
-    faust_port.allow_large_inputs(App(), 5000)
-    assert App.producer.buffer.max_messages == 5000
-
-
-def test_changelog_handed_over_flushes_until_the_buffer_is_empty() -> None:
-    class Buffer:
-        def __init__(self) -> None:
-            self.size = 3
-
-        async def flush(self) -> None:
-            self.size -= 1  # a flush that gives up early, as Faust's can
-
-    class App:
-        class producer:
-            buffer = Buffer()
-
-    asyncio.run(faust_port.changelog_handed_over(App()))
-    assert App.producer.buffer.size == 0
 
 
 def test_faust_consumer_keeps_its_committed_offsets() -> None:

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.transport.drivers.aiokafka import Producer as FaustProducer
 
-from streams.faust_port import RecordBatches
+from streams.faust_port import RecordBatches, TableWrites
 from tests.support.broker import Broker
 
 PARTITIONS = 3
@@ -58,16 +58,17 @@ async def _send_both_ways(bootstrap: str) -> dict[str, Any]:
         sender = RecordBatches(
             SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
         )
-        futures = []
+        sent = []
         for start in range(0, len(messages), 100):  # three calls, as three desk inputs
-            futures += await sender.send(messages[start : start + 100])
-        await asyncio.gather(*futures)
+            sent += await sender.send(messages[start : start + 100])
+        await asyncio.gather(*(future for future, _ in sent))
         singles = [await producer.send(single, v, key=k) for k, v in zip(keys, values, strict=True)]
         await asyncio.gather(*singles)
         return {
             "keys": keys,
             "values": values,
-            "batches": len(futures),
+            "batches": len(sent),
+            "records": sum(count for _, count in sent),
             "batched": await _read_all(bootstrap, batched, len(keys)),
             "single": await _read_all(bootstrap, single, len(keys)),
         }
@@ -95,6 +96,7 @@ def test_batches_land_where_send_puts_each_key_in_order_and_complete(
         assert [(k, v) for p, k, v in batched if p == partition] == expected
     # 1 KiB batches of 200-byte messages: more batches than partitions times calls.
     assert got["batches"] > PARTITIONS * 3
+    assert got["records"] == len(got["keys"])
 
 
 def test_faust_producer_gives_the_aiokafka_producer_it_wraps() -> None:
@@ -106,3 +108,55 @@ def test_faust_producer_gives_the_aiokafka_producer_it_wraps() -> None:
     started = object()
     producer._producer = started
     assert producer._ensure_producer() is started
+
+
+async def _write_through_table_writes(bootstrap: str) -> dict[str, Any]:
+    app = faust.App(f"tw-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}")
+    table = app.Table("desk-state", partitions=1, key_type=str)
+    changelog = table.changelog_topic.get_topic_name()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(changelog, 1, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1, max_batch_size=1024)
+    await producer.start()
+    try:
+        app_like = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
+        writes = TableWrites(table, RecordBatches(app_like), 0)
+        writes["tickets\x1fT-1"] = {"status": "new", "subject": "é" * 300}
+        writes["meta\x1fdone"] = 1
+        await writes.flush()
+        writes["tickets\x1fT-1"] = {"status": "open", "replies": [["a", 1, 0]]}
+        writes["tickets\x1fT-2"] = {"status": "new"}
+        del writes["tickets\x1fT-2"]
+        writes["meta\x1fdone"] = 2
+        await writes.flush()
+        store = dict(table.data.data)
+        records = await _read_all(bootstrap, changelog, 6)
+    finally:
+        await producer.stop()
+    # The changelog read back as Faust's recovery reads it: its topic's key and value codecs.
+    recovered: dict[str, Any] = {}
+    for _, key, value in records:
+        name = table.changelog_topic.schema.loads_key(app, SimpleNamespace(key=key, headers=None))
+        if value == b"":  # a deletion (null value; _read_all gives b"")
+            recovered.pop(name, None)
+        else:
+            message = SimpleNamespace(value=value, headers=None)
+            recovered[name] = table.changelog_topic.schema.loads_value(app, message)
+    return {"store": store, "recovered": recovered, "count": len(records)}
+
+
+def test_table_writes_reach_the_store_and_a_changelog_faust_recovers(
+    kafka_broker: Broker,
+) -> None:
+    got = asyncio.run(_write_through_table_writes(kafka_broker.bootstrap))
+    expected = {
+        "tickets\x1fT-1": {"status": "open", "replies": [["a", 1, 0]]},
+        "meta\x1fdone": 2,
+    }
+    assert got["store"] == expected
+    assert got["recovered"] == expected
+    assert got["count"] == 6  # every write, in order, the deletion as a tombstone
