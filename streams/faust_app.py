@@ -68,6 +68,7 @@ import os
 import shutil
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,7 @@ from streams.faust_port import (
     install_member_id_kept_on_illegal_generation,
     install_rejoin_on_empty_assignment,
     install_seek_to_start_without_commit,
+    install_tables_start_without_pause,
     log_where_tasks_wait,
     reseek_stalled_recovery,
 )
@@ -369,28 +371,33 @@ def build_app(config: WorkerConfig) -> faust.App:
     @app.agent(raw, name="intake")
     async def intake_agent(stream: Any) -> None:
         # Stage parse, on the raw partitions this worker owns: one entry per raw message,
-        # forwarded in batches: the entries of one raw partition that came together become
-        # one desk-input message (at most INTAKE_BATCH), so the desk pays its per-message
-        # costs once per batch. A quiet stream's batch waits at most batch_linger_s.
+        # forwarded in batches: the entries that came together (at most INTAKE_BATCH, of
+        # every raw partition, each partition's in offset order) become one desk-input
+        # message, so the desk pays its per-input costs (a table transaction, its changelog
+        # and outputs awaited) once per batch. A quiet stream's batch waits at most
+        # batch_linger_s.
         batches = stream.take_events(INTAKE_BATCH, within=config.batch_linger_s)
         async for events in batches:
             await learn_raw_partitions()
-            lanes: dict[int, list[Entry]] = {}
+            entries: list[Entry] = []
+            lanes: Counter[int] = Counter()
             for event in events:
                 message = event.message
-                entry = intake.entry(
-                    event.value,
-                    partition=message.partition,
-                    offset=message.offset,
-                    partitions=raw_partitions(at_least=message.partition + 1),
-                    timestamp=int(message.timestamp * 1000),
+                entries.append(
+                    intake.entry(
+                        event.value,
+                        partition=message.partition,
+                        offset=message.offset,
+                        partitions=raw_partitions(at_least=message.partition + 1),
+                        timestamp=int(message.timestamp * 1000),
+                    )
                 )
-                lanes.setdefault(message.partition, []).append(entry)
-            for partition, entries in lanes.items():
-                for value in desk_input_messages(entries):
-                    await desk_input.send(key=DESK_KEY, value=value, partition=0)
-                if config.metrics is not None:
-                    config.metrics.observe_intake(partition, len(entries))
+                lanes[message.partition] += 1
+            for value in desk_input_messages(entries):
+                await desk_input.send(key=DESK_KEY, value=value, partition=0)
+            if config.metrics is not None:
+                for partition, count in lanes.items():
+                    config.metrics.observe_intake(partition, count)
             host.last_activity = time.monotonic()
 
     @app.agent(desk_source, name="desk")
@@ -615,6 +622,7 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
     install_seek_to_start_without_commit()  # nothing fetched during recovery is lost
     install_member_id_kept_on_illegal_generation()  # no ghost member after a rebalance
     install_rejoin_on_empty_assignment()  # a member left out of a generation joins again
+    install_tables_start_without_pause()  # no idle second at every start (faust_port)
     app = build_app(config)
     worker = Worker(
         app,

@@ -26,6 +26,9 @@ fails there, by name, rather than as a wrong result under load.
   this member (empty bytes: the leader did not assign it) made aiokafka's coordinator task die
   on decoding it, and the worker ran on without ever joining its group again. The patch treats
   it as a failed join: it says so and joins again.
+* :func:`install_tables_start_without_pause`: Faust's table manager sleeps a second before
+  it starts the tables, in case more are defined meanwhile; the workers define theirs before
+  the app starts, so the patch leaves the sleep out (a second of every start and failover).
 * :func:`reseek_stalled_recovery`: a changelog fetch that lands while a rebalance begins is
   dropped by Faust's ``getmany`` (the generation changed) after aiokafka has moved past it;
   Faust's recovery then waits for offsets that will never come again. Called every second,
@@ -380,6 +383,29 @@ def install_rejoin_on_empty_assignment(rebalance_class: Any = None) -> None:
         return perform_group_join
 
     _replace(rebalance_class, "perform_group_join", make)
+
+
+def install_tables_start_without_pause(manager_class: Any = None) -> None:
+    """Replace Faust's ``TableManager.on_start`` with the same steps without its first one,
+    a one-second sleep (faust-streaming 0.15) that leaves room for tables defined while the
+    app starts. The workers define their one table before the app starts, and the pause was
+    a second of every worker start and restart (a failover's included) during which nothing
+    joined the group. Idempotent."""
+    if manager_class is None:
+        from faust.tables.manager import TableManager
+
+        manager_class = TableManager
+
+    def make(original: Any) -> Any:
+        @functools.wraps(original)
+        async def on_start(self: Any) -> None:
+            if not self.should_stop:
+                await self._update_channels()
+                await self.recovery.start()
+
+        return on_start
+
+    _replace(manager_class, "on_start", make)
 
 
 async def reseek_stalled_recovery(

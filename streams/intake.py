@@ -159,7 +159,10 @@ def decode_inputs(data: bytes) -> list[Entry | Mark]:
     message that is neither; nothing of such a message is applied."""
 
     def decode() -> list[Entry | Mark]:
-        value = json.loads(data)
+        try:
+            value = orjson.loads(data)  # several times faster than json (a busy desk's)
+        except orjson.JSONDecodeError:
+            value = json.loads(data)  # what orjson refuses (a huge int), or json's own error
         if isinstance(value, dict) and value.get("format") == BATCH_FORMAT:
             entries = value["entries"]
             if not isinstance(entries, list) or not entries:

@@ -350,3 +350,43 @@ def test_awaits_follows_coroutines_async_generators_and_awaitables_to_the_future
     ):
         assert [line.split(" ", 1)[1] for line in chain[:-1]] == names, chain
         assert chain[0].startswith(__file__) and chain[-1].startswith("awaiting Future")
+
+
+def test_faust_table_manager_starts_after_a_one_second_sleep_then_two_steps() -> None:
+    # What install_tables_start_without_pause replaces (faust-streaming 0.15).
+    from faust.tables.manager import TableManager
+
+    source = inspect.getsource(TableManager.on_start)
+    assert "await self.sleep(1.0)" in source
+    assert "await self._update_channels()" in source
+    assert "await self.recovery.start()" in source
+
+
+def test_tables_start_without_pause_keeps_the_steps_and_drops_the_sleep() -> None:
+    calls: list[str] = []
+
+    class Recovery:
+        async def start(self) -> None:
+            calls.append("recovery")
+
+    class FakeManager:
+        should_stop = False
+        recovery = Recovery()
+
+        async def on_start(self) -> None:
+            await asyncio.sleep(1.0)
+
+        async def _update_channels(self) -> None:
+            calls.append("channels")
+
+    faust_port.install_tables_start_without_pause(FakeManager)
+    faust_port.install_tables_start_without_pause(FakeManager)  # idempotent
+
+    async def start_within_a_tenth_of_a_second() -> None:
+        await asyncio.wait_for(FakeManager().on_start(), timeout=0.1)
+
+    asyncio.run(start_within_a_tenth_of_a_second())
+    assert calls == ["channels", "recovery"]
+    FakeManager.should_stop = True
+    asyncio.run(FakeManager().on_start())
+    assert calls == ["channels", "recovery"]  # a manager stopping starts nothing
