@@ -91,6 +91,10 @@ _ENCODED_WORD: Final = re.compile(
     r"=\?(?P<charset>[A-Za-z0-9_.:+-]+(?:\*[A-Za-z0-9-]*)?)\?(?P<cte>[bBqQ])\?"
     r"(?P<text>(?:=[0-9A-Fa-f]{2}|[!-<>@-~])[!->@-~]*|)\?="
 )
+# A header that is nothing but such words between blanks (most encoded Subjects): its words
+# are decoded without looking at its tokens one by one (_subject).
+_WORD_SHAPE: Final = re.sub(r"\(\?P<[a-z]+>", "(?:", _ENCODED_WORD.pattern)
+_ENCODED_WORDS: Final = re.compile(rf"[ \t]*{_WORD_SHAPE}(?:[ \t]+{_WORD_SHAPE})*[ \t]*")
 _Q_ESCAPE: Final = re.compile(rb"=([a-fA-F0-9]{2})")
 _ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM: Final = rf"{_ATEXT}(?:\.{_ATEXT})*"
@@ -118,12 +122,14 @@ def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
     message = _parse_mime(raw)
     headers = _first_values(message)
     sender = _sender(headers)
-    own_id = _ids(_unfolded(headers, "message-id"))
+    # Ids are read from the values as they stand: no id holds whitespace, so a folding line
+    # break reads as the space unfolding would leave (see _ids).
+    own_id = _ids(headers.get("message-id"))
     message_id = own_id[0] if own_id else _synthetic_id(raw)
     threading = EmailThreading(
         message_id=message_id,
-        references=_ids(_unfolded(headers, "references")),
-        in_reply_to=_ids(_unfolded(headers, "in-reply-to")),
+        references=_ids(headers.get("references")),
+        in_reply_to=_ids(headers.get("in-reply-to")),
     )
     return [
         Contact(
@@ -176,7 +182,33 @@ def _subject(headers: dict[str, str | None]) -> str:
     raw = headers.get("subject")
     if raw is None:
         return ""
-    return _SPACES.sub(" ", _decode_unstructured(_unfold(raw))).strip()
+    value = _unfold(raw)
+    text = _encoded_words(value) if "=?" in value else None
+    if text is None:
+        text = _decode_unstructured(value)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _encoded_words(value: str) -> str | None:
+    """``_decode_unstructured`` of a header made of encoded words between blanks alone, short
+    of the blanks before the first word and after the last (which ``_subject`` strips), or
+    None for any other header or a word ``_decode_word`` leaves to the standard library. The
+    blanks between two encoded words are dropped, so the words' texts are simply joined."""
+    word = _ENCODED_WORD.fullmatch(value)
+    if word is not None:  # one word alone, the usual short Subject
+        text = _decode_word(word)
+        return None if text is None else _sanitize(text)
+    if _ENCODED_WORDS.fullmatch(value) is None:
+        return None
+    texts: list[str] = []
+    # the words hold no whitespace and only blanks are between them: split cuts them apart
+    for token in value.split():
+        word = _ENCODED_WORD.fullmatch(token)
+        text = None if word is None else _decode_word(word)
+        if text is None:
+            return None
+        texts.append(text)
+    return _sanitize("".join(texts))
 
 
 def _unfold(raw: str) -> str:
@@ -244,10 +276,10 @@ def _fast_unstructured(value: str, *, lenient: bool = False) -> str | None:
 def _decode_word(word: re.Match[str]) -> str | None:
     """One encoded word's text, or None where the standard library would need its lenient
     repairs (bad base64, undecodable bytes, unknown charset): the caller then asks it."""
-    charset = word.group("charset").partition("*")[0]
-    text = word.group("text")
+    charset, cte, text = word.group("charset", "cte", "text")
+    charset = charset.partition("*")[0]
     try:
-        if word.group("cte") in "bB":
+        if cte in "bB":
             if len(text) % 4:
                 return None
             data = binascii.a2b_base64(text, strict_mode=True)  # b64decode(validate=True)
@@ -281,22 +313,19 @@ def _first_values(message: Message | _Part) -> dict[str, str | None]:
     return first
 
 
-def _unfolded(headers: dict[str, str | None], name: str) -> str | None:
-    """A header's first value, its folding line breaks turned into spaces."""
-    value = headers.get(name)
-    if value is None or "\n" not in value:
-        return value
-    return _FOLDING.sub(" ", value)
-
-
 def _ids(text: str | None) -> tuple[str, ...]:
-    """The normalised message ids a threading header lists, in order, without repeats."""
+    """The normalised message ids a threading header lists, in order, without repeats.
+
+    The value may be folded: every pattern here takes a line break where it takes a space
+    (ids and bare tokens hold no whitespace, a comment any), so it reads as unfolded."""
     if text is None:
         return ()
     found = _BRACKETED_ID.findall(text)
     if found:
         # normalize_message_id of an id in angle brackets is the id lower-cased: it holds no
         # brackets and no whitespace (what "\s" and str.strip take are the same characters)
+        if len(found) == 1:
+            return (found[0].lower(),)
         return tuple(dict.fromkeys([token.lower() for token in found]))
     # No angle brackets: a sloppy mailer's bare ids. Comments go first so that
     # "id@host (your message)" does not read as three ids; a msg-id always has an "@".
@@ -825,40 +854,69 @@ def _simple_markup_text(markup: str) -> str | None:
 
     On such markup ``_markup_text`` meets every tag where ``_SIMPLE_TAG`` finds it and reads
     it with the same patterns, and hands the text between two tags to ``data`` in one piece;
-    here one split does the cutting instead of a search per tag."""
-    pieces = iter(_SIMPLE_TAG.split(markup))
-    text = next(pieces)
-    if "<" in text:
+    here one split does the cutting instead of a search per tag. The pieces of text are
+    joined with a separator (``_CUT``) that no blank run crosses, so that one substitution
+    collapses the blanks of each piece as ``data`` does piece by piece, and line breaks for
+    tags are kept out of that substitution as ``_BREAK`` until it is done."""
+    pieces = _SIMPLE_TAG.split(markup)
+    # each tag holds exactly one "<": one more anywhere is a "<" in the text
+    if markup.count("<") != len(pieces) // 4 or _CUT in markup or _BREAK in markup:
         return None
-    chunks: list[str] = [_collapsed(text)] if text else []
+    unescape = "&" in markup  # else html.unescape would give every piece back as it is
+    following = iter(pieces)
+    text = next(following)
+    chunks: list[str] = [html.unescape(text) if unescape else text] if text else []
     hidden = 0
     # after the first text, each tag comes as its three groups and the text that follows it
-    for start, attributes, end, text in zip(pieces, pieces, pieces, pieces, strict=True):
+    for start, attributes, end, text in zip(
+        following, following, following, following, strict=True
+    ):
         if start is not None:
-            tag = start.lower()
-            if tag in _CDATA_TAGS:
-                return None
-            if attributes.endswith("/"):  # <br/>, <hr />
-                if tag in _BLOCK_TAGS:
-                    chunks.append("\n")
-            elif tag in _HIDDEN_TAGS:
-                hidden += 1
-            elif tag in _BLOCK_TAGS:
-                chunks.append("\n")
-            elif tag in _CELL_TAGS:
-                chunks.append(" ")
+            action = _START_ACTIONS.get(start.lower())
+            if action is not None:
+                if action is _RAW_TEXT:
+                    return None
+                if attributes.endswith("/"):  # <br/>, <hr />
+                    if action is _BREAK:
+                        chunks.append(_BREAK)
+                elif action is _HIDE:
+                    hidden += 1
+                else:
+                    chunks.append(action)
         else:
-            tag = end.lower()
-            if tag in _HIDDEN_TAGS:
+            action = _END_ACTIONS.get(end.lower())
+            if action is _HIDE:
                 hidden = max(0, hidden - 1)
-            elif tag in _BLOCK_TAGS and tag != "br":
-                chunks.append("\n")
-        if "<" in text:
-            return None
+            elif action is _BREAK:
+                chunks.append(_BREAK)
         if text and not hidden:
-            chunks.append(_collapsed(text))
-    joined = _SPACE_AROUND_NEWLINE.sub("\n", "".join(chunks))
+            chunks.append(html.unescape(text) if unescape else text)
+    collapsed = _SPACES.sub(" ", _CUT.join(chunks)).replace(_CUT, "").replace(_BREAK, "\n")
+    joined = _SPACE_AROUND_NEWLINE.sub("\n", collapsed)
     return _BLANK_LINES.sub("\n\n", joined).strip()
+
+
+_CUT: Final = "\x01"
+_BREAK: Final = "\x02"
+"""Stand-ins, in ``_simple_markup_text``, for the cut between two pieces of text (no blank
+run crosses it) and for a tag's line break (not a blank to collapse). Markup holding either
+is read by ``_markup_text``; no entity unescapes to them (``html.unescape`` drops the C0
+controls)."""
+_HIDE: Final = "hide"
+_RAW_TEXT: Final = "raw text"
+_START_ACTIONS: Final[dict[str, str]] = {
+    **{tag: _BREAK for tag in _BLOCK_TAGS},
+    **{tag: " " for tag in _CELL_TAGS},
+    **{tag: _HIDE for tag in _HIDDEN_TAGS},
+    **{tag: _RAW_TEXT for tag in _CDATA_TAGS},
+}
+"""What ``_markup_text`` does at a start tag, by its lower-cased name: a script or style
+element's raw text, content hidden up to the end tag, a line break, a space (table cells)."""
+_END_ACTIONS: Final[dict[str, str]] = {
+    **{tag: _BREAK for tag in _BLOCK_TAGS - {"br"}},
+    **{tag: _HIDE for tag in _HIDDEN_TAGS},
+}
+"""... and at an end tag: hidden content ends, a line break."""
 
 
 _BLANKS: Final = " \t\r\f\v\n\xa0"

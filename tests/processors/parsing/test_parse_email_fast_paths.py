@@ -135,6 +135,8 @@ _MARKUP_PIECES = st.sampled_from(
         *("<style/>", "<!-- c -->", "<!x>", "<?pi?>", "< p>", "<", ">", "</>", "<p", "</3>"),
         *("text", "  two  words ", "\n", "\t", "\xa0", "&amp;", "&nbsp;", "&#1055;", "&lt;"),
         *("привет", "a\r\nb", "&unknown;", "&amp"),
+        # the simple reader's own stand-ins in the text, and entities for them
+        *("\x01", "\x02", "&#1;", "&#x02;", "\x1c", "\u2003", "  ", "<td/>", "<HEAD/>"),
     ]
 )
 
@@ -318,6 +320,15 @@ def test_threading_ids_read_as_before(text: str) -> None:
     assert mail._ids(text) == reference_ids(text)
 
 
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.one_of(_ID_PIECES, st.sampled_from(["\r\n\t", "\n ", "\n\t\t"])), max_size=14))
+def test_folded_threading_ids_read_as_unfolded(pieces: list[str]) -> None:
+    # parse_email hands _ids the header value as the mail holds it, folding line breaks
+    # included; before, they were turned into spaces first
+    text = "".join(pieces)
+    assert mail._ids(text) == reference_ids(re.sub(r"\r?\n(?=[ \t])", " ", text))
+
+
 _LEAVES = st.sampled_from(
     [
         "Content-Type: text/plain; charset=utf-8\r\n\r\nplain one",
@@ -375,3 +386,24 @@ def test_part_trees_read_as_the_generator_walk(tree: str) -> None:
     if isinstance(part, mail._Part):
         assert body_outcome(mail._part_body, part) == body_outcome(mail._body, part)
     assert outcome(mail.parse_email, raw) == outcome(oracle.parse_email, raw)
+
+
+_SUBJECT_PIECES = st.sampled_from(
+    [
+        *("=?utf-8?b?0J/RgNC40LLQtdGC?=", "=?UTF-8?B?LCDQvNC40YA=?=", "=?utf-8?q?a_b?="),
+        *("=?koi8-r?b?8NLJ18XU?=", "=?windows-1251?q?=CF=F0?=", "=?utf-8*ru?q?x?="),
+        # a character split across two words, an unknown charset, bad base64 and Q escapes
+        *("=?utf-8?b?0J?=", "=?utf-8?b?/w==?=", "=?x-unknown?q?abc?=", "=?utf-8?b?bad?="),
+        *("=?utf-8?q?=ZZ?=", "=?utf-8?q??=", "=?utf-8?q?no_end", "=?", "?=", "=?utf-8?b?=?="),
+        *(" ", "  ", "\t", "\r\n ", "\n\t", "\xa0", "word", "тема", "Re:", "\udcff"),
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_SUBJECT_PIECES, max_size=8).map("".join))
+def test_subjects_of_encoded_words_read_as_the_token_walk(value: str) -> None:
+    # _subject takes a header of encoded words between blanks alone by _encoded_words; the
+    # token walk of _decode_unstructured (and the standard library behind it) is the reference
+    reference = mail._SPACES.sub(" ", mail._decode_unstructured(mail._unfold(value))).strip()
+    assert mail._subject({"subject": value}) == reference
