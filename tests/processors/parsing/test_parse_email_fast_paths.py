@@ -407,3 +407,14 @@ def test_subjects_of_encoded_words_read_as_the_token_walk(value: str) -> None:
     # token walk of _decode_unstructured (and the standard library behind it) is the reference
     reference = mail._SPACES.sub(" ", mail._decode_unstructured(mail._unfold(value))).strip()
     assert mail._subject({"subject": value}) == reference
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*" \t\r\n\f\v\xa0\x1c\x85\u2003\u3000\x01", "a", "тест"]), max_size=20
+    )
+)
+def test_blanks_collapse_as_the_pattern(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert mail._collapse_blanks(text) == mail._SPACES.sub(" ", text)
