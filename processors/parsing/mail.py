@@ -361,12 +361,14 @@ _CONTENT_DISPOSITION: Final = _FIELD_INDEX["content-disposition"]
 # breaks, which unfolding removes); any other line is debris, and the feed parser reads such a
 # block. A field the parser reads has its value captured while that field has not been seen
 # yet (the forward conditional "(?(n)(?!)|...)" keeps the first, as setdefault would); any
-# other field is only stepped over ("." may take a CR: one only ever comes before an LF here,
-# _parse_mime sees to that). Every line is atomic, so a block with debris fails in linear
-# time. The fields read are tried by their first letter, so that most lines try none. One
-# match costs half what finding every field and keeping the first of each did
-# (tests/processors/parsing/test_parse_email_fast_paths.py holds that reading as reference).
-_FIELD_VALUE_SHAPE: Final = r"[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)\r?\n"
+# other field is only stepped over ("." may take a CR, which is faster than leaving it out:
+# _Part.read refuses a block with a bare CR, which ends a line for the feed parser). Every line
+# is atomic, so a block with debris fails in linear time. The fields read are tried by their
+# first letter, so that most lines try none. One match costs half what finding every field
+# and keeping the first of each did (tests/processors/parsing/test_parse_email_fast_paths.py
+# holds that reading as reference). The repeats are possessive: what follows each can never
+# match what it gave back.
+_FIELD_VALUE_SHAPE: Final = r"[ \t]*+([^\r\n]*+(?:\r?\n[ \t][^\r\n]*+)*+)\r?\n"
 
 
 def _header_block_pattern() -> str:
@@ -379,7 +381,7 @@ def _header_block_pattern() -> str:
     read = "|".join(
         f"[{letter.upper()}{letter}](?:{'|'.join(fields)})" for letter, fields in by_letter.items()
     )
-    return rf"(?>{read}|[\041-\071\073-\176]+:.*\n(?:[ \t].*\n)*)*+"
+    return rf"(?>{read}|[\041-\071\073-\176]++:.*+\n(?:[ \t].*+\n)*+)*+"
 
 
 # ... and the empty line after it: no field line is empty, so the fields stop at the first
@@ -421,11 +423,9 @@ def _parse_mime(raw: str) -> Message | _Part:
     """The message: its top-level headers read by ``_Part`` when they are plainly well formed
     (its parts are then cut lazily, as the body is looked for), else the standard library's
     feed parser's whole tree (``compat32``)."""
-    # A bare CR ends a line for the feed parser; _Part only knows LF and CRLF line ends.
-    if _BARE_CR.search(raw) is None:
-        part = _Part.read(raw, 0, top=True)
-        if part is not None:
-            return part
+    part = _Part.read(raw, 0, top=True)
+    if part is not None:
+        return part
     return email.message_from_string(raw, policy=email.policy.compat32)
 
 
@@ -461,6 +461,10 @@ class _Part:
         # "Name: value" fields with their continuation lines, and it is not empty.
         fields = _HEADER_BLOCK.match(text)
         if fields is None:  # a line that is neither "Name: value" nor a continuation first
+            return None
+        if top and _BARE_CR.search(text, 0, fields.end()) is not None:
+            # A bare CR ends a line for the feed parser. A part's header block is inside the
+            # body of the message, which _children looks at as a whole.
             return None
         return cls(fields.groups(), text[fields.end() :], depth, top)
 
@@ -523,6 +527,10 @@ class _Part:
     def _children(self) -> Iterator[_Part]:
         boundary = self._boundary()
         if not boundary:
+            raise _Fallback
+        if self._top and _BARE_CR.search(self._body) is not None:
+            # A bare CR ends a line for the feed parser, so it could start a boundary line
+            # where _boundary_line sees none; the parts inside are all in this body.
             raise _Fallback
         body = self._body
         delimiter = "--" + boundary

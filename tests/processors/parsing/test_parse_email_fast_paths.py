@@ -418,3 +418,30 @@ def test_subjects_of_encoded_words_read_as_the_token_walk(value: str) -> None:
 def test_blanks_collapse_as_the_pattern(pieces: list[str]) -> None:
     text = "".join(pieces)
     assert mail._collapse_blanks(text) == mail._SPACES.sub(" ", text)
+
+
+@st.composite
+def mails_with_bare_crs(draw: st.DrawFn) -> str:
+    tree = draw(_TREES)
+    raw = draw(
+        st.sampled_from(
+            ["From: ivan@example.ru\r\nSubject: s\r\n" + tree, draw(single_part_mails())]
+        )
+    )
+    # a CR alone somewhere (in a header, before a boundary, in a body), or a CR LF cut short
+    for position in draw(st.lists(st.integers(0, len(raw)), min_size=1, max_size=3)):
+        if draw(st.booleans()):
+            raw = raw[:position] + "\r" + raw[position:]
+        else:
+            found = raw.find("\r\n", position)
+            if found >= 0:
+                raw = raw[:found] + "\r" + raw[found + 2 :]
+    return raw
+
+
+@settings(max_examples=800, deadline=None)
+@given(mails_with_bare_crs())
+def test_mails_with_bare_crs_parse_as_before(raw: str) -> None:
+    # a bare CR is looked for in the top header block and in a multipart's body only: a
+    # single part's body is its payload whatever line ends it holds
+    assert outcome(mail.parse_email, raw) == outcome(oracle.parse_email, raw)
