@@ -445,3 +445,15 @@ def test_mails_with_bare_crs_parse_as_before(raw: str) -> None:
     # a bare CR is looked for in the top header block and in a multipart's body only: a
     # single part's body is its payload whatever line ends it holds
     assert outcome(mail.parse_email, raw) == outcome(oracle.parse_email, raw)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(st.characters(max_codepoint=127), max_size=30))
+def test_ascii_ids_are_found_as_by_the_general_pattern(text: str) -> None:
+    assert mail._ASCII_BRACKETED_ID.findall(text) == mail._BRACKETED_ID.findall(text)
+
+
+def test_the_ascii_id_class_is_the_general_one_on_every_ascii_character() -> None:
+    for code in range(128):
+        text = f"<{chr(code)}>"
+        assert mail._ASCII_BRACKETED_ID.findall(text) == mail._BRACKETED_ID.findall(text), code
