@@ -55,7 +55,6 @@ import email.policy
 import functools
 import hashlib
 import html
-import quopri
 import re
 from collections.abc import Callable, Iterator
 from email.message import Message
@@ -123,16 +122,14 @@ def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
     if not raw or raw.isspace():  # as `not raw.strip()`, without copying the message
         raise Reject("field payload holds an empty e-mail")
     message = _parse_mime(raw)
-    headers = _first_values(message)
-    sender = _sender(headers)
+    from_, subject, own, references, in_reply_to = _first_values(message)[:5]
+    sender = _sender(from_)
     # Ids are read from the values as they stand: no id holds whitespace, so a folding line
     # break reads as the space unfolding would leave (see _ids).
-    own_id = _ids(headers.get("message-id"))
+    own_id = _ids(own)
     message_id = own_id[0] if own_id else _synthetic_id(raw)
     threading = EmailThreading(
-        message_id=message_id,
-        references=_ids(headers.get("references")),
-        in_reply_to=_ids(headers.get("in-reply-to")),
+        message_id=message_id, references=_ids(references), in_reply_to=_ids(in_reply_to)
     )
     return [
         Contact(
@@ -140,7 +137,7 @@ def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
             channel="email",
             conversation_id="",
             identities=(Identity("email", sender),),
-            subject=_subject(headers),
+            subject=_subject(subject),
             body=_body_of(message, raw),
             channel_message_id=message_id,
             threading=threading,
@@ -149,8 +146,8 @@ def parse_email(record: RawRecord, pseudo: Pseudonymizer) -> list[Parsed]:
     ]
 
 
-def _sender(headers: dict[str, str | None]) -> str:
-    raw = headers.get("from")
+def _sender(raw: str | None) -> str:
+    """The first address of ``From`` (its first value, as the mail holds it)."""
     if raw is None:
         raise Reject("e-mail has no From header")
     unfolded = _unfold(raw)
@@ -181,8 +178,8 @@ def _sender(headers: dict[str, str | None]) -> str:
     raise Reject("e-mail From header holds no address")
 
 
-def _subject(headers: dict[str, str | None]) -> str:
-    raw = headers.get("subject")
+def _subject(raw: str | None) -> str:
+    """``Subject`` (its first value, as the mail holds it) decoded."""
     if raw is None:
         return ""
     value = _unfold(raw)
@@ -304,16 +301,16 @@ def _sanitize(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _first_values(message: Message | _Part) -> dict[str, str | None]:
-    """Each header's first value exactly as the mail holds it (folding line breaks included),
-    by lower-cased name, without the policy's parsing (which threading ids do not need and
-    which can fail on malformed input)."""
+def _first_values(message: Message | _Part) -> tuple[str | None, ...]:
+    """The first value of each of ``_READ_FIELDS`` (None: no such field) exactly as the mail
+    holds it (folding line breaks included), without the policy's parsing (which threading
+    ids do not need and which can fail on malformed input)."""
     if isinstance(message, _Part):  # already read so, by _Part.read
-        return message.first_values
+        return message.fields
     first: dict[str, str | None] = {}
     for key, value in message.raw_items():
         first.setdefault(key.lower(), str(value))
-    return first
+    return tuple([first.get(name) for name in _READ_FIELDS])
 
 
 def _ids(text: str | None) -> tuple[str, ...]:
@@ -355,9 +352,11 @@ _READ_FIELDS: Final = (
     "from", "subject", "message-id", "references", "in-reply-to",
     "content-type", "content-transfer-encoding", "content-disposition",
 )  # fmt: skip
-"""The header fields the parser reads: ``_Part`` keeps the first value of each."""
+"""The header fields the parser reads: ``_Part`` keeps the first value of each (parse_email
+takes the first five in this order)."""
 _FIELD_INDEX: Final = {name: index for index, name in enumerate(_READ_FIELDS)}
 _CONTENT_TYPE: Final = _FIELD_INDEX["content-type"]
+_TRANSFER_ENCODING: Final = _FIELD_INDEX["content-transfer-encoding"]
 _CONTENT_DISPOSITION: Final = _FIELD_INDEX["content-disposition"]
 # A header block as the feed parser reads it, in one match: every line is a field (a name of
 # printable ASCII but ":", the value after blanks, and its continuation lines with their line
@@ -470,6 +469,12 @@ class _Part:
             # body of the message, which _children looks at as a whole.
             return None
         return cls(fields.groups(), text[fields.end() :], depth, top)
+
+    @property
+    def fields(self) -> tuple[str | None, ...]:
+        """The first value of each of ``_READ_FIELDS``, in that order (None: no such field),
+        exactly as the mail holds it."""
+        return self._fields
 
     @property
     def first_values(self) -> dict[str, str | None]:
@@ -732,7 +737,11 @@ def _decoded_text(part: Message | _Part) -> str:
     payload = part.get_payload()
     if not isinstance(payload, str):  # message/rfc822 and friends are not text/*
         return ""
-    cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+    if isinstance(part, _Part):
+        value = part.fields[_TRANSFER_ENCODING]
+        cte = "7bit" if value is None else value.strip().lower()
+    else:
+        cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
     # Without a charset parameter RFC 2045 says US-ASCII; UTF-8 reads that the same and also
     # reads the 8-bit UTF-8 that careless mailers send without declaring it.
     charset = _content_charset(part) or "utf-8"
@@ -741,7 +750,8 @@ def _decoded_text(part: Message | _Part) -> str:
     if cte == "quoted-printable":
         # The payload came to us as text; a QP body should be ASCII, but if a relay left raw
         # characters in it they are put back in the part's own charset before QP decoding.
-        return _decode_charset(quopri.decodestring(_to_bytes(payload, charset)), charset)
+        # (quopri.decodestring is binascii.a2b_qp behind a Python call)
+        return _decode_charset(binascii.a2b_qp(_to_bytes(payload, charset)), charset)
     # 7bit / 8bit / binary: the JSON string already holds the characters, nothing to decode.
     return payload
 
@@ -749,7 +759,7 @@ def _decoded_text(part: Message | _Part) -> str:
 def _content_charset(part: Message | _Part) -> str | None:
     """``part.get_content_charset()``, read straight from a plain ``Content-Type`` (no quoted
     specials, comments or RFC 2231 parameters); the standard library reads the others."""
-    value = part.get("Content-Type")
+    value = part.fields[_CONTENT_TYPE] if isinstance(part, _Part) else part.get("Content-Type")
     params = _plain_params(value) if isinstance(value, str) else None
     if params is not None:
         for name, found in params:
