@@ -186,7 +186,7 @@ def _subject(raw: str | None) -> str:
     text = _encoded_words(value) if "=?" in value else None
     if text is None:
         text = _decode_unstructured(value)
-    return _SPACES.sub(" ", text).strip()
+    return _collapse_blanks(text).strip()
 
 
 def _encoded_words(value: str) -> str | None:
@@ -671,11 +671,12 @@ def _single_part_body(part: _Part) -> str | None:
         convert = _html_to_text
     else:
         return ""
-    problems: list[str] = []
-    text = _converted(part, convert, problems)
-    if text is None:
-        raise Reject(problems[0])
-    return text
+    try:  # _converted, its one problem raised at once
+        return convert(_decoded_text(part))
+    except (Reject, _Fallback):
+        raise
+    except Exception:  # charset or transfer-encoding header the stdlib chokes on
+        raise Reject("e-mail text part has a malformed content header") from None
 
 
 def _converted(
