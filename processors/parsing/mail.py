@@ -536,20 +536,25 @@ class _Part:
         boundary = self._boundary()
         if not boundary:
             raise _Fallback
-        if self._top and _BARE_CR.search(self._body) is not None:
-            # A bare CR ends a line for the feed parser, so it could start a boundary line
-            # where _boundary_line sees none; the parts inside are all in this body.
-            raise _Fallback
         body = self._body
         delimiter = "--" + boundary
         first = _boundary_line(body, delimiter, 0)
         if first is None or first[2]:
+            raise _Fallback
+        # A bare CR ends a line for the feed parser, so it could start a boundary line where
+        # _boundary_line sees none: the text up to each boundary line found is looked at
+        # before the part it closes is handed out (the parts inside are all in the top body;
+        # what follows a part cannot change how the feed parser cuts the text before it).
+        check = self._top
+        if check and _BARE_CR.search(body, 0, first[1]) is not None:
             raise _Fallback
         start = first[1]
         while True:
             following = _boundary_line(body, delimiter, start)
             if following is None or following[0] == start:
                 raise _Fallback  # never closed, or two boundary lines in a row
+            if check and _BARE_CR.search(body, start, following[1]) is not None:
+                raise _Fallback
             part = _Part.read(body[start : following[0]], self._depth + 1)
             if part is None:
                 raise _Fallback
