@@ -22,7 +22,10 @@ checks each against it on generated inputs): a header block is read by one match
 only the fields read (``_HEADER_BLOCK``); a multipart's one ``boundary`` parameter by one
 pattern (``_USUAL_MULTIPART``); markup made of text and well-formed tags by one split
 (``_simple_markup_text``); the body of a mail that is one text part without a tree walk
-(``_single_part_body``).
+(``_single_part_body``); a Subject of encoded words alone without its token walk
+(``_encoded_words``); runs of blanks by string replacements (``_collapse_blanks``). A bare CR,
+which ends a line for the feed parser, is looked for only where lines are cut: the top header
+block and a multipart's text up to the part read.
 
 What this module decides:
 
