@@ -510,6 +510,12 @@ class _Part:
             raise _Fallback
         if content_type.startswith("multipart/"):
             return self._children()
+        return self.text
+
+    @property
+    def text(self) -> str:
+        """``get_payload()`` of a part that is not a multipart or message/*: its body, short
+        of the line end before the boundary that follows it (that belongs to the boundary)."""
         if self._top:
             return self._body
         return self._body[: len(self._body) - _eol_length(self._body)]
@@ -743,13 +749,15 @@ def _broken_multipart(part: Message) -> str:
 
 def _decoded_text(part: Message | _Part) -> str:
     """A text part's content as text: transfer encoding undone, then its charset applied."""
-    payload = part.get_payload()
-    if not isinstance(payload, str):  # message/rfc822 and friends are not text/*
-        return ""
-    if isinstance(part, _Part):
+    if isinstance(part, _Part):  # a text/plain or text/html part: its payload is its text
+        payload = part.text
         value = part.fields[_TRANSFER_ENCODING]
         cte = "7bit" if value is None else value.strip().lower()
     else:
+        content = part.get_payload()
+        if not isinstance(content, str):  # message/rfc822 and friends are not text/*
+            return ""
+        payload = content
         cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
     # Without a charset parameter RFC 2045 says US-ASCII; UTF-8 reads that the same and also
     # reads the 8-bit UTF-8 that careless mailers send without declaring it.
@@ -769,14 +777,27 @@ def _content_charset(part: Message | _Part) -> str | None:
     """``part.get_content_charset()``, read straight from a plain ``Content-Type`` (no quoted
     specials, comments or RFC 2231 parameters); the standard library reads the others."""
     value = part.fields[_CONTENT_TYPE] if isinstance(part, _Part) else part.get("Content-Type")
-    params = _plain_params(value) if isinstance(value, str) else None
-    if params is not None:
-        for name, found in params:
-            if name == "charset":
-                charset = found.strip('"') if found[:1] == '"' else found
-                return charset.lower() if charset.isascii() else None
-        return None
+    if isinstance(value, str):
+        plain, charset = _remembered_charset(value) if len(value) <= 200 else _plain_charset(value)
+        if plain:
+            return charset
     return part.get_content_charset()
+
+
+def _plain_charset(value: str) -> tuple[bool, str | None]:
+    """Whether a ``Content-Type`` value is plain (``_read_params``), and then its charset."""
+    params = _read_params(value)
+    if params is None:
+        return False, None
+    for name, found in params:
+        if name == "charset":
+            charset = found.strip('"') if found[:1] == '"' else found
+            return True, charset.lower() if charset.isascii() else None
+    return True, None
+
+
+# the few values mailers write on every text part, read once (as _remembered_params)
+_remembered_charset: Final = functools.lru_cache(maxsize=512)(_plain_charset)
 
 
 def _base64_bytes(payload: str, content_type: str) -> bytes:
