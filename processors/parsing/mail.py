@@ -422,6 +422,7 @@ _USUAL_MULTIPART: Final = re.compile(
     r"(?:\"([^\"\\;*()<>\r\n]*)\"|([^\";\\*()<>\s]*))[ \t]*;?[ \t]*"
 )
 _BOUNDARY_TAIL: Final = re.compile(r"(--)?[ \t]*(?:\r?\n|\Z)")
+_BARE_CR_TAIL: Final = re.compile(r"(?:--)?[ \t]*\r")  # where _BOUNDARY_TAIL failed
 
 
 def _parse_mime(raw: str) -> Message | _Part:
@@ -467,10 +468,8 @@ class _Part:
         fields = _HEADER_BLOCK.match(text)
         if fields is None:  # a line that is neither "Name: value" nor a continuation first
             return None
-        if top and _BARE_CR.search(text, 0, fields.end()) is not None:
-            # A bare CR ends a line for the feed parser. A part's header block is inside the
-            # body of the message, which _children looks at as a whole.
-            return None
+        if _BARE_CR.search(text, 0, fields.end()) is not None:
+            return None  # a bare CR ends a line for the feed parser
         return cls(fields.groups(), text[fields.end() :], depth, top)
 
     @property
@@ -547,23 +546,20 @@ class _Part:
             raise _Fallback
         body = self._body
         delimiter = "--" + boundary
+        # A bare CR ends a line for the feed parser. Inside a multipart that matters where it
+        # cuts lines differently: a boundary line after a bare CR (looked for here), one ended
+        # by a bare CR (_boundary_line), a part's header block (_Part.read). Elsewhere in a
+        # part's text it is kept as it stands, by both.
+        if "\r" + delimiter in body:
+            raise _Fallback
         first = _boundary_line(body, delimiter, 0)
         if first is None or first[2]:
-            raise _Fallback
-        # A bare CR ends a line for the feed parser, so it could start a boundary line where
-        # _boundary_line sees none: the text up to each boundary line found is looked at
-        # before the part it closes is handed out (the parts inside are all in the top body;
-        # what follows a part cannot change how the feed parser cuts the text before it).
-        check = self._top
-        if check and _BARE_CR.search(body, 0, first[1]) is not None:
             raise _Fallback
         start = first[1]
         while True:
             following = _boundary_line(body, delimiter, start)
             if following is None or following[0] == start:
                 raise _Fallback  # never closed, or two boundary lines in a row
-            if check and _BARE_CR.search(body, start, following[1]) is not None:
-                raise _Fallback
             part = _Part.read(body[start : following[0]], self._depth + 1)
             if part is None:
                 raise _Fallback
@@ -584,6 +580,8 @@ def _boundary_line(body: str, delimiter: str, start: int) -> tuple[int, int, boo
             tail = _BOUNDARY_TAIL.match(body, position + len(delimiter))
             if tail is not None:
                 return position, tail.end(), tail.group(1) is not None
+            if _BARE_CR_TAIL.match(body, position + len(delimiter)) is not None:
+                raise _Fallback  # a boundary line for the feed parser, ended by a bare CR
         position = body.find(delimiter, position + 1)
     return None
 

@@ -469,3 +469,30 @@ def test_mails_with_bare_crs_parse_as_before(mail_and_where: tuple[str, bool]) -
     if in_header:
         assert not isinstance(mail._parse_mime(raw), mail._Part)
     assert outcome(mail.parse_email, raw) == feed_parser_outcome(raw)
+
+
+_ALTERNATIVE = (
+    "From: ivan@example.ru\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+    "--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+    "--b\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n--b--\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # a boundary line after a bare CR: the feed parser cuts the plain part there
+        _ALTERNATIVE.replace("plain\r\n--b", "pla\r--b\r\nin\r\n--b"),
+        # a boundary line ended by a bare CR, closing or not
+        _ALTERNATIVE.replace("--b\r\nContent-Type: text/plain", "--b\rContent-Type: text/plain"),
+        _ALTERNATIVE.replace("--b--\r\n", "--b-- \r"),
+        # a bare CR in a part's header block, and as the empty line after it
+        _ALTERNATIVE.replace("Content-Type: text/plain\r\n", "Content-Type: text/\rplain\r\n"),
+        _ALTERNATIVE.replace("text/plain\r\n\r\n", "text/plain\r\n\rx\r\n"),
+        # bare CRs only in the text of parts: the fast reading keeps them as the feed parser
+        _ALTERNATIVE.replace("plain\r\n--b", "pl\rain\r\r\n--b").replace("<p>", "<p>\r"),
+        "From: ivan@example.ru\r\nSubject: s\r\n\r\none\rtwo\r\r\n",
+    ],
+)
+def test_bare_crs_where_lines_are_cut_and_elsewhere(raw: str) -> None:
+    assert outcome(mail.parse_email, raw) == feed_parser_outcome(raw)
