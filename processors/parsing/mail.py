@@ -24,8 +24,8 @@ pattern (``_USUAL_MULTIPART``); markup made of text and well-formed tags by one 
 (``_simple_markup_text``); the body of a mail that is one text part without a tree walk
 (``_single_part_body``); a Subject of encoded words alone without its token walk
 (``_encoded_words``); runs of blanks by string replacements (``_collapse_blanks``). A bare CR,
-which ends a line for the feed parser, is looked for only where lines are cut: the top header
-block and a multipart's text up to the part read.
+which ends a line for the feed parser, is looked for only where that cuts lines otherwise: in
+a header block, before a boundary line or ending one (``_Part.read``, ``_Part._children``).
 
 What this module decides:
 
