@@ -496,3 +496,18 @@ _ALTERNATIVE = (
 )
 def test_bare_crs_where_lines_are_cut_and_elsewhere(raw: str) -> None:
     assert outcome(mail.parse_email, raw) == feed_parser_outcome(raw)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "From: a\rb@example.ru\r\nSubject: s\r\n\r\nbody",  # a field read
+        "From: ab@example.ru\r\nX-Mailer: a\rb\r\n\r\nbody",  # a field stepped over
+        "From: ab@example.ru\r\nReceived: a\r\n\tb\rc\r\n\r\nbody",  # a continuation
+        "From: ab@example.ru\r\nX-Mailer: ab\r\rbody",  # the empty line
+        "From: ab@example.ru\rX-Mailer: ab\r\n\r\nbody",  # a line end
+    ],
+)
+def test_a_header_block_holding_a_bare_cr_is_left_to_the_feed_parser(block: str) -> None:
+    assert mail._Part.read(block, 0, top=True) is None
+    assert outcome(mail.parse_email, block) == feed_parser_outcome(block)
