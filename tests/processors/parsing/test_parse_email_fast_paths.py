@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email
 import importlib.util
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -135,6 +137,8 @@ _MARKUP_PIECES = st.sampled_from(
         *("<style/>", "<!-- c -->", "<!x>", "<?pi?>", "< p>", "<", ">", "</>", "<p", "</3>"),
         *("text", "  two  words ", "\n", "\t", "\xa0", "&amp;", "&nbsp;", "&#1055;", "&lt;"),
         *("привет", "a\r\nb", "&unknown;", "&amp"),
+        # the simple reader's own stand-ins in the text, and entities for them
+        *("\x01", "\x02", "&#1;", "&#x02;", "\x1c", "\u2003", "  ", "<td/>", "<HEAD/>"),
     ]
 )
 
@@ -318,6 +322,15 @@ def test_threading_ids_read_as_before(text: str) -> None:
     assert mail._ids(text) == reference_ids(text)
 
 
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.one_of(_ID_PIECES, st.sampled_from(["\r\n\t", "\n ", "\n\t\t"])), max_size=14))
+def test_folded_threading_ids_read_as_unfolded(pieces: list[str]) -> None:
+    # parse_email hands _ids the header value as the mail holds it, folding line breaks
+    # included; before, they were turned into spaces first
+    text = "".join(pieces)
+    assert mail._ids(text) == reference_ids(re.sub(r"\r?\n(?=[ \t])", " ", text))
+
+
 _LEAVES = st.sampled_from(
     [
         "Content-Type: text/plain; charset=utf-8\r\n\r\nplain one",
@@ -375,3 +388,126 @@ def test_part_trees_read_as_the_generator_walk(tree: str) -> None:
     if isinstance(part, mail._Part):
         assert body_outcome(mail._part_body, part) == body_outcome(mail._body, part)
     assert outcome(mail.parse_email, raw) == outcome(oracle.parse_email, raw)
+
+
+_SUBJECT_PIECES = st.sampled_from(
+    [
+        *("=?utf-8?b?0J/RgNC40LLQtdGC?=", "=?UTF-8?B?LCDQvNC40YA=?=", "=?utf-8?q?a_b?="),
+        *("=?koi8-r?b?8NLJ18XU?=", "=?windows-1251?q?=CF=F0?=", "=?utf-8*ru?q?x?="),
+        # a character split across two words, an unknown charset, bad base64 and Q escapes
+        *("=?utf-8?b?0J?=", "=?utf-8?b?/w==?=", "=?x-unknown?q?abc?=", "=?utf-8?b?bad?="),
+        *("=?utf-8?q?=ZZ?=", "=?utf-8?q??=", "=?utf-8?q?no_end", "=?", "?=", "=?utf-8?b?=?="),
+        *(" ", "  ", "\t", "\r\n ", "\n\t", "\xa0", "word", "тема", "Re:", "\udcff"),
+    ]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_SUBJECT_PIECES, max_size=8).map("".join))
+def test_subjects_of_encoded_words_read_as_the_token_walk(value: str) -> None:
+    # _subject takes a header of encoded words between blanks alone by _encoded_words; the
+    # token walk of _decode_unstructured (and the standard library behind it) is the reference
+    reference = mail._SPACES.sub(" ", mail._decode_unstructured(mail._unfold(value))).strip()
+    assert mail._subject(value) == reference
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*" \t\r\n\f\v\xa0\x1c\x85\u2003\u3000\x01", "a", "тест"]), max_size=20
+    )
+)
+def test_blanks_collapse_as_the_pattern(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert mail._collapse_blanks(text) == mail._SPACES.sub(" ", text)
+
+
+@st.composite
+def mails_with_bare_crs(draw: st.DrawFn) -> tuple[str, bool]:
+    """A generated mail with a CR alone somewhere (in a header, before a boundary, in a body)
+    or a CR LF cut short, and whether that happened in the top header block."""
+    tree = draw(_TREES)
+    raw = draw(
+        st.sampled_from(
+            ["From: ivan@example.ru\r\nSubject: s\r\n" + tree, draw(single_part_mails())]
+        )
+    )
+    header_end = raw.find("\r\n\r\n")
+    length = len(raw)
+    in_header = False
+    for position in draw(st.lists(st.integers(0, len(raw)), min_size=1, max_size=3)):
+        if draw(st.booleans()):
+            raw = raw[:position] + "\r" + raw[position:]
+        else:
+            position = raw.find("\r\n", position)
+            if position < 0:
+                continue
+            raw = raw[:position] + "\r" + raw[position + 2 :]
+        # the top header block, its empty line included
+        in_header = in_header or position <= header_end + 2
+        header_end += 0 if position > header_end else 1 if len(raw) > length else -1
+        length = len(raw)
+    return raw, in_header
+
+
+def feed_parser_outcome(raw: str) -> object:
+    """What parse_email gave a mail holding a bare CR before: the whole mail read by the
+    standard library's feed parser (compat32), whose reading of a bare CR inside a header
+    value differs from the old parser's modern policy."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mail, "_parse_mime", lambda text: email.message_from_string(text))
+        return outcome(mail.parse_email, raw)
+
+
+@settings(max_examples=800, deadline=None)
+@given(mails_with_bare_crs())
+def test_mails_with_bare_crs_parse_as_before(mail_and_where: tuple[str, bool]) -> None:
+    # A bare CR is looked for in the top header block and in a multipart's body only: a
+    # single part's body is its payload whatever line ends it holds. One in the top header
+    # block sends the mail to the feed parser, as any bare CR did before.
+    raw, in_header = mail_and_where
+    if in_header:
+        assert not isinstance(mail._parse_mime(raw), mail._Part)
+    assert outcome(mail.parse_email, raw) == feed_parser_outcome(raw)
+
+
+_ALTERNATIVE = (
+    "From: ivan@example.ru\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+    "--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+    "--b\r\nContent-Type: text/html\r\n\r\n<p>html</p>\r\n--b--\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # a boundary line after a bare CR: the feed parser cuts the plain part there
+        _ALTERNATIVE.replace("plain\r\n--b", "pla\r--b\r\nin\r\n--b"),
+        # a boundary line ended by a bare CR, closing or not
+        _ALTERNATIVE.replace("--b\r\nContent-Type: text/plain", "--b\rContent-Type: text/plain"),
+        _ALTERNATIVE.replace("--b--\r\n", "--b-- \r"),
+        # a bare CR in a part's header block, and as the empty line after it
+        _ALTERNATIVE.replace("Content-Type: text/plain\r\n", "Content-Type: text/\rplain\r\n"),
+        _ALTERNATIVE.replace("text/plain\r\n\r\n", "text/plain\r\n\rx\r\n"),
+        # bare CRs only in the text of parts: the fast reading keeps them as the feed parser
+        _ALTERNATIVE.replace("plain\r\n--b", "pl\rain\r\r\n--b").replace("<p>", "<p>\r"),
+        "From: ivan@example.ru\r\nSubject: s\r\n\r\none\rtwo\r\r\n",
+    ],
+)
+def test_bare_crs_where_lines_are_cut_and_elsewhere(raw: str) -> None:
+    assert outcome(mail.parse_email, raw) == feed_parser_outcome(raw)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "From: a\rb@example.ru\r\nSubject: s\r\n\r\nbody",  # a field read
+        "From: ab@example.ru\r\nX-Mailer: a\rb\r\n\r\nbody",  # a field stepped over
+        "From: ab@example.ru\r\nReceived: a\r\n\tb\rc\r\n\r\nbody",  # a continuation
+        "From: ab@example.ru\r\nX-Mailer: ab\r\rbody",  # the empty line
+        "From: ab@example.ru\rX-Mailer: ab\r\n\r\nbody",  # a line end
+    ],
+)
+def test_a_header_block_holding_a_bare_cr_is_left_to_the_feed_parser(block: str) -> None:
+    assert mail._Part.read(block, 0, top=True) is None
+    assert outcome(mail.parse_email, block) == feed_parser_outcome(block)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processors.model import SOURCES, Contact, DeadLetter, Identity, RawRecord, SurveyAnswer
-from processors.parsing import PARSERS, UNKNOWN_AT, parse_envelope
+from processors.parsing import PARSERS, UNKNOWN_AT, load_json_text, parse_envelope
 
 
 def test_every_source_of_the_contract_has_a_parser() -> None:
@@ -304,3 +304,23 @@ def test_a_dead_letter_built_with_a_lone_surrogate_is_made_storable() -> None:
         '{"x": "\ufffd"}',
         "ref\ufffd",
     )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # an envelope of strings only (as an e-mail's) takes the shortcut when they are ASCII
+        r'{"at": "2026-03-02T10:00:00+03:00", "source": "email", "payload": "From: a@b.c\r\n\r\n\ud83d"}',
+        r'{"at": "2026-03-02T10:00:00+03:00", "source": "email", "payload": "\udc00x", "\ud800": "k"}',
+        r'{"at": "2026-03-02T10:00:00+03:00", "source": "email", "payload": "é \udfff"}',
+    ],
+)
+def test_a_lone_surrogate_escape_in_an_envelope_of_strings_becomes_a_replacement(line: str) -> None:
+    value = load_json_text(line)
+    assert "\ufffd" in value["payload"]
+    assert all(not 0xD800 <= ord(c) <= 0xDFFF for key in value for c in key + value[key])
+
+
+def test_an_envelope_of_ascii_strings_is_read_as_json_reads_it() -> None:
+    line = r'{"at": "2026-03-02T10:00:00+03:00", "source": "email", "payload": "a\r\n\u0041"}'
+    assert load_json_text(line) == json.loads(line)
