@@ -321,15 +321,23 @@ class Namespace(MutableMapping[str, Any]):
 class TableStore(MutableMapping[str, V]):
     """A domain-typed, write-back view of one namespace of the desk table.
 
-    Reads see this input's own writes first, then the table (decoded). Writes stay here until
-    the desk commits the input (:meth:`PartitionDesk.commit`), which writes each changed key
-    once: one changelog message per key an input touched, not one per intermediate change.
+    Reads see this input's own writes first, then the values decoded already, then the
+    table (decoded, and kept). Writes stay here until the desk commits the input
+    (:meth:`PartitionDesk.commit`), which writes each changed key once: one changelog message
+    per key an input touched, not one per intermediate change; :meth:`committed` then keeps
+    their values. The desk is the table's only writer while it owns it, and its values are
+    immutable (frozen dataclasses, or JSON it replaces rather than changes), so a value kept
+    is the value the table holds; a desk built again (a rebalance, a failed delivery) starts
+    with none kept. At most ``KEPT`` values are kept; beyond that they start over.
     """
+
+    KEPT = 100_000
 
     def __init__(self, space: Namespace, codec: ValueCodec[V]) -> None:
         self.space = space
         self._codec = codec
         self.dirty: dict[str, Any] = {}
+        self._kept: dict[str, V] = {}
 
     def __getitem__(self, key: str) -> V:
         if key in self.dirty:
@@ -337,16 +345,23 @@ class TableStore(MutableMapping[str, V]):
             if value is _DELETED:
                 raise KeyError(key)
             return cast(V, value)
+        kept = self._kept.get(key, _DELETED)
+        if kept is not _DELETED:
+            return cast(V, kept)
         try:
             stored = self.space[key]
         except KeyError:
             raise KeyError(key) from None
-        return self._codec.decode(stored)
+        decoded = self._codec.decode(stored)
+        if len(self._kept) >= self.KEPT:
+            self._kept.clear()
+        self._kept[key] = decoded
+        return decoded
 
     def __contains__(self, key: object) -> bool:
         if key in self.dirty:
             return self.dirty[key] is not _DELETED
-        return key in self.space
+        return key in self._kept or key in self.space
 
     def __setitem__(self, key: str, value: V) -> None:
         self.dirty[key] = value
@@ -374,6 +389,18 @@ class TableStore(MutableMapping[str, V]):
         """(full table key, encoded value or None for a deletion) of every pending write."""
         for key, value in self.dirty.items():
             yield self.space.prefix + key, None if value is _DELETED else self._codec.encode(value)
+
+    def committed(self) -> None:
+        """The pending writes are in the table: keep their values, start the next input's."""
+        kept = self._kept
+        if len(kept) + len(self.dirty) > self.KEPT:
+            kept.clear()
+        for key, value in self.dirty.items():
+            if value is _DELETED:
+                kept.pop(key, None)
+            else:
+                kept[key] = value
+        self.dirty.clear()
 
 
 # --------------------------------------------------------------------------------------------
@@ -607,7 +634,7 @@ class PartitionDesk:
                     self.table[key] = value
             self.table[_DONE] = step
         for store in self.stores.values():
-            store.dirty.clear()
+            store.committed()
 
     def _recover(self) -> None:
         """Undo the prefix of an input that did not finish (see the class docstring)."""
