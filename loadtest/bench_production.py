@@ -299,37 +299,49 @@ def _drain(
 # --------------------------------------------------------------------------------------------
 
 
-def measure_replay(week: Path, root: Path, records: int) -> Figure:
-    started = time.monotonic()
-    process = subprocess.Popen(
-        [
-            str(SUPPORTSTREAM),
-            "replay",
-            "--rules",
-            str(RULES),
-            "--input",
-            str(week),
-            "--warehouse",
-            str(root / "replay-warehouse"),
-        ],
-        env=dict(os.environ, SUPPORTSTREAM_PII_KEY=KEY),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-    )
-    child = Child(process, root / "replay.log")
-    child.reap(block=True)
-    wall = time.monotonic() - started
-    if child.code != 0:
-        raise RuntimeError(f"replay failed: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-    return Figure(
-        "replay",
-        "one process: reading and ordering the file, parsing, the desk, the chdb sink, "
-        "the warehouse's start and migration, the final OPTIMIZE",
-        records,
-        wall,
-        child.cpu_s,
-    )
+REPLAY_RUNS = 3
+"""Replays of the week, each into a fresh warehouse; the fastest is the baseline. One run
+on this shared machine varied by a third from one minute to the next, and a slow baseline
+flatters every ratio against it."""
+
+
+def measure_replay(week: Path, root: Path, records: int, runs: int = REPLAY_RUNS) -> Figure:
+    best: Figure | None = None
+    for run in range(runs):
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [
+                str(SUPPORTSTREAM),
+                "replay",
+                "--rules",
+                str(RULES),
+                "--input",
+                str(week),
+                "--warehouse",
+                str(root / f"replay-warehouse-{run}"),
+            ],
+            env=dict(os.environ, SUPPORTSTREAM_PII_KEY=KEY),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        child = Child(process, root / "replay.log")
+        child.reap(block=True)
+        wall = time.monotonic() - started
+        if child.code != 0:
+            raise RuntimeError(f"replay failed: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        if best is None or wall < best.wall_s:
+            best = Figure(
+                "replay",
+                f"one process (the fastest of {runs} runs, each into a fresh warehouse): "
+                "reading and ordering the file, parsing, the desk, the chdb sink, the "
+                "warehouse's start and migration, the final OPTIMIZE",
+                records,
+                wall,
+                child.cpu_s,
+            )
+    assert best is not None
+    return best
 
 
 def measure_production(
