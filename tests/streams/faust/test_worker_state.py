@@ -70,7 +70,7 @@ def test_the_producer_compresses_with_lz4_unless_told_otherwise() -> None:
     def compression(env: dict[str, str]) -> str | None:
         return WorkerConfig.from_env(settings, rules, pseudo, env).producer_compression
 
-    assert compression({}) == "lz4"
+    assert compression({}) == "zstd"
     assert aiokafka.codec.has_lz4()  # the producer can (cramjam is a dependency)
     assert compression({"SUPPORTSTREAM_KAFKA_COMPRESSION": "none"}) is None
     assert compression({"SUPPORTSTREAM_KAFKA_COMPRESSION": "GZIP"}) == "gzip"
