@@ -127,8 +127,9 @@ PRODUCER_COMPRESSION = "zstd"
 input's undo entry) is most of what a worker writes, and JSON and Avro compress several
 times over: the broker stores, replicates and serves a fraction of the bytes. Zstandard at
 Kafka's default level (3) compresses JSON faster than aiokafka's LZ4, which is LZ4's
-high-compression level 9, and smaller; every Kafka client since Kafka 2.1 reads it (Python clients with the ``zstandard``/``cramjam`` packages,
-both dependencies here). docs/PRODUCTION.md."""
+high-compression level 9, and smaller; every Kafka client since Kafka 2.1 reads it (Python
+clients with the ``zstandard``/``cramjam`` packages, both dependencies here).
+docs/PRODUCTION.md."""
 
 DESK_INPUT = Topic(
     "desk-input", "desk", "desk-input JSON (streams.intake)", DESK_PARTITIONS, 30 * DAY_MS
