@@ -237,8 +237,9 @@ class _Host:
     def desk(self, partition: int, table: Any) -> PartitionDesk:
         desk = self.desks.get(partition)
         if desk is None:
-            # One view of the partition's table for the worker's life: writes a desk made
-            # but did not flush (it was dropped) still reach the changelog, in order.
+            # One view of the partition's table while the worker owns it: writes a desk
+            # made but did not flush (it was dropped after a failed delivery: its undo's
+            # restoring writes) reach the changelog with the next desk's, in order.
             writes = self.tables.get(partition)
             if writes is None:
                 writes = self.tables[partition] = TableWrites(table, self.batches, partition)
@@ -249,6 +250,15 @@ class _Host:
             self.desks[partition] = desk
             log.info("desk partition taken", partition=partition)
         return desk
+
+
+def _table_writes(desk: PartitionDesk) -> TableWrites:
+    """The table view a worker's desk was built with (``_Host.desk``): an input in progress
+    flushes through it even if a rebalance has meanwhile taken the partition away."""
+    table = desk.table
+    if not isinstance(table, TableWrites):
+        raise TypeError(f"a worker's desk writes through TableWrites, not {type(table).__name__}")
+    return table
 
 
 def build_app(config: WorkerConfig) -> faust.App:
@@ -359,7 +369,7 @@ def build_app(config: WorkerConfig) -> faust.App:
         try:
             # The input's table writes, to the changelog: its offset may be committed once
             # this iteration ends, and they are on the broker before it does.
-            await host.tables[partition].flush()
+            await _table_writes(desk).flush()
         except Exception as exc:
             # The store holds writes its changelog lacks: going on with it, or handing the
             # partition over, would lose them. Stop, as Faust does when its own table
@@ -425,10 +435,14 @@ def build_app(config: WorkerConfig) -> faust.App:
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         # Whoever takes a partition next rebuilds its desk from the table; a desk kept
-        # here would miss what another worker applied meanwhile.
+        # here would miss what another worker applied meanwhile. Table writes not flushed
+        # yet go too (a desk dropped after a failed delivery leaves its undo's restoring
+        # writes): the next owner's desk makes them itself from the changelog, and sent
+        # after it had written there they would undo its work.
         for tp in revoked:
             if tp.topic in (input_name, ticks_name):
                 host.desks.pop(tp.partition, None)
+                host.tables.pop(tp.partition, None)
                 if config.metrics is not None:
                     config.metrics.observe_merge(0)  # the desk's new owner reports it now
 
