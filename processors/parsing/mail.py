@@ -59,7 +59,7 @@ import functools
 import hashlib
 import html
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from email.message import Message
 from email.utils import getaddresses
 from typing import Any, Final
@@ -621,14 +621,7 @@ def _body(message: Message | _Part) -> str:
         text = _converted(part, _plain, conversion)
         if text is not None:
             return text
-    for part in html:
-        text = _converted(part, _html_to_text, conversion)
-        if text is not None:
-            return text
-    problems = structure + conversion
-    if problems:
-        raise Reject(problems[0])
-    return ""
+    return _html_body(html, structure, conversion)
 
 
 def _part_body(top: _Part) -> str:
@@ -642,12 +635,21 @@ def _part_body(top: _Part) -> str:
     text = _first_plain(top, html, conversion)
     if text is not None:
         return text
+    # A _Part tree has no structural problems: those are _Fallback.
+    return _html_body(html, [], conversion)
+
+
+def _html_body(html: Sequence[Message | _Part], structure: list[str], conversion: list[str]) -> str:
+    """How ``_body`` ends once no text/plain part converted: the first text/html part that
+    converts, else the first problem met (the structure's before the conversions'), else no
+    text."""
     for part in html:
         text = _converted(part, _html_to_text, conversion)
         if text is not None:
             return text
-    if conversion:  # a _Part tree has no structural problems: those are _Fallback
-        raise Reject(conversion[0])
+    problems = structure + conversion
+    if problems:
+        raise Reject(problems[0])
     return ""
 
 
