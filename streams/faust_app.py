@@ -314,8 +314,7 @@ def build_app(config: WorkerConfig) -> faust.App:
     ticks = raw_topic(ticks_name, partitions=DESK_PARTITIONS)
     # Keys and values are JSON (str keys; values are what streams.faust_runner encodes).
     table = app.Table("desk-state", partitions=DESK_PARTITIONS, key_type=str)
-    batches = RecordBatches(app)
-    host = _Host(config, batches)
+    host = _Host(config, RecordBatches(app))
     # Live (the wall clock drives timers), a record dated over an hour ahead of it is a dead
     # letter (CONTRACT §1); without the wall clock (a backfill checked against replay) the
     # records are applied as dated, as replay does.
@@ -349,11 +348,9 @@ def build_app(config: WorkerConfig) -> faust.App:
         # the input's messages are complete), then awaited: the desk commits an input to its
         # table only once everything it publishes is on the broker (acks=all), so an input
         # the table calls applied never needs publishing again (``PartitionDesk.commit``).
-        sent = await batches.send(
+        await host.batches.deliver(
             [(output_names[topic], key, value) for topic, key, value in messages]
         )
-        if sent:
-            await asyncio.gather(*(future for future, _ in sent))
 
     async def settle(desk: PartitionDesk, partition: int, published: list[Message]) -> None:
         # One prepared input: deliver what it publishes, then commit it to the table.

@@ -142,6 +142,19 @@ class RecordBatches:
             sent.append(await self._send(producer, batch, topic, target))
         return sent
 
+    async def deliver(
+        self, messages: list[tuple[str, bytes, bytes | None]], partition: int | None = None
+    ) -> dict[TP, int]:
+        """:meth:`send`, then wait until the broker has every batch (a failed one raises);
+        returns the offset of the last message written to each topic partition."""
+        sent = await self.send(messages, partition)
+        delivered = await asyncio.gather(*(future for future, _ in sent))
+        # A partition's batches are in the order they were sent: its last one ends last.
+        return {
+            TP(meta.topic, meta.partition): meta.offset + count - 1
+            for meta, (_, count) in zip(delivered, sent, strict=True)
+        }
+
     @staticmethod
     async def _send(producer: Any, batch: Any, topic: str, partition: int) -> Sent:
         return await producer.send_batch(batch, topic, partition=partition), batch.record_count()
@@ -165,7 +178,7 @@ class TableWrites(MutableMapping[str, Any]):
 
     ``table[key] = value`` in Faust writes the store, then queues one changelog message in
     Faust's producer buffer, whose task hands it to the producer later, one ``send`` each
-    (``Table.on_key_set``; a fifth of a busy desk's time). Here a write goes to the store at
+    (``Table.on_key_set``). Here a write goes to the store at
     once, as Faust's does, and its changelog message waits in :attr:`pending` until
     :meth:`flush`, which serializes it exactly as Faust's ``send_changelog`` does (the
     table's key and value serializers through its changelog topic, a deletion as a null
@@ -218,10 +231,8 @@ class TableWrites(MutableMapping[str, Any]):
                 value_bytes, _ = topic.prepare_value(value, self.table.value_serializer)
             messages.append((name, key_bytes, value_bytes))
         self.pending = []
-        sent = await self._batches.send(messages, partition=self.partition)
-        delivered = await asyncio.gather(*(future for future, _ in sent))
-        last = delivered[-1].offset + sent[-1][1] - 1
-        self.table.data.set_persisted_offset(TP(name, self.partition), last)
+        for tp, last in (await self._batches.deliver(messages, self.partition)).items():
+            self.table.data.set_persisted_offset(tp, last)
 
 
 def committed_offset(app: Any, tp: TP) -> int:

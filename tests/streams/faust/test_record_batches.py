@@ -160,3 +160,39 @@ def test_table_writes_reach_the_store_and_a_changelog_faust_recovers(
     assert got["store"] == expected
     assert got["recovered"] == expected
     assert got["count"] == 6  # every write, in order, the deletion as a tombstone
+
+
+async def _deliver_and_read(
+    bootstrap: str,
+) -> tuple[dict[Any, int], list[tuple[int, bytes, bytes]]]:
+    topic = f"delivered-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1, max_batch_size=1024)
+    await producer.start()
+    try:
+        sender = RecordBatches(
+            SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
+        )
+        messages = [(topic, f"K-{n % 11}".encode(), b"v" * 150) for n in range(120)]
+        last = await sender.deliver(messages)
+        return last, await _read_all(bootstrap, topic, len(messages))
+    finally:
+        await producer.stop()
+
+
+def test_deliver_waits_for_every_batch_and_gives_each_partitions_last_offset(
+    kafka_broker: Broker,
+) -> None:
+    last, read = asyncio.run(_deliver_and_read(kafka_broker.bootstrap))
+    counts = {p: sum(1 for q, _, _ in read if q == p) for p in {p for p, _, _ in read}}
+    # Every partition written, several batches each (1 KiB batches), its last offset the
+    # count of what it holds less one.
+    assert {(tp.partition, offset) for tp, offset in last.items()} == {
+        (p, n - 1) for p, n in counts.items()
+    }
+    assert sum(counts.values()) == 120
