@@ -57,7 +57,7 @@ import functools
 import gc
 import sys
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -193,12 +193,22 @@ class TableWrites(MutableMapping[str, Any]):
         self.partition = partition
         self.pending: list[tuple[str, Any]] = []
         self._batches = batches
+        # Reads go to the store, as writes do: Faust's Table.__getitem__ adds per-key hooks
+        # (its monitor's count, windowed tables' expiry) this table has no use for, and a
+        # missing key raised through each of its layers. The in-memory store keeps its
+        # values in a plain dict, read directly.
+        store = table.data
+        inner = getattr(store, "data", None)
+        self._reads: Mapping[str, Any] = inner if isinstance(inner, dict) else store
 
     def __getitem__(self, key: str) -> Any:
-        return self.table[key]
+        return self._reads[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._reads.get(key, default)
 
     def __contains__(self, key: object) -> bool:
-        return key in self.table
+        return key in self._reads
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.table)

@@ -301,6 +301,9 @@ class Namespace(MutableMapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self.table[self.prefix + key]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.table.get(self.prefix + key, default)
+
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and (self.prefix + key) in self.table
 
@@ -329,6 +332,13 @@ class TableStore(MutableMapping[str, V]):
     immutable (frozen dataclasses, or JSON it replaces rather than changes), so a value kept
     is the value the table holds; a desk built again (a rebalance, a failed delivery) starts
     with none kept. At most ``KEPT`` values are kept; beyond that they start over.
+
+    The namespace's keys are listed from the table once, the first time the store is iterated
+    (the table holds every namespace, so a listing reads all of its keys), and then kept up to
+    date by :meth:`committed`: the desk iterates some stores at every agent going offline
+    (its held tickets), which read the whole table each time before, a cost that grew with
+    the desk's state. The listing is in the table's order, later keys after it, as a dict
+    keeps them (replay's stores are dicts).
     """
 
     KEPT = 100_000
@@ -338,6 +348,7 @@ class TableStore(MutableMapping[str, V]):
         self._codec = codec
         self.dirty: dict[str, Any] = {}
         self._kept: dict[str, V] = {}
+        self._keys: dict[str, None] | None = None  # the namespace's keys in the table, once listed
 
     def __getitem__(self, key: str) -> V:
         if key in self.dirty:
@@ -352,6 +363,26 @@ class TableStore(MutableMapping[str, V]):
             stored = self.space[key]
         except KeyError:
             raise KeyError(key) from None
+        return self._keep(key, stored)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``self[key]``, or ``default`` without raising: the desk asks for absent keys often
+        (a message id not seen yet, a customer's first contact), and a missing key raised
+        through every layer down to Faust's table cost more than the lookup."""
+        if key in self.dirty:
+            value = self.dirty[key]
+            return default if value is _DELETED else value
+        kept = self._kept.get(key, _DELETED)
+        if kept is not _DELETED:
+            return kept
+        if self._keys is not None and key not in self._keys:
+            return default
+        stored = self.space.get(key, _DELETED)
+        if stored is _DELETED:
+            return default
+        return self._keep(key, stored)
+
+    def _keep(self, key: str, stored: Any) -> V:
         decoded = self._codec.decode(stored)
         if len(self._kept) >= self.KEPT:
             self._kept.clear()
@@ -361,7 +392,7 @@ class TableStore(MutableMapping[str, V]):
     def __contains__(self, key: object) -> bool:
         if key in self.dirty:
             return self.dirty[key] is not _DELETED
-        return key in self._kept or key in self.space
+        return key in self._kept or self._in_table(key)
 
     def __setitem__(self, key: str, value: V) -> None:
         self.dirty[key] = value
@@ -369,18 +400,29 @@ class TableStore(MutableMapping[str, V]):
     def __delitem__(self, key: str) -> None:
         if key not in self:
             raise KeyError(key)
-        if key in self.space:
+        if self._in_table(key):
             self.dirty[key] = _DELETED
         else:  # written and deleted within one input: the table never sees it
             del self.dirty[key]
 
     def __iter__(self) -> Iterator[str]:
-        for key in self.space:
+        stored = self._stored_keys()
+        for key in list(stored):
             if self.dirty.get(key) is not _DELETED:
                 yield key
         for key, value in list(self.dirty.items()):
-            if value is not _DELETED and key not in self.space:
+            if value is not _DELETED and key not in stored:
                 yield key
+
+    def _stored_keys(self) -> dict[str, None]:
+        if self._keys is None:
+            self._keys = dict.fromkeys(self.space)
+        return self._keys
+
+    def _in_table(self, key: object) -> bool:
+        if self._keys is not None:
+            return key in self._keys
+        return key in self.space
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -395,11 +437,16 @@ class TableStore(MutableMapping[str, V]):
         kept = self._kept
         if len(kept) + len(self.dirty) > self.KEPT:
             kept.clear()
+        keys = self._keys
         for key, value in self.dirty.items():
             if value is _DELETED:
                 kept.pop(key, None)
+                if keys is not None:
+                    keys.pop(key, None)
             else:
                 kept[key] = value
+                if keys is not None:
+                    keys[key] = None
         self.dirty.clear()
 
 

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.transport.drivers.aiokafka import Producer as FaustProducer
@@ -196,3 +197,25 @@ def test_deliver_waits_for_every_batch_and_gives_each_partitions_last_offset(
         (p, n - 1) for p, n in counts.items()
     }
     assert sum(counts.values()) == 120
+
+
+def test_table_writes_reads_what_faust_s_table_reads_without_its_hooks() -> None:
+    # Reads go to the in-memory store's dict; they must see what the table itself sees,
+    # writes made through the view and values recovery put in the store alike.
+    app = faust.App(f"tr-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9")
+    table = app.Table("desk-state", partitions=1, key_type=str)
+    writes = TableWrites(table, RecordBatches(SimpleNamespace(producer=None)), 0)
+    writes["tickets\x1fT-1"] = {"status": "new"}
+    table.data["tickets\x1fT-2"] = {"status": "open"}  # as recovery fills the store
+    del writes["tickets\x1fT-1"]
+    writes["meta\x1fdone"] = 3
+    for key in ("tickets\x1fT-1", "tickets\x1fT-2", "meta\x1fdone", "absent"):
+        assert (key in writes) == (key in table)
+        assert writes.get(key, "default") == table.get(key, "default")
+        if key in table:
+            assert writes[key] == table[key]
+        else:
+            with pytest.raises(KeyError):
+                writes[key]
+    assert writes.get("tickets\x1fT-2") == {"status": "open"} and writes.get("absent") is None
+    assert sorted(writes) == sorted(table)
