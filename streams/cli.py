@@ -24,6 +24,7 @@ from streams.local import LocalRunner, embedded_warehouse, replay_file
 from streams.logging import configure_logging
 from streams.parse_pool import default_parse_workers
 from streams.replay_input import InputError, check_input
+from streams.runtime import tune_garbage_collector
 from streams.settings import Settings, SettingsError
 
 EXIT_OK = 0
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    tune_garbage_collector()
     args = build_parser().parse_args(argv)
     _configure_logging(args.debug, args.command)
     try:

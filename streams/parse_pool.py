@@ -360,7 +360,9 @@ if __name__ == "__main__":
     # Served by the module under its own name, so that what it pickles (``_rebuild``) names a
     # module the reader can import, not ``__main__``.
     from streams import parse_pool
+    from streams.runtime import tune_garbage_collector
 
+    tune_garbage_collector()
     try:
         sys.exit(parse_pool._serve(sys.stdin.buffer, sys.stdout.buffer))
     except (BrokenPipeError, KeyboardInterrupt):
