@@ -25,6 +25,7 @@ it can be tested, and compared with the local runner, without a broker.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, fields, replace
@@ -590,7 +591,12 @@ class PartitionDesk:
                 return
             for message in messages:
                 for entry in self.merge.accept(message, offset):
-                    self._runner.apply_parsed(entry.at, entry.items, _constant(entry.record))
+                    record: Callable[[], str]
+                    if entry.text:  # redacted only if the desk refuses an item (Entry)
+                        record = functools.partial(self._runner.redact, entry.text)
+                    else:
+                        record = _constant(entry.record)
+                    self._runner.apply_parsed(entry.at, entry.items, record)
 
         return self._prepare(f"in:{partition}", offset, apply)
 

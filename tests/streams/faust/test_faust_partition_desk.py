@@ -371,3 +371,68 @@ def test_undo_parts_stay_below_their_size() -> None:
     assert {k: v for part in parts for k, v in part.items()} == before
     assert all(len(json.dumps(part)) < 2_000 + 400 for part in parts)
     assert _undo_parts({}, 2_000) == [{}]
+
+
+_NO_TICKET = {
+    "at": "2026-09-07T10:00:00Z",
+    "source": "agent",
+    "payload": {
+        "type": "reply",
+        "conversation_id": "chat:nobody",
+        "agent_id": "a-1",
+        "text": "Call me on +7 912 345-67-89 or write to ann.lee@example.com",
+    },
+}
+
+
+def _refused_through_the_desk(entry: bytes) -> list[Any]:
+    desk = PartitionDesk(load_rules(RULES), Pseudonymizer.from_text(KEY), CodecTable())
+    messages = desk.apply_input(entry, 0, 0)
+    messages += desk.apply_input(encode_input(Mark(0, 1, 1, END)), 0, 1)
+    return [CODEC.decode_dead_letter(v) for topic, _, v in messages if topic == "dead-letters"]
+
+
+def test_a_refused_record_s_dead_letter_is_redacted_at_the_desk_as_replay_redacts() -> None:
+    # The intake forwards a refusable record's text as it decoded it; the desk redacts it
+    # only when it refuses an item, by the redaction replay applies to its dead letters.
+    pseudo = Pseudonymizer.from_text(KEY)
+    (record,), _ = read_records([json.dumps(_NO_TICKET)], "in.jsonl", Masker().mask)
+    entry = Intake(ParseStage(pseudo)).entry(
+        encode_raw(record, connector="test", sequence=0),
+        partition=0,
+        offset=0,
+        partitions=1,
+        timestamp=0,
+    )
+    assert entry.record == "" and "ann.lee@example.com" in entry.text
+    (letter,) = _refused_through_the_desk(encode_entries([entry]))
+
+    reference = _Collect()
+    local = LocalRunner(load_rules(RULES), pseudo, reference)  # type: ignore[arg-type]
+    local.feed(record)
+    local.finish(None)
+    (expected,) = [d for o in reference.outputs for d in o.dead_letters]
+    assert letter.reason == expected.reason == "conversation 'chat:nobody' has no ticket"
+    # The text is the raw message's envelope as decoded (its instant written out in full),
+    # so it is compared after the one redaction both paths apply.
+    assert letter.record == ParseStage(pseudo).redact(entry.text)
+    assert json.loads(letter.record)["payload"] == json.loads(expected.record)["payload"]
+    assert "ann.lee@example.com" not in letter.record and "912 345" not in letter.record
+
+
+def test_an_entry_of_an_earlier_release_keeps_its_redacted_record() -> None:
+    pseudo = Pseudonymizer.from_text(KEY)
+    (record,), _ = read_records([json.dumps(_NO_TICKET)], "in.jsonl", Masker().mask)
+    entry = Intake(ParseStage(pseudo)).entry(
+        encode_raw(record, connector="test", sequence=0),
+        partition=0,
+        offset=0,
+        partitions=1,
+        timestamp=0,
+    )
+    value = json.loads(encode_entries([entry]))
+    (written,) = value["entries"]
+    del written["text"]  # as an intake of an earlier release wrote it: redacted already
+    written["record"] = '{"redacted": "as the intake stored it"}'
+    (letter,) = _refused_through_the_desk(json.dumps(value).encode())
+    assert letter.record == '{"redacted": "as the intake stored it"}'
