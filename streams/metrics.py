@@ -64,7 +64,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from threading import Thread
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -75,6 +75,7 @@ from prometheus_client import (
     start_http_server,
 )
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -215,6 +216,9 @@ class PipelineMetrics:
         # queue -> {ticket_id: instant it started waiting}, in the order they started (events
         # come in event-time order), so the first entry is the longest-waiting ticket.
         self._waiting: dict[str, dict[str, Millis]] = {}
+        # Each labelled series, looked up once: ``labels()`` validates its values and takes
+        # the metric's lock on every call, and the desk updates a few series per event.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
         self.contacts = Counter(
             "supportstream_contacts_total",
@@ -334,17 +338,31 @@ class PipelineMetrics:
         # Series that alerts take increase() of exist from the start at 0, so that their first
         # increment is an increase (see the module docstring).
         for channel in CHANNELS:
-            self.contacts.labels(channel)
+            self._child(self.contacts, channel)
             for outcome in ("kept", "broken"):
-                self.promises.labels(channel, outcome)
+                self._child(self.promises, channel, outcome)
         for table in TABLES:
-            self.sink_rows.labels(table)
-            self.sink_failures.labels(table)
+            self._child(self.sink_rows, table)
+            self._child(self.sink_failures, table)
         for source in (*sources, UNKNOWN):
             for reason in DEAD_LETTER_CLASSES:
-                self.dead_letters.labels(source, reason)
+                self._child(self.dead_letters, source, reason)
 
     # -- processors' output ---------------------------------------------------------------
+
+    def _child(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """``metric.labels(*values)``, the same series every time (until :meth:`_remove`)."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    def _remove(self, metric: MetricWrapperBase, *values: str) -> None:
+        """Drop the series ``values`` of ``metric``, if it has one."""
+        self._children.pop((id(metric), values), None)
+        with contextlib.suppress(KeyError):
+            metric.remove(*values)
 
     def observe_output(self, output: Output, now_ms: Millis | None = None) -> None:
         """Update the metrics from one step's output. With ``now_ms``, also the ``desk`` lag
@@ -361,10 +379,10 @@ class PipelineMetrics:
         for cycle in output.cycles:
             self._observe_cycle(cycle)
         for channel, policy, seconds in output.estimates:
-            self.first_response_estimate.labels(channel, policy).set(seconds)
+            self._child(self.first_response_estimate, channel, policy).set(seconds)
         for letter in output.dead_letters:
             source = letter.source or UNKNOWN
-            self.dead_letters.labels(source, dead_letter_class(letter.reason)).inc()
+            self._child(self.dead_letters, source, dead_letter_class(letter.reason)).inc()
             if latest is None or letter.at > latest:
                 latest = letter.at
         if now_ms is not None and latest is not None:
@@ -375,25 +393,27 @@ class PipelineMetrics:
         data = event.data
         if kind == "contact.received":
             if not data.get("duplicate", False):
-                self.contacts.labels(str(data.get("channel", UNKNOWN))).inc()
+                self._child(self.contacts, str(data.get("channel", UNKNOWN))).inc()
         elif kind == "ticket.opened":
             queue, priority = str(data.get("queue", UNKNOWN)), str(data.get("priority", UNKNOWN))
             self._remember_ticket(event.ticket_id, queue, priority)
-            self.tickets_opened.labels(str(data.get("channel", UNKNOWN)), queue, priority).inc()
+            self._child(
+                self.tickets_opened, str(data.get("channel", UNKNOWN)), queue, priority
+            ).inc()
         elif kind in (_STARTED, _WARNED, _BREACHED, _FULFILLED):
             metric, policy = str(data.get("metric", UNKNOWN)), str(data.get("policy", UNKNOWN))
             queue, priority = self._ticket(event.ticket_id)
             if kind == _STARTED:
-                self.breaches.labels(metric, policy, queue, priority)
-                self.warnings.labels(metric, policy, queue, priority)
+                self._child(self.breaches, metric, policy, queue, priority)
+                self._child(self.warnings, metric, policy, queue, priority)
             elif kind == _BREACHED:
-                self.breaches.labels(metric, policy, queue, priority).inc()
+                self._child(self.breaches, metric, policy, queue, priority).inc()
             elif kind == _WARNED:
-                self.warnings.labels(metric, policy, queue, priority).inc()
+                self._child(self.warnings, metric, policy, queue, priority).inc()
             else:
                 seconds = data.get("business_seconds")
                 if isinstance(seconds, int | float):
-                    self.fulfilment.labels(metric, policy).observe(float(seconds))
+                    self._child(self.fulfilment, metric, policy).observe(float(seconds))
         elif kind.startswith(("ticket.acknowledged", "promise.", "incident.")):
             self._observe_service_event(event)
 
@@ -404,15 +424,15 @@ class PipelineMetrics:
             channel, policy = str(data.get("channel", UNKNOWN)), str(data.get("policy", UNKNOWN))
             seconds = data.get("estimate_seconds")
             if isinstance(seconds, int | float):
-                self.first_response_estimate.labels(channel, policy).set(float(seconds))
+                self._child(self.first_response_estimate, channel, policy).set(float(seconds))
         elif kind in ("promise.kept", "promise.broken"):
             outcome = kind.removeprefix("promise.")
-            self.promises.labels(str(data.get("channel", UNKNOWN)), outcome).inc()
+            self._child(self.promises, str(data.get("channel", UNKNOWN)), outcome).inc()
         elif kind in ("incident.opened", "incident.joined", "incident.closed"):
             category = str(data.get("category", UNKNOWN))
-            self.incidents_open.labels(category).set(0 if kind == "incident.closed" else 1)
+            self._child(self.incidents_open, category).set(0 if kind == "incident.closed" else 1)
             if kind == "incident.opened":
-                self.incidents_opened.labels(category).inc()
+                self._child(self.incidents_opened, category).inc()
 
     def observe_desk_state(self, desk: Desk) -> None:
         """Start the gauges of waiting tickets and open incidents from what a desk built from
@@ -436,30 +456,33 @@ class PipelineMetrics:
             by_queue.setdefault(queue, {})[ticket_id] = since
         for queue, entries in by_queue.items():
             self._waiting[queue] = entries
-            self.queue_waiting.labels(queue).set(len(entries))
+            self._child(self.queue_waiting, queue).set(len(entries))
             if entries:
-                self.queue_oldest_waiting.labels(queue).set(next(iter(entries.values())) / 1000)
+                self._child(self.queue_oldest_waiting, queue).set(
+                    next(iter(entries.values())) / 1000
+                )
             else:
-                with contextlib.suppress(KeyError):
-                    self.queue_oldest_waiting.remove(queue)
+                self._remove(self.queue_oldest_waiting, queue)
         for category, state in desk.stores.incidents.items():
-            self.incidents_open.labels(category).set(0 if state.get("open") is None else 1)
+            self._child(self.incidents_open, category).set(0 if state.get("open") is None else 1)
 
     def _prepare_series(self, desk: Desk) -> None:
         rules = desk.rules
         if rules.assignment != "none":
             for queue in dict.fromkeys(q for agent in rules.agents for q in agent.queues):
                 if queue not in self._waiting:
-                    self.queue_waiting.labels(queue).set(0)
+                    self._child(self.queue_waiting, queue).set(0)
         if rules.incidents is not None:
             for category in rules.categories:
-                self.incidents_open.labels(category.name)
-                self.incidents_opened.labels(category.name)
+                self._child(self.incidents_open, category.name)
+                self._child(self.incidents_opened, category.name)
         for policy in rules.sla_policies:
             for channel in CHANNELS:
                 estimate = desk.promises.next_estimate(channel, policy.name)
                 if estimate is not None:
-                    self.first_response_estimate.labels(channel, policy.name).set(estimate / 1000)
+                    self._child(self.first_response_estimate, channel, policy.name).set(
+                        estimate / 1000
+                    )
 
     def _observe_waiting(self, event: DomainEvent) -> None:
         queue = str(event.data.get("queue", UNKNOWN))
@@ -470,12 +493,11 @@ class PipelineMetrics:
             waiting[event.ticket_id] = event.at
         elif waiting.pop(event.ticket_id, None) is None:
             return  # started before this process did: it was never counted here
-        self.queue_waiting.labels(queue).set(len(waiting))
+        self._child(self.queue_waiting, queue).set(len(waiting))
         if waiting:
-            self.queue_oldest_waiting.labels(queue).set(next(iter(waiting.values())) / 1000)
+            self._child(self.queue_oldest_waiting, queue).set(next(iter(waiting.values())) / 1000)
         else:
-            with contextlib.suppress(KeyError):  # never set: nobody waited here before
-                self.queue_oldest_waiting.remove(queue)
+            self._remove(self.queue_oldest_waiting, queue)  # if set: somebody waited here
 
     def _observe_cycle(self, cycle: CycleState) -> None:
         key = (cycle.ticket_id, cycle.metric, cycle.cycle)
@@ -485,9 +507,9 @@ class PipelineMetrics:
         was_active = held is not None and held[2]
         is_active = cycle.status == "active"
         if was_active and not is_active:
-            self.active_cycles.labels(cycle.metric, cycle.policy).dec()
+            self._child(self.active_cycles, cycle.metric, cycle.policy).dec()
         elif is_active and not was_active:
-            self.active_cycles.labels(cycle.metric, cycle.policy).inc()
+            self._child(self.active_cycles, cycle.metric, cycle.policy).inc()
         if cycle.status in ("active", "paused"):
             self._cycles[key] = (cycle.policy, cycle.version, is_active)
         else:
@@ -495,7 +517,7 @@ class PipelineMetrics:
             # reopen makes active again comes back as a new entry. Dropping finished cycles keeps
             # the map as large as the running cycles, not as the history.
             self._cycles.pop(key, None)
-            self.active_cycles.labels(cycle.metric, cycle.policy)
+            self._child(self.active_cycles, cycle.metric, cycle.policy)
 
     def _remember_ticket(self, ticket_id: str, queue: str, priority: str) -> None:
         self._tickets[ticket_id] = (queue, priority)
@@ -520,20 +542,20 @@ class PipelineMetrics:
             seen = self._rows_seen.get(table, 0)
             delta = total - seen if total >= seen else total
             if delta > 0:
-                self.sink_rows.labels(table).inc(delta)
+                self._child(self.sink_rows, table).inc(delta)
             self._rows_seen[table] = total
         now = time.time() if now_ms is None else now_ms / 1000
         self.sink_last_success.set(now)
 
     def observe_sink_failure(self, table: str = UNKNOWN) -> None:
         """A write to ``table`` failed (``SinkError``); the writer keeps the batch for a retry."""
-        self.sink_failures.labels(table).inc()
+        self._child(self.sink_failures, table).inc()
 
     # -- the production path's parse stage and merge --------------------------------------
 
     def observe_intake(self, partition: int, count: int = 1) -> None:
         """``count`` raw messages of ``partition`` parsed and forwarded to the desk."""
-        self.intake_records.labels(str(partition)).inc(count)
+        self._child(self.intake_records, str(partition)).inc(count)
 
     def observe_merge(self, waiting: int) -> None:
         """The desk's merge holds ``waiting`` entries for the other partitions."""
@@ -545,7 +567,7 @@ class PipelineMetrics:
         """``stage`` handled a record of event time ``event_time_ms`` at ``now_ms`` (default:
         the wall clock)."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
-        self.event_lag.labels(stage).set(max(0.0, (now - event_time_ms) / 1000))
+        self._child(self.event_lag, stage).set(max(0.0, (now - event_time_ms) / 1000))
 
 
 # -- HTTP endpoint ------------------------------------------------------------------------

@@ -150,3 +150,27 @@ def test_every_queue_that_waits_has_its_series_from_the_start() -> None:
     assert sample(registry, "supportstream_queue_waiting_tickets", "general") == 0
     assert sample(registry, "supportstream_queue_waiting_tickets", "vip") is None
     assert sample(registry, "supportstream_queue_oldest_waiting_since_seconds", "general") is None
+
+
+def test_the_oldest_wait_comes_back_after_a_spell_with_nobody_waiting() -> None:
+    # The series is removed when the queue empties; the next ticket that waits must show on a
+    # series the registry exports again, not on the removed one.
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    runner = LocalRunner(
+        RULES,
+        Pseudonymizer.from_text("k"),
+        ProjectionWriter(FakeWarehouse()),
+        on_output=metrics.observe_output,
+    )
+    oldest = "supportstream_queue_oldest_waiting_since_seconds"
+    runner.feed(chat(0, "s1", 1))  # -> ann
+    runner.feed(chat(1, "s2", 2))  # waits
+    assert sample(registry, oldest, "general") == (T0 + MIN) / 1000
+    runner.feed(
+        agent(5, 3, type="status", conversation_id="chat:s1", agent_id="ann", status="solved")
+    )
+    assert sample(registry, oldest, "general") is None  # s2 went to ann: nobody waits
+    runner.feed(chat(7, "s3", 4))  # waits, ann is busy with s2
+    assert sample(registry, oldest, "general") == (T0 + 7 * MIN) / 1000
+    assert sample(registry, "supportstream_queue_waiting_tickets", "general") == 1
