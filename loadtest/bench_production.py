@@ -11,7 +11,8 @@ noida-db broker on loopback and measures, in one run, side by side:
   the ceiling of any Kafka path over this broker;
 * **production path**: the published week (publishing excluded) through ``supportstream
   worker`` (one, then two) and one ``supportstream sink`` into chdb, from the workers' start
-  to the last row in the warehouse;
+  to the last row in the warehouse; each the fastest of ``--runs`` runs (default 2), each run
+  on a broker holding only its published week, as replay's figure is the fastest of three;
 * **sink alone**: a second sink, in a new consumer group and a fresh warehouse, over the
   output topics the production run left, against **raw insert**: the same rows, read back from
   that warehouse, inserted by the backend's own ``insert`` in batches of the sink's size.
@@ -599,11 +600,12 @@ def run(args: argparse.Namespace, progress: Any) -> Report:
         report.figures["replay"] = figure
         # Each production run on a broker holding nothing but its published week: the test
         # broker's cost per write grows with everything it stores (see the section's notes).
-        progress("production path, one worker")
+        progress("production path, one worker (run 1)")
         try:
-            report.figures["one"] = measure_production(broker, one, published, 1, args.timeout)
+            first = measure_production(broker, one, published, 1, args.timeout)
         finally:
             one.stop_all()
+        report.figures["one"] = first
         progress("the broker's cost per write, holding the one-worker run")
         report.store_mb = _store_mb(root / "broker")
         report.trickle_loaded_s = measure_trickle(broker, f"{one.prefix}bench-trickle")
@@ -618,11 +620,22 @@ def run(args: argparse.Namespace, progress: Any) -> Report:
         report.figures["insert"] = measure_raw_insert(
             Path(sink.extra.pop("warehouse")), root, published
         )
+        broker.stop()
+        ones = [first]
+        for number in range(2, args.runs + 1):
+            progress(f"production path, one worker (run {number}, a fresh broker)")
+            ones.append(measure_on_fresh_broker(root / f"one-{number}", week, published, args))
+        report.figures["one"] = fastest(ones)
         if args.two_workers:
-            broker.stop()
-            two = measure_two_workers(root, week, published, args, report, progress)
-            if two is not None:
-                report.figures["two"] = two
+            twos = []
+            for number in range(1, args.runs + 1):
+                two = measure_two_workers(
+                    root / f"two-{number}", week, published, args, report, progress, number
+                )
+                if two is not None:
+                    twos.append(two)
+            if twos:
+                report.figures["two"] = fastest(twos)
     finally:
         broker.stop()
         if args.keep:
@@ -634,8 +647,45 @@ def run(args: argparse.Namespace, progress: Any) -> Report:
     return report
 
 
+def measure_on_fresh_broker(
+    root: Path, week: Path, published: int, args: argparse.Namespace
+) -> Figure:
+    """One worker and one sink on a fresh broker holding only the published week."""
+    broker = Broker(root / "broker")
+    broker.start(timeout=30.0)
+    deployment = Deployment(root / "deployment", broker.bootstrap, args.partitions)
+    try:
+        deployment.run("migrate")
+        deployment.run("publish", "--input", str(week))
+        return measure_production(broker, deployment, published, 1, args.timeout)
+    finally:
+        deployment.stop_all()
+        broker.stop()
+
+
+def fastest(runs: list[Figure]) -> Figure:
+    """The run with the shortest wall time, saying it was the fastest of how many: a burst of
+    load elsewhere on this 2-core machine slows one run by a third (replay's baseline is the
+    fastest of its runs too)."""
+    best = min(runs, key=lambda figure: figure.wall_s)
+    if len(runs) > 1:
+        walls = ", ".join(f"{figure.wall_s:.1f}" for figure in runs)
+        best.includes += (
+            f"; the fastest of {len(runs)} runs, each on a broker holding only its published "
+            f"week (wall s: {walls})"
+        )
+    best.extra["runs_wall_s"] = [round(figure.wall_s, 2) for figure in runs]
+    return best
+
+
 def measure_two_workers(
-    root: Path, week: Path, published: int, args: argparse.Namespace, report: Report, progress: Any
+    root: Path,
+    week: Path,
+    published: int,
+    args: argparse.Namespace,
+    report: Report,
+    progress: Any,
+    number: int = 1,
 ) -> Figure | None:
     """Two workers and one sink on a fresh broker holding only the published week. Two workers
     first rebalance, and on noida-db a rebalance can stall for good (a member it dropped never
@@ -644,19 +694,20 @@ def measure_two_workers(
     the figure is always that of a run that applied and stored the whole week (None, and a
     note, when both attempts stalled)."""
     for attempt in (1, 2):
-        progress(f"production path, two workers (a fresh broker, attempt {attempt})")
+        progress(f"production path, two workers (run {number}, a fresh broker, attempt {attempt})")
         broker = Broker(root / f"broker-two-{attempt}")
         broker.start(timeout=30.0)
         two = Deployment(root / f"two-{attempt}", broker.bootstrap, args.partitions)
         try:
-            if attempt == 1:
+            if attempt == 1 and number == 1:
                 report.trickle_empty_s = measure_trickle(broker, "bench-trickle")
             two.run("migrate")
             two.run("publish", "--input", str(week))
             return measure_production(broker, two, published, 2, args.timeout)
         except RuntimeError as exc:
             report.notes.append(
-                f"two workers, attempt {attempt}: not measured ({str(exc).splitlines()[0]})"
+                f"two workers, run {number}, attempt {attempt}: not measured "
+                f"({str(exc).splitlines()[0]})"
             )
             progress(f"{report.notes[-1]}\n{str(exc)[-4000:]}")
         finally:
@@ -771,8 +822,8 @@ def render(report: Report) -> str:
     lines += ["", *(f"Note: {note}." for note in report.notes)] if report.notes else []
     lines += [
         "",
-        f"One-worker run: worker CPU {', '.join(f'{c:.1f}' for c in worker_cpu)} s, sink CPU "
-        f"{one.extra.get('sink_cpu_s', 0.0):.1f} s, {one.rows:,} rows. "
+        f"The one-worker run counted: worker CPU {', '.join(f'{c:.1f}' for c in worker_cpu)} s, "
+        f"sink CPU {one.extra.get('sink_cpu_s', 0.0):.1f} s, {one.rows:,} rows. "
         "Rerun: `python -m loadtest.bench_production` (prints this section; "
         "`--out BENCHMARKS.md` replaces it there), a few minutes.",
         END,
@@ -803,6 +854,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--partitions", type=int, default=3, help="raw-contacts partitions")
     parser.add_argument("--no-two-workers", dest="two_workers", action="store_false")
+    parser.add_argument(
+        "--runs", type=int, default=2, help="runs of each production path (the fastest counts)"
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="per measured path, s")
     parser.add_argument("--out", default="-", help="'-' prints the section; a file gets it")
     parser.add_argument("--json", default=None, help="also write the figures as JSON here")
@@ -817,6 +871,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown.append(f"--tickets {args.tickets} --days {args.days} --seed {args.seed}")
     if not args.two_workers:
         shown.append("--no-two-workers")
+    if args.runs != 2:
+        shown.append(f"--runs {args.runs}")
     report = run(args, lambda m: print(f"bench_production: {m}", file=sys.stderr, flush=True))
     report.command = " ".join(shown)
     report.figures["one"].extra["partitions"] = args.partitions

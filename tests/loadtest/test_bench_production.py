@@ -98,4 +98,7 @@ def test_the_benchmark_measures_every_path_on_a_small_week(tmp_path: Path) -> No
     records = measured["replay"]["records"]
     assert records > 100 and all(f["records"] == records for f in measured.values())
     assert measured["one"]["rows"] > records and measured["two"]["rows"] > records
+    for path in ("one", "two"):  # the fastest of two runs, each on a fresh broker, counts
+        walls = measured[path]["extra"]["runs_wall_s"]
+        assert len(walls) == 2 and measured[path]["wall_s"] == pytest.approx(min(walls), abs=0.01)
     assert "not measured" not in out.read_text()
