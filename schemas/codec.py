@@ -298,7 +298,15 @@ class Codec:
 
 def _as_record(value: Any) -> dict[str, Any]:
     # Shallow on purpose: the state records are flat, and dataclasses.asdict would deep-copy.
-    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    names = _FIELD_NAMES.get(type(value))
+    if names is None:
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    return {name: getattr(value, name) for name in names}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""Each state record class's field names (``dataclasses.fields`` builds its tuple anew on
+every call, and the desk encodes a snapshot per ticket and cycle it touches)."""
 
 
 CODEC: Final = Codec()
