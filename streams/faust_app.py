@@ -85,6 +85,7 @@ from streams.faust_port import (
     TableWrites,
     committed_offset,
     highwater,
+    install_drain_without_a_task_per_message,
     install_fetch_backoff,
     install_member_id_kept_on_illegal_generation,
     install_rejoin_on_empty_assignment,
@@ -637,6 +638,7 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
     install_member_id_kept_on_illegal_generation()  # no ghost member after a rebalance
     install_rejoin_on_empty_assignment()  # a member left out of a generation joins again
     install_tables_start_without_pause()  # no idle second at every start (faust_port)
+    install_drain_without_a_task_per_message()  # no four tasks per message fetched (faust_port)
     app = build_app(config)
     worker = Worker(
         app,

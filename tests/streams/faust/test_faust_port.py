@@ -390,3 +390,126 @@ def test_tables_start_without_pause_keeps_the_steps_and_drops_the_sleep() -> Non
     FakeManager.should_stop = True
     asyncio.run(FakeManager().on_start())
     assert calls == ["channels", "recovery"]  # a manager stopping starts nothing
+
+
+def test_faust_drains_each_message_through_wait_first_with_the_flow_suspension() -> None:
+    # What install_drain_without_a_task_per_message replaces (faust-streaming 0.15): its
+    # replacement repeats this body with the one wait_first changed.
+    source = inspect.getsource(Consumer._drain_messages)
+    assert source.count("wait_first(") == 1
+    assert "callback(message), self.suspend_flow.wait()" in source
+    assert source.count("await ") == 6  # sleep(0) twice, the gap, commit, wait_first, the loop
+    for step in (
+        "getmany(timeout=1.0)",
+        "num_since_yield > yield_every",
+        "offset >= r_offset",
+        "await self._add_gap(tp, r_offset + 1, offset)",
+        "self._n_acked >= commit_every",
+        "set_read_offset(tp, offset)",
+        "except self.consumer_stopped_errors:",
+    ):
+        assert step in source, step
+
+
+class _Flow:
+    """A consumer as ``_deliver`` sees it: mode's wait_first and a flow that can suspend."""
+
+    def __init__(self) -> None:
+        from mode import Service
+
+        self.service = Service()
+        self.suspend_flow = asyncio.Event()
+
+    def wait_first(self, *coros: Any) -> Any:
+        return self.service.wait_first(*coros)
+
+
+def test_a_delivery_that_needs_no_wait_runs_without_a_task() -> None:
+    async def main() -> tuple[list[str], int]:
+        flow, done = _Flow(), []
+        made = 0
+        loop = asyncio.get_running_loop()
+
+        def count(loop: Any, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            nonlocal made
+            made += 1
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(count)
+
+        async def deliver(n: int) -> None:
+            done.append(f"m{n}")
+
+        for n in range(3):
+            await faust_port._deliver(flow, deliver(n))
+        return done, made
+
+    done, made = asyncio.run(main())
+    assert done == ["m0", "m1", "m2"] and made == 0
+
+
+def test_a_delivery_that_waits_ends_when_it_is_done_or_is_cancelled_by_a_suspension() -> None:
+    async def main() -> list[str]:
+        flow, seen = _Flow(), []
+        room = asyncio.get_running_loop().create_future()
+
+        async def deliver(name: str, wait_for: asyncio.Future[str]) -> None:
+            seen.append(f"{name} waits")
+            try:
+                seen.append(f"{name} got {await wait_for}")
+            except asyncio.CancelledError:
+                seen.append(f"{name} cancelled")
+                raise
+
+        # Waits, then finishes once what it waits for comes: the drain loop waits for it.
+        asyncio.get_running_loop().call_later(0.01, room.set_result, "room")
+        await faust_port._deliver(flow, deliver("a", room))
+        seen.append("a delivered")
+        # Waits for ever; the flow is suspended (a rebalance): the delivery is cancelled.
+        never = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.01, flow.suspend_flow.set)
+        await asyncio.wait_for(faust_port._deliver(flow, deliver("b", never)), timeout=2)
+        seen.append(f"b's wait cancelled: {never.cancelled()}")
+        return seen
+
+    assert asyncio.run(main()) == [
+        "a waits",
+        "a got room",
+        "a delivered",
+        "b waits",
+        "b cancelled",
+        "b's wait cancelled: True",
+    ]
+
+
+def test_a_delivery_s_error_reaches_the_drain_loop_before_or_after_a_wait() -> None:
+    async def main() -> list[str]:
+        flow, errors = _Flow(), []
+
+        async def fails_at_once() -> None:
+            raise ValueError("at once")
+
+        async def fails_later() -> None:
+            await asyncio.sleep(0.01)
+            raise ValueError("later")
+
+        for delivery in (fails_at_once(), fails_later()):
+            try:
+                await faust_port._deliver(flow, delivery)
+            except ValueError as exc:
+                errors.append(str(exc))
+        return errors
+
+    assert asyncio.run(main()) == ["at once", "later"]
+
+
+def test_the_drain_replacement_installs_once_and_is_marked() -> None:
+    class FakeConsumer:
+        async def _drain_messages(self, fetcher: Any) -> None:
+            raise AssertionError("the original")
+
+    faust_port.install_drain_without_a_task_per_message(FakeConsumer)
+    first = FakeConsumer._drain_messages
+    faust_port.install_drain_without_a_task_per_message(FakeConsumer)  # idempotent
+    assert FakeConsumer._drain_messages is first
+    assert getattr(first, faust_port.PATCHED) is True
