@@ -296,9 +296,9 @@ def install_drain_without_a_task_per_message(consumer_class: Any = None) -> None
 
     Why: ``wait_first`` makes four tasks for every message (the delivery, the wait for the
     flow to be suspended, and the consumer's stopped and crashed events), waits for the
-    first, and cancels the other three: about 22 µs a message alone on this machine, a
-    sixth of a worker's intake of a backlog and most of what a standby spends following the
-    changelog. The delivery (Faust's ``Conductor.on_message``: the message's stream, its
+    first, and cancels the other three: about 22 µs a message alone on this machine, about a
+    sixth of a worker's intake of a backlog (py-spy), and a standby pays it for every
+    changelog message too. The delivery (Faust's ``Conductor.on_message``: the message's stream, its
     buffer) almost always finishes at once, so :func:`_deliver` runs it first and only
     when it has to wait (a full stream buffer, a busy lock) waits as ``wait_first`` did,
     for it or for the flow to be suspended (a rebalance), whichever comes first."""
