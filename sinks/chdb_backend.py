@@ -7,10 +7,10 @@ takes a few tens of milliseconds, so a command opens the warehouse once and keep
 Inserts are sent as JSONCompactColumns *data* through chdb's streaming insert: the statement
 is ``INSERT INTO t (cols) SETTINGS ...`` and the batch follows as bytes the engine parses with
 the input format, so a value can never become SQL. The batch goes column by column (one
-``json.dumps`` per column: a large batch costs a few C calls, not a Python callback per
-value). Instants are written as ISO 8601 with their offset and parsed with
-``date_time_input_format='best_effort'``, which makes them independent of the column's time
-zone. Results are read as JSONCompact (names, types, rows) and converted
+``orjson.dumps`` per column of plain values, ``json.dumps`` for the rest: a large batch costs
+a few C calls, not a Python callback per value). Instants are written as ISO 8601 with their
+offset and parsed with ``date_time_input_format='best_effort'``, which makes them independent
+of the column's time zone. Results are read as JSONCompact (names, types, rows) and converted
 by column type, so callers get the same Python values as from the native adapter.
 """
 
@@ -20,6 +20,8 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
+import math
+import operator
 import os
 import re
 import threading
@@ -29,6 +31,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from sinks.backend import (
     DATABASE,
@@ -205,7 +209,76 @@ def _lock_holder(path: str) -> str | None:
         return None
 
 
-# -- rows out: Python values -> JSONCompactEachRow -----------------------------------------
+# -- rows out: Python values -> JSONCompactColumns ------------------------------------------
+
+# The types orjson writes as the json module's way below does: text, integers, booleans, nulls,
+# finite floats, dates, and instants in UTC or naive (taken as UTC). Exact types only: a subclass
+# (an enum, say) goes the json module's way, as it always did. orjson rounds an offset to whole
+# minutes (a zone's local mean time, +00:19:32, would move the instant), so only UTC's.
+_ORJSON_TYPES = frozenset({str, int, bool, float, type(None), dt.date})
+_ORJSON_INSTANTS = frozenset({dt.datetime, type(None)})
+_ORJSON_ZONES = frozenset({None, dt.UTC})
+_ORJSON_OPTIONS = orjson.OPT_NAIVE_UTC
+_TZINFO = operator.attrgetter("tzinfo")
+
+
+def _json_columns(rows: Sequence[Sequence[Any]], width: int) -> bytes:
+    """Rows as one JSONCompactColumns document (``[[column 1 values], [column 2 values], ...]``),
+    each column encoded by one C call and no Python callback per value.
+
+    A column of plain values and UTC instants goes through ``orjson``; anything else, or what
+    orjson refuses or would write differently from the json module (a lone surrogate, an
+    integer beyond 64 bits, a NaN or infinity, which orjson writes as null, an offset with
+    seconds), goes through :func:`_json_column`, so every column reaches ClickHouse as it did
+    before orjson (``tests/sinks/test_chdb_encoding.py`` checks that against the earlier
+    encoder on chdb).
+    """
+    for row in rows:
+        if len(row) != width:
+            check_row_width(row, width)
+    parts: list[bytes] = []
+    for column in zip(*rows, strict=True):
+        if _orjson_writes(column):
+            try:
+                parts.append(orjson.dumps(column, option=_ORJSON_OPTIONS))
+                continue
+            except orjson.JSONEncodeError:
+                pass  # a lone surrogate or an integer beyond 64 bits: the json module's way
+        parts.append(_json_column(column))
+    return b"[" + b",".join(parts) + b"]"
+
+
+def _orjson_writes(column: tuple[Any, ...]) -> bool:
+    """Whether orjson writes ``column`` as the json module's way would reach ClickHouse."""
+    kinds = set(map(type, column))
+    if kinds <= _ORJSON_INSTANTS:  # instants and nulls: filter(None) keeps the instants
+        return set(map(_TZINFO, filter(None, column))) <= _ORJSON_ZONES
+    if not kinds <= _ORJSON_TYPES:
+        return False
+    # orjson writes NaN and infinities as null; a sum of finite floats that overflows says
+    # no too, which only sends the column the slower way.
+    return float not in kinds or math.isfinite(sum(v for v in column if type(v) is float))
+
+
+def _json_column(column: tuple[Any, ...]) -> bytes:
+    """One column through the json module: instants and dates as ISO 8601 text, decimals as
+    quoted numbers (ClickHouse reads those into a Decimal column exactly), arrays element by
+    element, NaN and infinities as ``NaN``/``Infinity`` (which ClickHouse reads back).
+
+    ``ensure_ascii=False`` keeps text readable and small; lone surrogates (which cannot be
+    UTF-8) are the one thing that must be escaped, so a column holding one falls back to ASCII
+    escapes.
+    """
+    values = [value if type(value) in _JSON_NATIVE else _json_value(value) for value in column]
+    try:
+        return json.dumps(values, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(values).encode("ascii")
+    except (TypeError, ValueError) as exc:
+        raise SinkError(f"cannot insert a value: {exc}") from exc
+
+
+_JSON_NATIVE = frozenset({str, int, float, bool, type(None)})
 
 
 def _json_value(value: Any) -> Any:
@@ -219,47 +292,8 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)  # ClickHouse reads a quoted number into a Decimal column exactly
     if isinstance(value, list | tuple | set | frozenset):
-        return [v if type(v) in _JSON_NATIVE or type(v) is bool else _json_value(v) for v in value]
+        return [v if type(v) in _JSON_NATIVE else _json_value(v) for v in value]
     raise SinkError(f"cannot insert a value of type {type(value).__name__}: {value!r}")
-
-
-def _json_columns(rows: Sequence[Sequence[Any]], width: int) -> bytes:
-    """Rows as one JSONCompactColumns document (``[[column 1 values], [column 2 values], ...]``):
-    the batch goes over column by column, each column encoded by one ``json.dumps`` call (the C
-    encoder, no Python callback per value) after its instants and dates are turned into text.
-
-    ``ensure_ascii=False`` keeps text readable and small; lone surrogates (which cannot be
-    UTF-8) are the one thing that must be escaped, so a column holding one falls back to ASCII
-    escapes.
-    """
-    for row in rows:
-        if len(row) != width:
-            check_row_width(row, width)
-    parts: list[bytes] = []
-    for column in zip(*rows, strict=True):
-        values = _column_values(column)
-        try:
-            parts.append(json.dumps(values, ensure_ascii=False).encode("utf-8"))
-        except UnicodeEncodeError:
-            parts.append(json.dumps(values).encode("ascii"))
-        except (TypeError, ValueError) as exc:
-            raise SinkError(f"cannot insert a value: {exc}") from exc
-    return b"[" + b",".join(parts) + b"]"
-
-
-_JSON_NATIVE = (str, int, float, type(None))
-
-
-def _column_values(column: tuple[Any, ...]) -> list[Any] | tuple[Any, ...]:
-    """One column's values as JSON can hold them: instants as ISO 8601 text with their UTC
-    offset (parsed with ``best_effort``, so independent of the column's time zone), dates as
-    ISO dates, decimals as quoted numbers; plain values as they are."""
-    if all(type(value) in _JSON_NATIVE or type(value) is bool for value in column):
-        return column
-    return [
-        value if type(value) in _JSON_NATIVE or type(value) is bool else _json_value(value)
-        for value in column
-    ]
 
 
 # -- parameters: Python values -> ClickHouse's escaped text --------------------------------
