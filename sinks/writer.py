@@ -49,6 +49,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from processors.model import CycleState, DeadLetter, DomainEvent, Millis, Output, TicketState
 from processors.timeutil import to_datetime
 from sinks.backend import DATABASE, Backend, SinkError
@@ -77,9 +79,33 @@ def dead_letter_id(dead: DeadLetter) -> str:
 # One encoder for every event: json.dumps with options builds a new JSONEncoder per call, which
 # was most of the cost of encoding the payloads on a replay.
 _DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def _data_json(event: DomainEvent) -> str:
+    """The event's data as JSON text with sorted keys, the same text whichever way it is made.
+
+    orjson makes it (a fifth of the json module's time) when every value is text, an integer
+    below 2**64, a boolean, null, or a float that both write alike: the json module writes
+    ``repr``'s exponent form (``1e-05``, ``1e+16``) below 1e-4 and from 1e16 and ``NaN`` for
+    NaN, where orjson writes ``0.00001`` and ``null``. Anything else, and what orjson refuses
+    (lone surrogates, non-text keys, integers beyond 64 bits), goes the json module's way.
+    """
+    data = event.data
+    for value in data.values():
+        kind = type(value)
+        if kind is float:
+            if not (1e-4 <= abs(value) < 1e16 or value == 0.0):
+                return _json_data(event)
+        elif kind not in _PLAIN:
+            return _json_data(event)
+    try:
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    except orjson.JSONEncodeError:
+        return _json_data(event)
+
+
+def _json_data(event: DomainEvent) -> str:
     try:
         return _DATA_ENCODER.encode(event.data)
     except (TypeError, ValueError) as exc:

@@ -10,10 +10,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from processors.model import Output
+from processors.model import DomainEvent, Output
 from sinks.backend import Backend, SinkError
-from sinks.writer import TABLES, ProjectionWriter, dead_letter_id, instant
+from sinks.writer import TABLES, ProjectionWriter, _data_json, dead_letter_id, instant
 from tests.sinks.builders import DAY, cycle, dead_letter, event, ms, survey, ticket
 
 UTC = dt.UTC
@@ -326,3 +328,54 @@ def test_the_batch_token_ignores_row_order(warehouse: Backend) -> None:
         writer.add_tickets(order)
         writer.flush()
     assert counts(warehouse)["tickets"] == 2
+
+
+# -- the events' data text: orjson where it writes what the json module writes ------------------
+
+# The oracle: how the writer encoded every event's data before orjson.
+_JSON_DATA = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=8)
+_SCALARS = st.one_of(
+    _TEXT,
+    st.integers(),
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
+    st.none(),
+    st.floats(),
+    st.floats(1e-6, 1e18),
+    st.sampled_from([1e-4, 9.999e-5, 1e16, 9.999999999999998e15, -0.0, 0.0, 5e-324]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _data_outcome(data: dict[Any, Any]) -> str:
+    one = DomainEvent("e1", "ticket.opened", 0, "chat:s1#1", "chat:s1", "cust-a", data)
+    try:
+        return _data_json(one)
+    except SinkError:
+        return "SinkError"
+
+
+@settings(max_examples=500)
+@given(
+    data=st.dictionaries(_TEXT, _VALUES, max_size=6)
+    | st.dictionaries(st.integers(), _SCALARS, max_size=2)
+)
+def test_event_data_is_the_text_the_json_module_writes(data: dict[Any, Any]) -> None:
+    try:
+        expected = _JSON_DATA.encode(data)
+    except (TypeError, ValueError):
+        expected = "SinkError"
+    assert _data_outcome(data) == expected
+
+
+def test_event_data_values_orjson_and_json_write_apart_take_the_json_way() -> None:
+    for value in (1e-5, 1e16, -2.5e20, float("nan"), float("inf"), 2**64, "\ud800"):
+        data = {"b": value, "a": "Ёжик \x00\u2028"}
+        assert _data_outcome(data) == _JSON_DATA.encode(data)
+    assert _data_outcome({1: "x", "a": 2}) == "SinkError"  # keys json cannot sort
