@@ -168,6 +168,9 @@ class SinkConsumer:
         self._taken = 0
         self._oldest: float | None = None  # when the oldest uncommitted message was taken
         self._last_message: float = clock()
+        # The writer's row counts when the last flush was reported: a table whose buffer fills
+        # inserts while messages are taken, and those rows belong to the next flush's report.
+        self._reported: dict[str, int] = dict(writer.rows_written)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -292,7 +295,6 @@ class SinkConsumer:
     def _flush_with_retry(self) -> None:
         next_delay = self.backoff.delays()
         started = self._clock()
-        before = dict(self.writer.rows_written)
         while True:
             try:
                 self.writer.flush()
@@ -310,10 +312,11 @@ class SinkConsumer:
                 self.source.keep_alive()
                 self._sleep(delay)
         self.stats.flushes += 1
+        reported, self._reported = self._reported, dict(self.writer.rows_written)
         written = {
-            table: count - before.get(table, 0)
-            for table, count in self.writer.rows_written.items()
-            if count != before.get(table, 0)
+            table: count - reported.get(table, 0)
+            for table, count in self._reported.items()
+            if count != reported.get(table, 0)
         }
         if written:  # one line per batch, not per row: at most one a linger period
             log.info("sink flushed", stage="sink", rows=written)

@@ -220,3 +220,22 @@ def test_a_revocation_stores_what_was_taken_and_commits_nothing(
     # The next owner reads them again from the last commit (none): same facts, nothing new.
     SinkConsumer(ScriptedSource(messages[:40], []), ProjectionWriter(warehouse)).run(idle_exit_s=0)
     assert _counts(warehouse, final=True) == stored
+
+
+def test_rows_inserted_while_messages_are_taken_are_counted_by_the_next_flush(
+    warehouse: Backend, messages: list[SourceRecord]
+) -> None:
+    # A table whose buffer fills inserts before the checkpoint: its rows are in the flush's
+    # report (the log line, the stats, the metrics) all the same.
+    events = sum(1 for m in messages if m.topic == "domain-events")
+    writer = ProjectionWriter(warehouse, batch_size=7)
+    flushed: list[Mapping[str, int]] = []
+    sink = SinkConsumer(
+        ScriptedSource(messages, []), writer, batch_rows=len(messages), on_flush=flushed.append
+    )
+
+    stats = sink.run(idle_exit_s=0)
+
+    assert stats.rows == writer.rows_written
+    assert stats.rows["events"] == events
+    assert sum(f.get("events", 0) for f in flushed) == events
