@@ -104,3 +104,26 @@ def test_ad_hoc_sql_runs_in_the_supportstream_database_with_utc_days(
     )
     assert row["db"] == "supportstream" and row["tz"] == "UTC"
     assert str(row["d"]) == "2026-03-01"
+
+
+def test_opening_a_warehouse_leaves_pyarrow_unloaded_but_importable(tmp_path: Path) -> None:
+    # chdb loads pyarrow and numpy for its Arrow results only; the adapter skips that import.
+    script = f"""
+        import sys
+        from sinks.chdb_backend import ChdbBackend
+        backend = ChdbBackend({str(tmp_path / "w")!r})
+        assert backend.query("SELECT 1 AS one") == [{{"one": 1}}]
+        assert "pyarrow" not in sys.modules and "numpy" not in sys.modules, "loaded"
+        import pyarrow
+        backend.close()
+        print("ok")
+        """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
