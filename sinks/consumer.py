@@ -28,7 +28,6 @@ The Kafka client is behind :class:`RecordSource` (the production adapter is
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -184,11 +183,6 @@ class SinkConsumer:
         for that long and the source has nothing left (a sink that lost its partitions in a
         rebalance, or the broker for a moment, is waiting, not idle); then flush and commit
         what was taken."""
-        # What exists now (modules, schemas, the Kafka client, the warehouse's session) lives as
-        # long as the process: out of the collector's full passes, which otherwise walk it again
-        # each time a backlog's records have come and gone (a tenth of the sink's CPU-s for a
-        # week's backlog). Objects made later are collected as usual.
-        gc.freeze()
         try:
             while not should_stop():
                 if self.step() or idle_exit_s is None:

@@ -239,18 +239,3 @@ def test_rows_inserted_while_messages_are_taken_are_counted_by_the_next_flush(
     assert stats.rows == writer.rows_written
     assert stats.rows["events"] == events
     assert sum(f.get("events", 0) for f in flushed) == events
-
-
-def test_the_objects_made_before_the_sink_runs_are_kept_out_of_full_collections(
-    warehouse: Backend, messages: list[SourceRecord]
-) -> None:
-    import gc
-
-    gc.unfreeze()
-    long_lived = len(gc.get_objects())
-    sink = SinkConsumer(ScriptedSource(messages[:20], []), ProjectionWriter(warehouse))
-    try:
-        sink.run(idle_exit_s=0)
-        assert gc.get_freeze_count() >= long_lived
-    finally:
-        gc.unfreeze()
