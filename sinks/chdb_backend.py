@@ -196,8 +196,8 @@ def _session_class() -> Any:
 
     chdb imports pyarrow, and numpy with it, when it is imported, for its Arrow and DataFrame
     results only (``chdb/state/sqlitelike.py`` takes pyarrow as optional); this adapter reads
-    JSONCompact and raw bytes, so unless the process already has pyarrow the import is skipped:
-    0.13 CPU-s off every command that opens a warehouse. pyarrow stays importable afterwards."""
+    JSONCompact and raw bytes, so unless the process already has pyarrow the import is skipped
+    (it was about half of chdb's import time). pyarrow stays importable afterwards."""
     if "chdb.session" in sys.modules or "pyarrow" in sys.modules:
         from chdb.session import Session
     else:
