@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sinks.backend import Backend, SinkError
@@ -32,16 +32,50 @@ _Insert = tuple[str, Sequence[str], Sequence[Sequence[Any]], str | None]
 
 
 class BackgroundInserts:
-    """Wraps ``backend``; its inserts run in one thread, everything else after them."""
+    """Wraps ``backend``; its inserts run in one thread, everything else after them.
+
+    :meth:`opening` makes one whose thread first opens its backend (the embedded warehouse's
+    start and migration, a third of a second that a replay spends indexing its input
+    meanwhile): every call waits for the opening as it waits for inserts, and a failure to
+    open is raised by the next call, as a failed insert is."""
 
     def __init__(self, backend: Backend, *, depth: int = 2) -> None:
-        self.backend = backend
+        self._backend: Backend | None = backend
+        self._opener: Callable[[], Backend] | None = None
+        self._start(depth)
+
+    @classmethod
+    def opening(cls, opener: Callable[[], Backend], *, depth: int = 2) -> BackgroundInserts:
+        """Inserts in a thread that first calls ``opener`` for its backend."""
+        self = cls.__new__(cls)
+        self._backend, self._opener = None, opener
+        self._start(depth)
+        return self
+
+    def _start(self, depth: int) -> None:
         self._queue: queue.Queue[_Insert | None] = queue.Queue(maxsize=depth)
         self._failure: BaseException | None = None
+        self._opened = threading.Event()
         self._thread = threading.Thread(target=self._run, name="warehouse-inserts", daemon=True)
         self._thread.start()
 
+    @property
+    def backend(self) -> Backend:
+        """The backend, once open (waits for the opening; raises its failure)."""
+        self._opened.wait()
+        if self._backend is None:
+            self._raise_failure()
+            raise SinkError("the warehouse was not opened")
+        return self._backend
+
     def _run(self) -> None:
+        try:
+            if self._opener is not None:
+                self._backend = self._opener()
+        except BaseException as error:
+            self._failure = error
+        finally:
+            self._opened.set()
         while True:
             job = self._queue.get()
             try:
@@ -49,7 +83,8 @@ class BackgroundInserts:
                     return
                 if self._failure is None:  # after a failure the rest is dropped, not written
                     table, columns, rows, token = job
-                    self.backend.insert(table, columns, rows, dedup_token=token)
+                    assert self._backend is not None  # opened, or _failure says why not
+                    self._backend.insert(table, columns, rows, dedup_token=token)
             except BaseException as error:
                 self._failure = error
             finally:
@@ -63,7 +98,9 @@ class BackgroundInserts:
             raise SinkError(f"a warehouse insert failed: {failure!r}") from failure
 
     def drain(self) -> None:
-        """Wait until every insert handed over is written; raise the first failure."""
+        """Wait until the backend is open and every insert handed over is written; raise the
+        first failure."""
+        self._opened.wait()
         self._queue.join()
         self._raise_failure()
 
@@ -104,4 +141,6 @@ class BackgroundInserts:
                 self._queue.put(None)
                 self._thread.join()
         finally:
-            self.backend.close()
+            self._opened.wait()
+            if self._backend is not None:
+                self._backend.close()

@@ -352,18 +352,26 @@ def embedded_warehouse(
     """The embedded (chdb) warehouse a local run writes to: opened, migrated with the rules'
     reporting time zone (the daily views' days), and closed whatever happens. Callers compact
     it (``writer.compact()``) when their run is complete. ``background_inserts``: inserts run
-    in a thread beside the run (``sinks.background``), for a run that ends at its first
-    warehouse failure (a replay)."""
-    chdb = ChdbBackend(path)
-    backend: Backend = chdb
+    in a thread beside the run (``sinks.background``), which also opens and migrates the
+    warehouse while the run starts (a replay indexes its input meanwhile), for a run that
+    ends at its first warehouse failure (a replay: a warehouse that cannot be opened fails
+    it at its first write)."""
+
+    def opened() -> ChdbBackend:
+        chdb = ChdbBackend(path)
+        try:
+            migrate(
+                chdb,
+                reporting_timezone=rules.reporting_timezone,
+                qa_sample_per_agent_week=rules.qa.sample_per_agent_week,
+            )
+        except BaseException:
+            chdb.close()
+            raise
+        return chdb
+
+    backend: Backend = BackgroundInserts.opening(opened) if background_inserts else opened()
     try:
-        migrate(
-            chdb,
-            reporting_timezone=rules.reporting_timezone,
-            qa_sample_per_agent_week=rules.qa.sample_per_agent_week,
-        )
-        if background_inserts:
-            backend = BackgroundInserts(chdb)
         yield ProjectionWriter(backend)
     finally:
         backend.close()

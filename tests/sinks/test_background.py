@@ -101,3 +101,36 @@ def test_a_failed_insert_is_raised_by_the_next_call_and_nothing_after_it_is_writ
     with pytest.raises(SinkError):
         background.execute("SELECT 1")
     background.close()  # cleanup never hides the first error by raising again
+
+
+def test_a_backend_opened_by_the_thread_writes_the_same_tables(warehouse: Backend) -> None:
+    # The thread opens the backend first (a replay indexes its input meanwhile); whatever
+    # is handed over before it is open waits for it, and every call sees it open.
+    opened: list[str] = []
+
+    def opener() -> Backend:
+        opened.append("opened")
+        return warehouse
+
+    background = BackgroundInserts.opening(opener)
+    writer = ProjectionWriter(background, batch_size=2)
+    for output in replay_outputs():
+        writer.add_output(output)
+    writer.compact()
+    assert opened == ["opened"] and background.backend is warehouse
+    assert counts(background) == counts(warehouse)
+    assert sum(counts(background).values()) > 0
+
+
+def test_a_backend_that_fails_to_open_is_reported_by_the_next_call_and_close_is_quiet() -> None:
+    def opener() -> Backend:
+        raise SinkError("the embedded warehouse at /x is in use by another process (pid 1)")
+
+    background = BackgroundInserts.opening(opener)
+    with pytest.raises(SinkError, match="in use by another process"):
+        background.drain()
+    with pytest.raises(SinkError, match="in use by another process"):
+        background.insert("events", ["event_id"], [["e-1"]])
+    with pytest.raises(SinkError, match="in use by another process"):
+        background.backend  # noqa: B018
+    background.close()  # nothing to close, and no second report of the failure
