@@ -15,6 +15,7 @@ from sinks.backend import SinkError, open_backend
 from sinks.chdb_backend import ChdbBackend
 from sinks.native_backend import NativeBackend
 from tests.sinks.contract import *  # noqa: F403  (the contract suite, run on chdb)
+from tests.support.warehouse import held_warehouse
 
 
 @pytest.fixture
@@ -55,36 +56,11 @@ def test_a_second_warehouse_in_one_process_is_a_clear_error(
 
 def test_a_warehouse_locked_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "locked"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import sys, time
-                from sinks.chdb_backend import ChdbBackend
-                b = ChdbBackend({str(path)!r})
-                print("open", flush=True)
-                sys.stdin.read()
-                b.close()
-                """
-            ),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+    with held_warehouse(path) as holder:
         with pytest.raises(SinkError, match="in use by another process") as caught:
             ChdbBackend(path)
         assert not caught.value.retryable
-        assert f"pid {holder.pid}" in str(caught.value)
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
+        assert f"pid {holder}" in str(caught.value)
     # Released with the other process: now it opens.
     ChdbBackend(path).close()
 

@@ -208,43 +208,18 @@ def test_migrate_with_the_workers_rules_gives_the_views_their_time_zone_and_samp
 def test_replay_into_a_warehouse_another_process_holds_exits_1_naming_it(tmp_path: Path) -> None:
     # replay opens its warehouse in its inserts' thread while it indexes the input: a
     # warehouse it cannot open still fails the command with the reason, and nothing else.
-    import textwrap
+    from tests.support.warehouse import held_warehouse
 
-    warehouse = tmp_path / "held"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(
-                f"""
-                import sys
-                from sinks.chdb_backend import ChdbBackend
-                b = ChdbBackend({str(warehouse)!r})
-                print("open", flush=True)
-                sys.stdin.read()
-                b.close()
-                """
-            ),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"at":"2026-03-02T10:00:00Z","source":"chat","payload":{"session_id":"s1",'
+        '"message_id":"m1","visitor":{"id":"v1"},"text":"hello"}}\n'
     )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
-        source = tmp_path / "in.jsonl"
-        source.write_text(
-            '{"at":"2026-03-02T10:00:00Z","source":"chat","payload":{"session_id":"s1",'
-            '"message_id":"m1","visitor":{"id":"v1"},"text":"hello"}}\n'
-        )
+    warehouse = tmp_path / "held"
+    with held_warehouse(warehouse) as holder:
         done = run(
             "replay", "--rules", str(RULES), "--input", str(source), "--warehouse", str(warehouse)
         )
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
     assert done.returncode == 1
-    assert "in use by another process" in done.stderr and f"pid {holder.pid}" in done.stderr
+    assert "in use by another process" in done.stderr and f"pid {holder}" in done.stderr
     assert "Traceback" not in done.stderr

@@ -49,7 +49,8 @@ def sample(registry: CollectorRegistry, name: str, queue: str) -> float | None:
     return registry.get_sample_value(name, {"queue": queue})
 
 
-def test_waiting_tickets_and_the_oldest_wait_per_queue() -> None:
+def observed_runner() -> tuple[CollectorRegistry, LocalRunner]:
+    """A runner whose outputs feed the §6 metrics of a registry of their own."""
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry)
     runner = LocalRunner(
@@ -58,6 +59,11 @@ def test_waiting_tickets_and_the_oldest_wait_per_queue() -> None:
         ProjectionWriter(FakeWarehouse()),
         on_output=metrics.observe_output,
     )
+    return registry, runner
+
+
+def test_waiting_tickets_and_the_oldest_wait_per_queue() -> None:
+    registry, runner = observed_runner()
     waiting, oldest = (
         "supportstream_queue_waiting_tickets",
         "supportstream_queue_oldest_waiting_since_seconds",
@@ -155,14 +161,7 @@ def test_every_queue_that_waits_has_its_series_from_the_start() -> None:
 def test_the_oldest_wait_comes_back_after_a_spell_with_nobody_waiting() -> None:
     # The series is removed when the queue empties; the next ticket that waits must show on a
     # series the registry exports again, not on the removed one.
-    registry = CollectorRegistry()
-    metrics = PipelineMetrics(registry)
-    runner = LocalRunner(
-        RULES,
-        Pseudonymizer.from_text("k"),
-        ProjectionWriter(FakeWarehouse()),
-        on_output=metrics.observe_output,
-    )
+    registry, runner = observed_runner()
     oldest = "supportstream_queue_oldest_waiting_since_seconds"
     runner.feed(chat(0, "s1", 1))  # -> ann
     runner.feed(chat(1, "s2", 2))  # waits

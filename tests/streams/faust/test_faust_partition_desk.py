@@ -385,6 +385,20 @@ _NO_TICKET = {
 }
 
 
+def _no_ticket_entry() -> tuple[Any, Any]:
+    """The record naming a conversation without a ticket, and its entry as the intake
+    forwards it (raw partition 0 of 1, offset 0)."""
+    (record,), _ = read_records([json.dumps(_NO_TICKET)], "in.jsonl", Masker().mask)
+    entry = Intake(ParseStage(Pseudonymizer.from_text(KEY))).entry(
+        encode_raw(record, connector="test", sequence=0),
+        partition=0,
+        offset=0,
+        partitions=1,
+        timestamp=0,
+    )
+    return record, entry
+
+
 def _refused_through_the_desk(entry: bytes) -> list[Any]:
     desk = PartitionDesk(load_rules(RULES), Pseudonymizer.from_text(KEY), CodecTable())
     messages = desk.apply_input(entry, 0, 0)
@@ -396,14 +410,7 @@ def test_a_refused_record_s_dead_letter_is_redacted_at_the_desk_as_replay_redact
     # The intake forwards a refusable record's text as it decoded it; the desk redacts it
     # only when it refuses an item, by the redaction replay applies to its dead letters.
     pseudo = Pseudonymizer.from_text(KEY)
-    (record,), _ = read_records([json.dumps(_NO_TICKET)], "in.jsonl", Masker().mask)
-    entry = Intake(ParseStage(pseudo)).entry(
-        encode_raw(record, connector="test", sequence=0),
-        partition=0,
-        offset=0,
-        partitions=1,
-        timestamp=0,
-    )
+    record, entry = _no_ticket_entry()
     assert entry.record == "" and "ann.lee@example.com" in entry.text
     (letter,) = _refused_through_the_desk(encode_entries([entry]))
 
@@ -421,15 +428,7 @@ def test_a_refused_record_s_dead_letter_is_redacted_at_the_desk_as_replay_redact
 
 
 def test_an_entry_of_an_earlier_release_keeps_its_redacted_record() -> None:
-    pseudo = Pseudonymizer.from_text(KEY)
-    (record,), _ = read_records([json.dumps(_NO_TICKET)], "in.jsonl", Masker().mask)
-    entry = Intake(ParseStage(pseudo)).entry(
-        encode_raw(record, connector="test", sequence=0),
-        partition=0,
-        offset=0,
-        partitions=1,
-        timestamp=0,
-    )
+    _, entry = _no_ticket_entry()
     value = json.loads(encode_entries([entry]))
     (written,) = value["entries"]
     del written["text"]  # as an intake of an earlier release wrote it: redacted already
