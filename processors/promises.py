@@ -18,6 +18,7 @@ timers back from its table, as ``SlaBook`` does).
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -53,9 +54,12 @@ def history_key(channel: str, policy: str) -> str:
     return f"{channel}\x1f{policy}"
 
 
+@functools.lru_cache(maxsize=4096)
 def nearest_rank(percentile: float, n: int) -> int:
     """The nearest rank of ``percentile`` among ``n`` ascending values: ceil(p / 100 x n),
-    computed exactly (80 of 5 is rank 4, not 4.000000000000001 -> 5), at least 1."""
+    computed exactly (80 of 5 is rank 4, not 4.000000000000001 -> 5), at least 1. Cached:
+    the exact fraction costs microseconds, every opening and first response asks, and the
+    pairs are few (the rules' percentiles, windows of at most a few hundred samples)."""
     return max(1, ceil(Fraction(repr(float(percentile))) * n / 100))
 
 
