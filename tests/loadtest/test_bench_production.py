@@ -98,6 +98,10 @@ def test_the_benchmark_measures_every_path_on_a_small_week(tmp_path: Path) -> No
     records = measured["replay"]["records"]
     assert records > 100 and all(f["records"] == records for f in measured.values())
     assert measured["one"]["rows"] > records and measured["two"]["rows"] > records
+    replays = measured["replay"]["extra"]["runs_wall_s"]  # 3 before the production paths, 2 after
+    assert len(replays) == 5 and measured["replay"]["wall_s"] == pytest.approx(
+        min(replays), abs=0.01
+    )
     for path in ("one", "two"):  # the fastest of two runs, each on a fresh broker, counts
         walls = measured[path]["extra"]["runs_wall_s"]
         assert len(walls) == 2 and measured[path]["wall_s"] == pytest.approx(min(walls), abs=0.01)
