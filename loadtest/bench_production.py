@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -660,16 +660,24 @@ def run(args: argparse.Namespace, progress: Any) -> Report:
 
 
 def measure_on_fresh_broker(
-    root: Path, week: Path, published: int, args: argparse.Namespace
+    root: Path,
+    week: Path,
+    published: int,
+    args: argparse.Namespace,
+    workers: int = 1,
+    on_empty: Callable[[Broker], None] | None = None,
 ) -> Figure:
-    """One worker and one sink on a fresh broker holding only the published week."""
+    """``workers`` workers and one sink on a fresh broker holding only the published week;
+    ``on_empty`` measures the broker before anything is written to it."""
     broker = Broker(root / "broker")
     broker.start(timeout=30.0)
     deployment = Deployment(root / "deployment", broker.bootstrap, args.partitions)
     try:
+        if on_empty is not None:
+            on_empty(broker)
         deployment.run("migrate")
         deployment.run("publish", "--input", str(week))
-        return measure_production(broker, deployment, published, 1, args.timeout)
+        return measure_production(broker, deployment, published, workers, args.timeout)
     finally:
         deployment.stop_all()
         broker.stop()
@@ -705,26 +713,27 @@ def measure_two_workers(
     said in the notes and measured again once on another fresh broker, with a fresh group;
     the figure is always that of a run that applied and stored the whole week (None, and a
     note, when both attempts stalled)."""
+
+    def trickle_on_empty(broker: Broker) -> None:
+        report.trickle_empty_s = measure_trickle(broker, "bench-trickle")
+
     for attempt in (1, 2):
         progress(f"production path, two workers (run {number}, a fresh broker, attempt {attempt})")
-        broker = Broker(root / f"broker-two-{attempt}")
-        broker.start(timeout=30.0)
-        two = Deployment(root / f"two-{attempt}", broker.bootstrap, args.partitions)
         try:
-            if attempt == 1 and number == 1:
-                report.trickle_empty_s = measure_trickle(broker, "bench-trickle")
-            two.run("migrate")
-            two.run("publish", "--input", str(week))
-            return measure_production(broker, two, published, 2, args.timeout)
+            return measure_on_fresh_broker(
+                root / f"attempt-{attempt}",
+                week,
+                published,
+                args,
+                workers=2,
+                on_empty=trickle_on_empty if attempt == 1 and number == 1 else None,
+            )
         except RuntimeError as exc:
             report.notes.append(
                 f"two workers, run {number}, attempt {attempt}: not measured "
                 f"({str(exc).splitlines()[0]})"
             )
             progress(f"{report.notes[-1]}\n{str(exc)[-4000:]}")
-        finally:
-            two.stop_all()
-            broker.stop()
     return None
 
 
