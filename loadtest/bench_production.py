@@ -11,9 +11,11 @@ noida-db broker on loopback and measures, in one run, side by side:
   a plain aiokafka producer writes the same bytes to another topic (no decoding, no state):
   the ceiling of any Kafka path over this broker;
 * **production path**: the published week (publishing excluded) through ``supportstream
-  worker`` (one, then two) and one ``supportstream sink`` into chdb, from the workers' start
-  to the last row in the warehouse; each the fastest of ``--runs`` runs (default 2), each run
-  on a broker holding only its published week, as replay's figure is the fastest of three;
+  worker`` (one, then two with the default standby copy of the desk's table, then two
+  without: ``SUPPORTSTREAM_STANDBY_REPLICAS=0``) and one ``supportstream sink`` into chdb,
+  from the workers' start to the last row in the warehouse; each the fastest of ``--runs``
+  runs (default 2), each run on a broker holding only its published week, as replay's figure
+  is the fastest of five;
 * **sink alone**: a second sink, in a new consumer group and a fresh warehouse, over the
   output topics the production run left, against **raw insert**: the same rows, read back from
   that warehouse, inserted by the backend's own ``insert`` in batches of the sink's size.
@@ -357,15 +359,25 @@ def fastest_replay(before: list[Figure], after: list[Figure], records: int) -> F
 
 
 def measure_production(
-    broker: Broker, deployment: Deployment, records: int, workers: int, timeout_s: float
+    broker: Broker,
+    deployment: Deployment,
+    records: int,
+    workers: int,
+    timeout_s: float,
+    standby: int | None = None,
 ) -> Figure:
-    """Workers and one sink over the published week: from the workers' start to the last row."""
+    """Workers and one sink over the published week: from the workers' start to the last row.
+    ``standby``: the workers' ``SUPPORTSTREAM_STANDBY_REPLICAS`` (None: the default, 1)."""
+    if standby is not None:
+        deployment.env["SUPPORTSTREAM_STANDBY_REPLICAS"] = str(standby)
     broker_before = broker.cpu()
     started = time.time()
     worker_children = [deployment.start("worker", "--rules", str(RULES)) for _ in range(workers)]
     sink = deployment.start("sink")
     wall, rows = _drain(deployment, worker_children, sink, timeout_s, started)
     label = "one worker" if workers == 1 else f"{workers} workers"
+    if standby is not None:
+        label += f", standby replicas {standby}"
     return Figure(
         f"production path, {label}",
         f"{label} (`supportstream worker`: intake, merge, desk, outputs) and one "
@@ -636,15 +648,25 @@ def run(args: argparse.Namespace, progress: Any) -> Report:
             ones.append(measure_on_fresh_broker(root / f"one-{number}", week, published, args))
         report.figures["one"] = fastest(ones)
         if args.two_workers:
-            twos = []
-            for number in range(1, args.runs + 1):
-                two = measure_two_workers(
-                    root / f"two-{number}", week, published, args, report, progress, number
-                )
-                if two is not None:
-                    twos.append(two)
-            if twos:
-                report.figures["two"] = fastest(twos)
+            # The default (a standby copy of the desk's table on the other worker), then
+            # without a standby, what docs/PRODUCTION.md advises for workers sharing a machine.
+            for key, standby in (("two", None), ("two-no-standby", 0)):
+                twos = []
+                for number in range(1, args.runs + 1):
+                    two = measure_two_workers(
+                        root / f"{key}-{number}",
+                        week,
+                        published,
+                        args,
+                        report,
+                        progress,
+                        number,
+                        standby,
+                    )
+                    if two is not None:
+                        twos.append(two)
+                if twos:
+                    report.figures[key] = fastest(twos)
         progress("replay (after the production paths)")
         later = measure_replays(week, root, 0, REPLAY_RUNS[1], first=REPLAY_RUNS[0])
         report.figures["replay"] = fastest_replay(replays, later, published)
@@ -666,6 +688,7 @@ def measure_on_fresh_broker(
     args: argparse.Namespace,
     workers: int = 1,
     on_empty: Callable[[Broker], None] | None = None,
+    standby: int | None = None,
 ) -> Figure:
     """``workers`` workers and one sink on a fresh broker holding only the published week;
     ``on_empty`` measures the broker before anything is written to it."""
@@ -677,7 +700,7 @@ def measure_on_fresh_broker(
             on_empty(broker)
         deployment.run("migrate")
         deployment.run("publish", "--input", str(week))
-        return measure_production(broker, deployment, published, workers, args.timeout)
+        return measure_production(broker, deployment, published, workers, args.timeout, standby)
     finally:
         deployment.stop_all()
         broker.stop()
@@ -706,6 +729,7 @@ def measure_two_workers(
     report: Report,
     progress: Any,
     number: int = 1,
+    standby: int | None = None,
 ) -> Figure | None:
     """Two workers and one sink on a fresh broker holding only the published week. Two workers
     first rebalance, and on noida-db a rebalance can stall for good (a member it dropped never
@@ -717,8 +741,9 @@ def measure_two_workers(
     def trickle_on_empty(broker: Broker) -> None:
         report.trickle_empty_s = measure_trickle(broker, "bench-trickle")
 
+    label = "two workers" if standby is None else f"two workers, standby replicas {standby}"
     for attempt in (1, 2):
-        progress(f"production path, two workers (run {number}, a fresh broker, attempt {attempt})")
+        progress(f"production path, {label} (run {number}, a fresh broker, attempt {attempt})")
         try:
             return measure_on_fresh_broker(
                 root / f"attempt-{attempt}",
@@ -726,11 +751,14 @@ def measure_two_workers(
                 published,
                 args,
                 workers=2,
-                on_empty=trickle_on_empty if attempt == 1 and number == 1 else None,
+                on_empty=trickle_on_empty
+                if attempt == 1 and number == 1 and standby is None
+                else None,
+                standby=standby,
             )
         except RuntimeError as exc:
             report.notes.append(
-                f"two workers, run {number}, attempt {attempt}: not measured "
+                f"{label}, run {number}, attempt {attempt}: not measured "
                 f"({str(exc).splitlines()[0]})"
             )
             progress(f"{report.notes[-1]}\n{str(exc)[-4000:]}")
@@ -793,7 +821,7 @@ def render(report: Report) -> str:
         "| path | records | wall s | records/s | CPU s | CPU µs / record | broker CPU s |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for key in ("replay", "copy", "one", "two", "sink", "insert"):
+    for key in ("replay", "copy", "one", "two", "two-no-standby", "sink", "insert"):
         if key not in f:
             continue
         g = f[key]
@@ -806,7 +834,7 @@ def render(report: Report) -> str:
             f"{g.cpu_s:.1f} | {_n(g.cpu_us_per_record)} | - |"
         )
     lines += ["", "What each includes:", ""]
-    for key in ("replay", "copy", "one", "two", "sink", "insert"):
+    for key in ("replay", "copy", "one", "two", "two-no-standby", "sink", "insert"):
         if key in f:
             lines.append(f"- *{f[key].name}*: {f[key].includes}.")
     one, replay = f["one"], f["replay"]
@@ -835,6 +863,15 @@ def render(report: Report) -> str:
                 "two workers records/s vs one worker's",
                 f["two"].records_per_s / one.records_per_s,
                 "at least 1",
+            )
+        )
+    if "two-no-standby" in f:
+        ratios.append(
+            (
+                "two workers without a standby (`SUPPORTSTREAM_STANDBY_REPLICAS=0`) records/s "
+                "vs one worker's",
+                f["two-no-standby"].records_per_s / one.records_per_s,
+                "",
             )
         )
     lines += ["", "| ratio, same run | value | issue 12 asks |", "|---|---:|---|"]

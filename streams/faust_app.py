@@ -28,8 +28,8 @@ stage, the per-record work (Avro, native payloads, e-mail MIME, keyed hashes), r
 parallel over the raw partitions, and the desk, the cross-conversation decisions, applies the
 merged order: exactly what ``replay`` computes (the differential tests prove it with one
 worker, two workers splitting the partitions, and a worker killed mid-stream). The desk fails
-over to a hot standby (``table_standby_replicas``) in seconds. docs/PRODUCTION.md discusses
-the alternatives and what each would give up.
+over to a hot standby (``SUPPORTSTREAM_STANDBY_REPLICAS``, Faust's ``table_standby_replicas``)
+in seconds. docs/PRODUCTION.md discusses the alternatives and what each would give up.
 
 **The merge's marks.** An entry is applied once every raw partition has gone past its instant.
 A partition that holds nothing more says so: every ``tick_interval_s`` the timer sends, for
@@ -195,7 +195,8 @@ class WorkerConfig:
         values: dict[str, Any] = {
             "store": env.get("SUPPORTSTREAM_STATE_STORE", "memory://"),
             "state_dir": Path(env.get("SUPPORTSTREAM_STATE_DIR", "./.supportstream/worker")),
-            "replication_factor": int(env.get("SUPPORTSTREAM_REPLICATION_FACTOR", "1")),
+            "replication_factor": _count(env, "SUPPORTSTREAM_REPLICATION_FACTOR", 1, least=1),
+            "standby_replicas": _count(env, "SUPPORTSTREAM_STANDBY_REPLICAS", 1, least=0),
             "rebalance_timeout_s": float(env.get("SUPPORTSTREAM_REBALANCE_TIMEOUT", "60")),
             "producer_compression": _compression(
                 env.get("SUPPORTSTREAM_KAFKA_COMPRESSION", PRODUCER_COMPRESSION)
@@ -206,6 +207,17 @@ class WorkerConfig:
 
     def topic(self, name: str) -> str:
         return topic_name(self.settings, name)
+
+
+def _count(env: dict[str, str], name: str, default: int, *, least: int) -> int:
+    """A whole number from the environment, at least ``least``; anything else is refused by
+    name before the worker starts."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) < least:
+        raise SettingsError(f"{name}={text!r}: expected a whole number, at least {least}")
+    return int(text)
 
 
 COMPRESSIONS = ("zstd", "lz4", "gzip", "snappy")

@@ -24,6 +24,9 @@ def _report() -> Report:
         "copy": Figure("raw aiokafka copy", "copy", 1000, 0.2, 0.1, 0.1, 1000),
         "one": Figure("production path, one worker", "w+s", 1000, 3.0, 5.0, 1.0, 2500),
         "two": Figure("production path, 2 workers", "w+s", 1000, 2.5, 6.0, 1.0, 2500),
+        "two-no-standby": Figure(
+            "production path, 2 workers, standby replicas 0", "w+s", 1000, 2.0, 5.0, 1.0, 2500
+        ),
         "sink": Figure("sink alone", "sink", 1000, 1.0, 0.8, 0.2, 2400),
         "insert": Figure("raw insert", "insert", 1000, 0.5, 0.4, rows=2400),
     }
@@ -49,6 +52,11 @@ def test_the_section_shows_every_path_and_the_ratios_the_issue_asks_for() -> Non
         "| production path (one worker) CPU per record vs replay's (worker + sink) | 2.50 |" in text
     )
     assert "| two workers records/s vs one worker's | 1.20 | at least 1 |" in text
+    assert "| production path, 2 workers, standby replicas 0 | 1,000 | 2.0 | 500 |" in text
+    assert (
+        "| two workers without a standby (`SUPPORTSTREAM_STANDBY_REPLICAS=0`) records/s vs one "
+        "worker's | 1.50 |  |" in text
+    )
     assert "| sink alone: wall time vs raw insert | 2.00 |" in text
 
 
@@ -68,8 +76,9 @@ def test_the_section_replaces_its_old_self_and_keeps_the_rest(tmp_path: Path) ->
 @pytest.mark.slow
 def test_the_benchmark_measures_every_path_on_a_small_week(tmp_path: Path) -> None:
     """The real benchmark, on a day of 40 tickets: a broker, replay, the raw copy, one worker
-    and then two (both stopped by the benchmark once everything is applied and stored, not
-    left to exit by themselves), the sink alone and the raw insert, all measured."""
+    and then two, with and without a standby (all stopped by the benchmark once everything is
+    applied and stored, not left to exit by themselves), the sink alone and the raw insert,
+    all measured."""
     out, figures = tmp_path / "BENCHMARKS.md", tmp_path / "figures.json"
     done = subprocess.run(
         [
@@ -94,15 +103,16 @@ def test_the_benchmark_measures_every_path_on_a_small_week(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr[-3000:]
     measured = json.loads(figures.read_text())
-    assert set(measured) == {"replay", "copy", "one", "two", "sink", "insert"}
+    assert set(measured) == {"replay", "copy", "one", "two", "two-no-standby", "sink", "insert"}
     records = measured["replay"]["records"]
     assert records > 100 and all(f["records"] == records for f in measured.values())
-    assert measured["one"]["rows"] > records and measured["two"]["rows"] > records
+    assert all(measured[path]["rows"] > records for path in ("one", "two", "two-no-standby"))
     replays = measured["replay"]["extra"]["runs_wall_s"]  # 3 before the production paths, 2 after
     assert len(replays) == 5 and measured["replay"]["wall_s"] == pytest.approx(
         min(replays), abs=0.01
     )
-    for path in ("one", "two"):  # the fastest of two runs, each on a fresh broker, counts
+    # the fastest of two runs, each on a fresh broker, counts
+    for path in ("one", "two", "two-no-standby"):
         walls = measured[path]["extra"]["runs_wall_s"]
         assert len(walls) == 2 and measured[path]["wall_s"] == pytest.approx(min(walls), abs=0.01)
     assert "not measured" not in out.read_text()

@@ -251,15 +251,18 @@ def test_a_killed_worker_resumes_from_offsets_and_changelog(
     _assert_identical(tables, reference)
 
 
+@pytest.mark.parametrize("standby", ["1", "0"])
 def test_the_desk_fails_over_when_its_worker_is_killed(
-    kafka_broker: Broker, week: Path, reference: dict[str, Any], tmp_path: Path
+    kafka_broker: Broker, week: Path, reference: dict[str, Any], tmp_path: Path, standby: str
 ) -> None:
     """Two workers; the one running the desk is SIGKILLed as soon as it has applied records.
-    The other takes the desk (its standby table, the changelog) and the dead worker's raw
+    The other takes the desk (its standby table, the changelog; with
+    ``SUPPORTSTREAM_STANDBY_REPLICAS=0`` the whole changelog) and the dead worker's raw
     partitions, and ClickHouse ends identical to replay. (No replacement joins: noida-db can
     leave a group stuck in a rebalance when a member joins while another recovers; the
     killed-worker test above covers a worker that is restarted.)"""
     pipeline = Pipeline(tmp_path, kafka_broker.bootstrap, partitions=3)
+    pipeline.env["SUPPORTSTREAM_STANDBY_REPLICAS"] = standby
     _prepare(pipeline, week)
     workers = [pipeline.worker(), pipeline.worker()]
     pipeline.sink(idle_s=20)

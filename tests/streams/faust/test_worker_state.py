@@ -11,8 +11,13 @@ import pytest
 
 from processors.ids import Pseudonymizer
 from processors.rules import load_rules
-from streams.faust_app import CLEAN_STOP, WorkerConfig, _discard_state_of_an_unclean_stop
-from streams.settings import Settings
+from streams.faust_app import (
+    CLEAN_STOP,
+    WorkerConfig,
+    _discard_state_of_an_unclean_stop,
+    build_app,
+)
+from streams.settings import Settings, SettingsError
 
 RULES = Path(__file__).resolve().parents[3] / "examples" / "rules.demo.yaml"
 
@@ -76,3 +81,31 @@ def test_the_producer_compresses_with_lz4_unless_told_otherwise() -> None:
     assert compression({"SUPPORTSTREAM_KAFKA_COMPRESSION": "GZIP"}) == "gzip"
     with pytest.raises(ValueError, match="SUPPORTSTREAM_KAFKA_COMPRESSION='brotli'"):
         compression({"SUPPORTSTREAM_KAFKA_COMPRESSION": "brotli"})
+
+
+def test_standby_replicas_and_replication_are_whole_numbers_from_the_environment() -> None:
+    """``SUPPORTSTREAM_STANDBY_REPLICAS`` (default 1: a hot copy of the desk's table on another
+    worker) reaches Faust's app; 0 is allowed, a failover then restores the table from its
+    changelog. Anything that is not a whole number in range is refused by name."""
+    settings, rules, pseudo = Settings.from_env({}), load_rules(RULES), Pseudonymizer.from_text("k")
+
+    def config(env: dict[str, str]) -> WorkerConfig:
+        return WorkerConfig.from_env(settings, rules, pseudo, env)
+
+    assert config({}).standby_replicas == 1
+    assert config({}).replication_factor == 1
+    assert config({"SUPPORTSTREAM_STANDBY_REPLICAS": " 0 "}).standby_replicas == 0
+    assert config({"SUPPORTSTREAM_REPLICATION_FACTOR": "3"}).replication_factor == 3
+    assert (
+        build_app(config({"SUPPORTSTREAM_STANDBY_REPLICAS": "0"})).conf.table_standby_replicas == 0
+    )
+    assert build_app(config({})).conf.table_standby_replicas == 1
+    for name, value in [
+        ("SUPPORTSTREAM_STANDBY_REPLICAS", "-1"),
+        ("SUPPORTSTREAM_STANDBY_REPLICAS", "one"),
+        ("SUPPORTSTREAM_STANDBY_REPLICAS", "1.5"),
+        ("SUPPORTSTREAM_REPLICATION_FACTOR", "0"),
+        ("SUPPORTSTREAM_REPLICATION_FACTOR", "²"),
+    ]:
+        with pytest.raises(SettingsError, match=f"{name}='{value}': expected a whole number"):
+            config({name: value})
