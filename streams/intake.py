@@ -38,6 +38,7 @@ from processors.model import (
     QaReview,
     SurveyAnswer,
 )
+from processors.parsing import envelope_text
 from streams.connectors.envelope import decode_sequenced
 from streams.local import ParseStage
 
@@ -122,7 +123,7 @@ class Intake:
             # A dead letter moves no time; its place in the desk's order is at most its
             # arrival, so one dated far ahead (a wrong clock) is not held back until then.
             at = min(at, timestamp)
-        text = decoded.text if refusable else ""
+        text = (decoded.text or envelope_text(decoded)) if refusable else ""
         return Entry(partition, offset, partitions, at, sequence, ref, "", items, text)
 
 

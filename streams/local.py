@@ -237,7 +237,11 @@ class LocalRunner:
 
     def feed(self, record: RawRecord) -> None:
         """Apply one record: timers before its instant fire first."""
-        self.apply_parsed(record.at, self.parse(record), lambda: self.redact(record.text))
+        self.apply_parsed(
+            record.at,
+            self.parse(record),
+            lambda: self.redact(record.text or envelope_text(record)),
+        )
 
     def parse(self, record: RawRecord) -> list[Parsed]:
         return self.parser.parse(record)

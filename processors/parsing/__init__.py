@@ -205,9 +205,10 @@ def parse_record(record: RawRecord, pseudo: Pseudonymizer, mask: Mask) -> list[P
 
 
 def envelope_text(record: RawRecord) -> str:
-    """The record as a JSON line, for a dead letter of a record that came without its text."""
+    """The record as a compact JSON line, for a dead letter of a record that came without its
+    text (a raw-topic message: its line is written only if a dead letter needs it)."""
     try:
         envelope = {"at": to_rfc3339(record.at), "source": record.source, "payload": record.payload}
-        return json.dumps(envelope, ensure_ascii=False, default=str)
+        return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"), default=str)
     except (TypeError, ValueError, OverflowError):
         return repr(record.payload)

@@ -38,9 +38,11 @@ from processors.model import (
     Identity,
     Ignored,
     Parsed,
+    RawRecord,
     SurveyAnswer,
 )
 from processors.parsing import parse_envelope, parse_line
+from processors.timeutil import to_rfc3339
 from schemas.codec import CODEC, RAW_CONTACT
 from streams.faust_runner import encode_raw
 from streams.intake import (
@@ -220,6 +222,33 @@ def test_an_entry_the_intake_builds_from_a_raw_message_round_trips(name: str) ->
 
     assert entry.sequence == offset
     assert decode_input(encode_input(entry)) == entry
+
+
+@pytest.mark.parametrize("name", [n for n in RECORDS if n != "bad-json-dead-letter"])
+def test_only_a_refusable_record_carries_its_line_to_the_desk(name: str) -> None:
+    """The desk redacts an agent, survey or review record into a dead letter only when it
+    refuses it, so only those carry their line: the envelope as compact JSON, as the raw
+    message was published. Other records carry none (writing it was a third of the intake's
+    cost per message); the parser's own dead letters still hold the redacted line."""
+    raw = parse_envelope(RECORDS[name], "publish", STAGE.redact)
+    assert isinstance(raw, RawRecord)
+    line = json.dumps(
+        {"at": to_rfc3339(raw.at), "source": raw.source, "payload": raw.payload},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+    entry = Intake(STAGE).entry(
+        encode_raw(raw, connector="test"), partition=0, offset=0, partitions=1, timestamp=0
+    )
+
+    if any(isinstance(item, AgentAction | SurveyAnswer) for item in entry.items):
+        assert entry.text == line
+    else:
+        assert entry.text == ""
+    for letter in entry.items:
+        if isinstance(letter, DeadLetter):
+            assert letter.record == STAGE.redact(line)
 
 
 def test_the_entry_of_an_unreadable_raw_message_round_trips() -> None:
