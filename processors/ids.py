@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 DEV_PII_KEY = "supportstream-dev-key"
 
 _NON_DIGITS = re.compile(r"\D+")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def utf8(text: str) -> bytes:

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 Millis = int
 """An instant: milliseconds since 1970-01-01T00:00:00Z."""
 
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 
 SOURCES: tuple[str, ...] = (
     "telegram",

@@ -364,7 +364,7 @@ def _parse_json(text: str) -> object:
 
 # Half a surrogate pair escaped in JSON (``"\\ud800"``) decodes to a lone surrogate, which no
 # stored text can hold; the redacted text has U+FFFD there, as the parsers read it.
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 
 MAX_DEPTH: Final = 64
 """How deep ``redact_json_text`` walks a record. Deeper values (no channel nests a tenth of

@@ -62,7 +62,7 @@ __all__ = [
 FIRST_RESPONSE: Final = "first_response"
 NEXT_RESPONSE: Final = "next_response"
 RESOLUTION: Final = "resolution"
-METRICS: Final = (FIRST_RESPONSE, NEXT_RESPONSE, RESOLUTION)
+METRICS: Final[tuple[str, str, str]] = (FIRST_RESPONSE, NEXT_RESPONSE, RESOLUTION)
 _METRIC_ORDER: Final = {metric: i for i, metric in enumerate(METRICS)}
 
 ACTIVE: Final = "active"

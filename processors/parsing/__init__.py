@@ -163,7 +163,7 @@ def _refuse_constant(name: str) -> object:
 # per call.
 _DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89abcdefABCDEF]")
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 
 
 def _without_surrogates(value: Any) -> Any:

@@ -87,7 +87,7 @@ _MODERN: Final = email.policy.default
 _MODERN_HEADER_LIMIT: Final = 8192
 """Headers longer than this (in characters) are never handed to the modern header parser,
 whose time grows with the square of the number of encoded words in a header."""
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SURROGATE: Final = re.compile(r"[\ud800-\udfff]")
 _WSP_OR_TOKEN: Final = re.compile(r"[ \t]+|[^ \t]+")
 # One RFC 2047 encoded word as a whole token, in the shape the modern parser reads the same
 # way we do: ASCII charset (an optional RFC 2231 language after "*"), B or Q, and a text with

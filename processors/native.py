@@ -1,0 +1,142 @@
+"""Which of the domain's modules are compiled with mypyc, and whether they run compiled.
+
+``COMPILED`` is the one list of them: ``setup.py`` builds it (unless ``SUPPORTSTREAM_NATIVE=0``),
+the Makefile's install stamp, ``tests/conftest.py``'s stale-module guard and the replay
+benchmark's header read it. Compiled modules behave as their sources do for every input their
+annotations describe, and check those annotations at run time: a module handed untyped input
+(YAML, JSON) stays interpreted unless its annotations are honest about it.
+
+``SUPPORTSTREAM_INTERPRETED=1`` (read by ``processors/__init__.py`` before any of these modules
+is imported, in every process that inherits it) loads them from their ``.py`` sources even where
+compiled modules are installed: how the interpreted path stays tested, and how to try an edit
+without rebuilding. docs/DEVELOPING.md, "Compiled modules".
+
+This module imports nothing but the standard library: ``setup.py`` loads it by its path.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Final
+
+COMPILED: Final[tuple[str, ...]] = (
+    "processors.model",
+    "processors.ids",
+    "processors.timeutil",
+    "processors.calendar",
+    "processors.timers",
+    "processors.sla",
+    "processors.slabook",
+    "processors.events",
+    "processors.incidents",
+    "processors.promises",
+    "processors.classify",
+    "processors.assignment",
+    "processors.threads",
+    "processors.identity",
+    "processors.fastreplace",
+    "processors.quality",
+    "processors.desk",
+    "processors.parsing.mail",
+)
+"""The modules mypyc compiles, as one group (their shared library: ``GROUP``)."""
+
+GROUP: Final = "supportstream"
+"""mypyc's group name: the group's shared library is the top-level ``supportstream__mypyc``."""
+
+INTERPRETED_ENV: Final = "SUPPORTSTREAM_INTERPRETED"
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+"""The directory holding the ``processors`` package (the checkout, or site-packages)."""
+
+
+def source_path(name: str, root: Path = ROOT) -> Path:
+    """The ``.py`` source of the compiled module ``name`` under ``root``."""
+    return root.joinpath(*name.split(".")).with_suffix(".py")
+
+
+def compiled_paths(name: str, root: Path = ROOT) -> list[Path]:
+    """The extension modules built for ``name`` beside its source (none: not compiled there)."""
+    source = source_path(name, root)
+    stem = source.with_suffix("")
+    return [
+        stem.with_name(stem.name + suffix)
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        if stem.with_name(stem.name + suffix).exists()
+    ]
+
+
+def native_modules() -> list[str]:
+    """The modules of ``COMPILED`` that import (or imported) compiled in this process."""
+    found = []
+    for name in COMPILED:
+        module = sys.modules.get(name)
+        if module is not None:
+            compiled = _is_extension(getattr(module, "__file__", None))
+        else:
+            spec = importlib.util.find_spec(name)
+            compiled = spec is not None and _is_extension(spec.origin)
+        if compiled:
+            found.append(name)
+    return found
+
+
+def describe() -> str:
+    """One line saying how the domain runs here, for benchmark headers and start logs."""
+    native = native_modules()
+    if not native:
+        return "processors interpreted (not compiled)"
+    if len(native) == len(COMPILED):
+        return f"processors compiled with mypyc: {len(native)} modules"
+    return f"processors compiled with mypyc: {len(native)} of {len(COMPILED)} modules"
+
+
+def stale_sources(root: Path = ROOT) -> list[Path]:
+    """The domain's sources newer than the oldest compiled module under ``root``.
+
+    mypyc compiles the group against the types of everything it imports (``rules.py`` too),
+    so any newer source of the package may make a compiled module disagree with it; and Python
+    imports an extension module before the ``.py`` beside it, so an edit would not run."""
+    built = [path for name in COMPILED for path in compiled_paths(name, root)]
+    if not built:
+        return []
+    oldest = min(path.stat().st_mtime for path in built)
+    return sorted(
+        path for path in (root / "processors").rglob("*.py") if path.stat().st_mtime > oldest
+    )
+
+
+def _is_extension(origin: str | None) -> bool:
+    return origin is not None and origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+
+
+class _SourceFinder(importlib.abc.MetaPathFinder):
+    """Finds the modules of ``COMPILED`` as their ``.py`` sources, ahead of the extension
+    modules the path finder would pick first."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in COMPILED or not path:
+            return None
+        stem = fullname.rpartition(".")[2]
+        for directory in path:
+            source = Path(directory, stem + ".py")
+            if source.exists():
+                return importlib.util.spec_from_file_location(fullname, source)
+        return None
+
+
+def run_interpreted() -> None:
+    """Load the modules of ``COMPILED`` from their sources in this process from now on."""
+    if not any(isinstance(finder, _SourceFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SourceFinder())

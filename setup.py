@@ -1,0 +1,55 @@
+"""The build's one dynamic part: the domain's hot modules compiled with mypyc.
+
+pyproject.toml holds the metadata. ``processors.native.COMPILED`` lists the modules; they are
+compiled as one group (a C extension per module and the group's shared library), unless
+``SUPPORTSTREAM_NATIVE=0``: then the package is pure Python and computes the same results.
+Building needs a C compiler and Python's headers (README, "Install").
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from setuptools import setup
+
+HERE = Path(__file__).resolve().parent
+
+
+def _native() -> Any:
+    spec = importlib.util.spec_from_file_location("_native", HERE / "processors" / "native.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ext_modules() -> list[Any]:
+    native = _native()
+    setting = os.environ.get("SUPPORTSTREAM_NATIVE", "1")
+    if setting not in ("0", "1"):
+        sys.exit(f"SUPPORTSTREAM_NATIVE must be 0 or 1, not {setting!r}")
+    if setting == "0":
+        # An editable install of an earlier build left extension modules beside the sources,
+        # which Python would import before them: a pure install removes them.
+        for name in native.COMPILED:
+            for path in native.compiled_paths(name, HERE):
+                print(f"SUPPORTSTREAM_NATIVE=0: removing {path.relative_to(HERE)}")
+                path.unlink()
+        for path in HERE.glob(f"{native.GROUP}__mypyc.*"):
+            print(f"SUPPORTSTREAM_NATIVE=0: removing {path.relative_to(HERE)}")
+            path.unlink()
+        return []
+    from mypyc.build import mypycify
+
+    sources = [
+        str(native.source_path(name, HERE).relative_to(HERE))
+        for name in native.COMPILED
+    ]
+    return list(mypycify(sources, opt_level="3", group_name=native.GROUP))
+
+
+setup(ext_modules=_ext_modules())
