@@ -32,16 +32,13 @@ def _ext_modules() -> list[Any]:
     setting = os.environ.get("SUPPORTSTREAM_NATIVE", "1")
     if setting not in ("0", "1"):
         sys.exit(f"SUPPORTSTREAM_NATIVE must be 0 or 1, not {setting!r}")
+    # An editable install of an earlier build left extension modules beside the sources, which
+    # Python imports before them: those this build does not make again are removed.
+    keep = () if setting == "0" else native.COMPILED
+    for path in native.leftover_extensions(keep, HERE):
+        print(f"setup.py: removing {path.relative_to(HERE)}, which this build does not make")
+        path.unlink()
     if setting == "0":
-        # An editable install of an earlier build left extension modules beside the sources,
-        # which Python would import before them: a pure install removes them.
-        for name in native.COMPILED:
-            for path in native.compiled_paths(name, HERE):
-                print(f"SUPPORTSTREAM_NATIVE=0: removing {path.relative_to(HERE)}")
-                path.unlink()
-        for path in HERE.glob(f"{native.GROUP}__mypyc.*"):
-            print(f"SUPPORTSTREAM_NATIVE=0: removing {path.relative_to(HERE)}")
-            path.unlink()
         return []
     from mypyc.build import mypycify
 

@@ -18,12 +18,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 DEV_PII_KEY = "supportstream-dev-key"
 
 _NON_DIGITS = re.compile(r"\D+")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+_STR_LOWER: Final[Callable[[str], str]] = str.lower
+
+
+def lower(text: str) -> str:
+    """``text.lower()`` as the interpreter computes it. Compiled code (processors.native)
+    lower-cases a text typed ``str`` one character at a time and misses Unicode's final sigma
+    ("ΟΔΟΣ" gives "οδοσ", not "οδος"); the interpreter's method, called as an object, does not
+    (docs/REPLAY.md, "What runs compiled")."""
+    return text.lower() if text.isascii() else _STR_LOWER(text)
 
 
 def utf8(text: str) -> bytes:
@@ -71,12 +84,12 @@ def normalize_phone(raw: str) -> str:
 
 def normalize_email(raw: str) -> str:
     """An e-mail address as compared for identity: surrounding space removed, lower-cased."""
-    return raw.strip().lower()
+    return lower(raw.strip())
 
 
 def normalize_message_id(raw: str) -> str:
     """A Message-ID as compared for threading: angle brackets removed, lower-cased."""
-    return raw.strip().strip("<>").strip().lower()
+    return lower(raw.strip().strip("<>").strip())
 
 
 def event_id(aggregate: str, seq: int) -> str:

@@ -30,7 +30,6 @@ COMPILED: Final[tuple[str, ...]] = (
     "processors.ids",
     "processors.timeutil",
     "processors.calendar",
-    "processors.timers",
     "processors.sla",
     "processors.slabook",
     "processors.events",
@@ -110,6 +109,25 @@ def stale_sources(root: Path = ROOT) -> list[Path]:
     return sorted(
         path for path in (root / "processors").rglob("*.py") if path.stat().st_mtime > oldest
     )
+
+
+def leftover_extensions(keep: Sequence[str], root: Path = ROOT) -> list[Path]:
+    """Extension modules of the package under ``root`` that are not of the modules ``keep``
+    (an earlier build's), and the group's shared library when ``keep`` is empty."""
+    kept = {path for name in keep for path in compiled_paths(name, root)}
+    found = [
+        path
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        for path in (root / "processors").rglob("*" + suffix)
+        if path not in kept
+    ]
+    if not keep:
+        found += [
+            root / (GROUP + "__mypyc" + suffix)
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES
+            if (root / (GROUP + "__mypyc" + suffix)).exists()
+        ]
+    return sorted(set(found))
 
 
 def _is_extension(origin: str | None) -> bool:

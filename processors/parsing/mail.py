@@ -64,7 +64,7 @@ from email.message import Message
 from email.utils import getaddresses
 from typing import Any, Final
 
-from processors.ids import Pseudonymizer, normalize_email, normalize_message_id
+from processors.ids import Pseudonymizer, lower, normalize_email, normalize_message_id
 from processors.model import Contact, EmailThreading, Identity, Parsed, RawRecord
 from processors.parsing._common import Reject, json_type
 
@@ -312,7 +312,7 @@ def _first_values(message: Message | _Part) -> tuple[str | None, ...]:
         return message.fields
     first: dict[str, str | None] = {}
     for key, value in message.raw_items():
-        first.setdefault(key.lower(), str(value))
+        first.setdefault(lower(key), str(value))
     return tuple([first.get(name) for name in _READ_FIELDS])
 
 
@@ -328,8 +328,8 @@ def _ids(text: str | None) -> tuple[str, ...]:
         # normalize_message_id of an id in angle brackets is the id lower-cased: it holds no
         # brackets and no whitespace (what "\s" and str.strip take are the same characters)
         if len(found) == 1:
-            return (found[0].lower(),)
-        return tuple(dict.fromkeys([token.lower() for token in found]))
+            return (lower(found[0]),)
+        return tuple(dict.fromkeys([lower(token) for token in found]))
     # No angle brackets: a sloppy mailer's bare ids. Comments go first so that
     # "id@host (your message)" does not read as three ids; a msg-id always has an "@".
     tokens = _BARE_TOKENS.findall(_COMMENT.sub(" ", text))
@@ -416,7 +416,7 @@ def _plain_params(value: str) -> tuple[tuple[str, str], ...] | None:
 def _read_params(value: str) -> tuple[tuple[str, str], ...] | None:
     if not _PLAIN_CONTENT_TYPE.fullmatch(value):
         return None
-    return tuple((p.group(1).lower(), p.group(2)) for p in _PLAIN_PARAM.finditer(value))
+    return tuple((lower(p.group(1)), p.group(2)) for p in _PLAIN_PARAM.finditer(value))
 
 
 _remembered_params: Final = functools.lru_cache(maxsize=512)(_read_params)
@@ -488,20 +488,20 @@ class _Part:
         return dict(zip(_READ_FIELDS, self._fields, strict=True))
 
     def get(self, name: str, failobj: Any = None) -> Any:
-        index = _FIELD_INDEX.get(name.lower())
+        index = _FIELD_INDEX.get(lower(name))
         value = None if index is None else self._fields[index]
         return failobj if value is None else value
 
     def get_content_type(self) -> str:
         if not self._content_type:
             value = self._fields[_CONTENT_TYPE]
-            ctype = "" if value is None else value.partition(";")[0].strip().lower()
+            ctype = "" if value is None else lower(value.partition(";")[0].strip())
             self._content_type = ctype if ctype.count("/") == 1 else "text/plain"
         return self._content_type
 
     def get_content_disposition(self) -> str | None:
         value = self._fields[_CONTENT_DISPOSITION]
-        return None if value is None else value.partition(";")[0].strip().lower()
+        return None if value is None else lower(value.partition(";")[0].strip())
 
     def get_content_charset(self) -> str | None:
         return self._as_message().get_content_charset()
@@ -755,13 +755,13 @@ def _decoded_text(part: Message | _Part) -> str:
     if isinstance(part, _Part):  # a text/plain or text/html part: its payload is its text
         payload = part.text
         value = part.fields[_TRANSFER_ENCODING]
-        cte = "7bit" if value is None else value.strip().lower()
+        cte = "7bit" if value is None else lower(value.strip())
     else:
         content = part.get_payload()
         if not isinstance(content, str):  # message/rfc822 and friends are not text/*
             return ""
         payload = content
-        cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+        cte = lower(str(part.get("Content-Transfer-Encoding", "7bit")).strip())
     # Without a charset parameter RFC 2045 says US-ASCII; UTF-8 reads that the same and also
     # reads the 8-bit UTF-8 that careless mailers send without declaring it.
     charset = _content_charset(part) or "utf-8"
@@ -928,7 +928,7 @@ def _simple_markup_text(markup: str) -> str | None:
         if start is not None:
             action = _START_ACTIONS.get(start)  # the table's names are lower-case already
             if action is None:
-                action = _START_ACTIONS.get(start.lower())
+                action = _START_ACTIONS.get(lower(start))
             if action is not None:
                 if action is _RAW_TEXT:
                     return None
@@ -942,7 +942,7 @@ def _simple_markup_text(markup: str) -> str | None:
         else:
             action = _END_ACTIONS.get(end)  # the table's names are lower-case already
             if action is None:
-                action = _END_ACTIONS.get(end.lower())
+                action = _END_ACTIONS.get(lower(end))
             if action is _HIDE:
                 hidden = max(0, hidden - 1)
             elif action is _BREAK:
@@ -1040,7 +1040,7 @@ def _markup_text(markup: str) -> str:
             close = greater.search(i + 1)
             tag_match = _START_TAG.match(markup, i) if close is not None else None
             if tag_match is not None:
-                tag = tag_match.group(1).lower()
+                tag = lower(tag_match.group(1))
                 end = tag_match.end()
                 if markup[i:end].endswith("/>"):  # <br/>, <hr />
                     if tag in _BLOCK_TAGS:
@@ -1061,7 +1061,7 @@ def _markup_text(markup: str) -> str:
                 end = close.end()
                 named = _END_TAG.match(markup, i) or _TAG_NAME.match(markup, i + 2)
                 if named is not None:
-                    tag = (named.group(1) if named.re is _END_TAG else named.group()).lower()
+                    tag = lower(named.group(1) if named.re is _END_TAG else named.group())
                     if tag in _HIDDEN_TAGS:
                         hidden = max(0, hidden - 1)
                     elif tag in _BLOCK_TAGS and tag != "br":

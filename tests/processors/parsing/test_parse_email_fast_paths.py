@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.ids import normalize_message_id
+from processors.ids import Pseudonymizer, normalize_message_id
 from processors.model import RawRecord
 from processors.parsing import mail
 from processors.parsing._common import Reject
@@ -48,10 +48,13 @@ def reference_fields(block: str) -> dict[str, str] | None:
     return first
 
 
+_PSEUDO = Pseudonymizer.from_text("fast-paths-test-key")
+
+
 def outcome(parse: object, raw: str) -> object:
     record = RawRecord(at=0, source="email", payload=raw, ref="r", text="")
     try:
-        return parse(record, None)  # type: ignore[operator]
+        return parse(record, _PSEUDO)  # type: ignore[operator]
     except Reject as problem:
         return ("dead letter", problem.reason)
     except Exception as exc:
