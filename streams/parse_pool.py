@@ -40,8 +40,7 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from itertools import repeat
-from typing import IO, Any, Final, get_args
+from typing import IO, Any, get_args
 
 from processors.ids import Pseudonymizer
 from processors.language import LanguageDetector
@@ -297,18 +296,16 @@ class _Worker:
 
 
 def _rebuild(cls: type[Any], values: tuple[Any, ...]) -> Any:
-    """A parsed item (a frozen dataclass with slots) from its field values, as the pool's
-    reader unpickles it: without the ``dataclasses.fields()`` call per object of the default
-    ``__setstate__``, which was the largest part of reading the results."""
-    names = _field_names(cls)
-    if len(values) != len(names):
+    """A parsed item (a frozen dataclass) from its field values, as the pool's reader unpickles
+    it: called with them positionally, without the ``dataclasses.fields()`` call per object of
+    the default ``__setstate__``, which was the largest part of reading the results. (Not
+    ``object.__new__`` and ``object.__setattr__``: compiled classes refuse them,
+    ``processors.native``.)"""
+    if len(values) != len(_field_names(cls)):
         raise ParseWorkerError(f"a parse worker sent a {cls.__name__} of another shape")
-    item = object.__new__(cls)
-    deque(map(_SET, repeat(item, len(names)), names, values), maxlen=0)
-    return item
+    return cls(*values)
 
 
-_SET: Final = object.__setattr__
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 _GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 
