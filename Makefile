@@ -6,11 +6,26 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: demo test lint typecheck unit bench bench-replay clean system-deps bytecode
 
-# The virtual environment, rebuilt when the pinned dependencies change.
-$(STAMP): pyproject.toml
+# The domain's sources: the modules compiled with mypyc (processors/native.py) are checked
+# against all of them, so an edit to any rebuilds the install (else the stale compiled module
+# would run instead of the edited source; tests/conftest.py refuses to test such a tree).
+DOMAIN := $(shell find processors -name '*.py')
+# Once a C compiler is found, an install made without one (pure Python) is made again.
+COMPILER := $(if $(shell command -v cc 2>/dev/null),$(VENV)/.compiler-found)
+
+# The virtual environment, rebuilt when the pinned dependencies or the domain change. Without a
+# C compiler (or with SUPPORTSTREAM_NATIVE=0) the domain installs as pure Python, with a notice.
+$(STAMP): pyproject.toml setup.py $(DOMAIN) $(COMPILER)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ "$${SUPPORTSTREAM_NATIVE:-1}" != 0 ] && ! command -v cc >/dev/null; then \
+	  echo "NOTICE: no C compiler (cc): the domain installs as pure Python, slower but the same" \
+	       "results. For the compiled domain: apt-get install gcc (make system-deps), then make." >&2; \
+	  export SUPPORTSTREAM_NATIVE=0; fi; \
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
+
+$(VENV)/.compiler-found:
+	mkdir -p $(VENV) && touch $@
 
 # The project's bytecode, compiled ahead: where PYTHONDONTWRITEBYTECODE is set, every replay,
 # worker and sink otherwise compiles the project's modules again when it starts.
@@ -30,10 +45,18 @@ typecheck: $(STAMP)
 system-deps:
 	bash .ci/system-deps.sh
 
-unit: $(STAMP) system-deps bytecode
+# The tests run on the compiled domain, then tests/processors and replay's acceptance tests once
+# more on its sources (SUPPORTSTREAM_INTERPRETED=1), so that the pure-Python path cannot rot.
+# system-deps comes first: it installs the C compiler the install needs.
+unit: system-deps $(STAMP) bytecode
 	$(BIN)/pytest
+	SUPPORTSTREAM_INTERPRETED=1 $(BIN)/pytest -q $(INTERPRETED_TESTS)
 
-test: lint typecheck unit
+INTERPRETED_TESTS := tests/processors tests/streams/test_replay_handworked.py \
+	tests/streams/test_replay_routing.py tests/streams/test_replay_agents_quality.py \
+	tests/streams/test_replay_promises_incidents.py tests/streams/test_generated_week.py
+
+test: system-deps lint typecheck unit
 
 bench: $(STAMP) bytecode
 	$(BIN)/python -m loadtest.bench
@@ -44,4 +67,6 @@ bench-replay: $(STAMP) bytecode
 	$(BIN)/python -m loadtest.replay_bench --write BENCHMARKS.md
 
 clean:
-	rm -rf $(VENV) .supportstream .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .supportstream .pytest_cache .mypy_cache .ruff_cache build
+	find processors -name '*.so' -delete
+	rm -f supportstream__mypyc.*.so

@@ -42,10 +42,7 @@ def _ext_modules() -> list[Any]:
         return []
     from mypyc.build import mypycify
 
-    sources = [
-        str(native.source_path(name, HERE).relative_to(HERE))
-        for name in native.COMPILED
-    ]
+    sources = [str(native.source_path(name, HERE).relative_to(HERE)) for name in native.COMPILED]
     return list(mypycify(sources, opt_level="3", group_name=native.GROUP))
 
 

@@ -209,7 +209,7 @@ Parsed = Contact | AgentAction | SurveyAnswer | CrmUpsert | QaReview | Ignored |
 # the intake's codec reads a parsed item's field names from (streams/intake.py): given here.
 for _item in (*get_args(Parsed), Identity, EmailThreading):
     if "__slots__" not in vars(_item):
-        setattr(_item, "__slots__", tuple(f.name for f in fields(_item)))
+        setattr(_item, "__slots__", tuple(f.name for f in fields(_item)))  # noqa: B010 (mypy)
 
 
 # --------------------------------------------------------------------------------------------

@@ -111,6 +111,27 @@ def stale_sources(root: Path = ROOT) -> list[Path]:
     )
 
 
+def build_problems(root: Path = ROOT) -> list[str]:
+    """What makes the compiled modules under ``root`` disagree with the sources, one sentence
+    each (none: they were built from these sources, or nothing is compiled there)."""
+    problems = []
+    built = [path for name in COMPILED for path in compiled_paths(name, root)]
+    for source in stale_sources(root):
+        own = [path for path in compiled_paths(_module_of(source, root), root)]
+        what = "its compiled module" if own else "the modules compiled against it"
+        problems.append(f"{source.relative_to(root)} is newer than {what}")
+    if built:
+        for path in leftover_extensions(COMPILED, root):
+            problems.append(
+                f"{path.relative_to(root)} is not of a module processors.native compiles"
+            )
+    return problems
+
+
+def _module_of(source: Path, root: Path) -> str:
+    return ".".join(source.relative_to(root).with_suffix("").parts)
+
+
 def leftover_extensions(keep: Sequence[str], root: Path = ROOT) -> list[Path]:
     """Extension modules of the package under ``root`` that are not of the modules ``keep``
     (an earlier build's), and the group's shared library when ``keep`` is empty."""

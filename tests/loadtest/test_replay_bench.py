@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from loadtest.replay_bench import MARK_END, MARK_START, render, run, write_section
+from processors.native import describe
 
 
 def test_the_replay_benchmark_measures_and_writes_its_section(tmp_path: Path) -> None:
@@ -18,7 +19,9 @@ def test_the_replay_benchmark_measures_and_writes_its_section(tmp_path: Path) ->
     assert report.json_seconds > 0 and report.insert_seconds > 0
     assert {"email", "chat", "agent"} <= set(report.parse_us)
     assert report.scaled is not None and report.scaled_records > report.records
+    assert replay.domain == describe()  # what the replay imported, as this process would
     section = render(report)
+    assert f"**Domain: {describe()}**" in section
     assert "records/s per CPU-second" in section
     assert "| email |" in section and "vs chat" in section
     target = tmp_path / "BENCHMARKS.md"
