@@ -9,6 +9,7 @@ event catalogue and the state dataclasses.
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 import io
@@ -22,7 +23,7 @@ import pytest
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 from fastavro.read import SchemaResolutionError
 
-from processors import model
+from processors import model, native
 from processors.events import DEAD_LETTER_FIELDS, EVENT_TYPES
 from schemas.codec import (
     ENVELOPE_FIELDS,
@@ -216,6 +217,19 @@ def test_dead_letter_schema_matches_the_catalogue_and_the_dataclass() -> None:
     assert [f.name for f in dataclasses.fields(model.DeadLetter)] == [n for n, _ in fields]
 
 
+def _source_annotations(cls: type) -> dict[str, str]:
+    """The field annotations of a class of processors.model as written (``Millis``, not the
+    ``int`` it stands for): read from the source, since a compiled module's dataclass fields
+    hold the evaluated types (processors.native)."""
+    tree = ast.parse(native.source_path("processors.model").read_text(encoding="utf-8"))
+    [node] = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__]
+    return {
+        item.target.id: ast.unparse(item.annotation)
+        for item in node.body
+        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
+    }
+
+
 def _annotation_types(annotation: str) -> list[Any]:
     """The Avro types a dataclass annotation may be declared as (``int`` may be int or long)."""
     text = annotation.replace(" ", "")
@@ -238,9 +252,10 @@ def _annotation_types(annotation: str) -> list[Any]:
 def test_state_schema_mirrors_the_dataclass(schema_name: str, cls: type) -> None:
     fields = CURRENT[schema_name]["fields"]
     assert [f["name"] for f in fields] == [f.name for f in dataclasses.fields(cls)]
+    annotations = _source_annotations(cls)
     for avro_field, dc_field in zip(fields, dataclasses.fields(cls), strict=True):
-        assert isinstance(dc_field.type, str)  # postponed annotations in processors.model
-        assert avro_field["type"] in _annotation_types(dc_field.type), avro_field["name"]
+        annotation = annotations[dc_field.name]
+        assert avro_field["type"] in _annotation_types(annotation), avro_field["name"]
         if isinstance(avro_field["type"], list):
             assert avro_field.get("default", "missing") is None, avro_field["name"]
 
