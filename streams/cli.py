@@ -42,9 +42,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"supportstream: {message}\n")
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version and how the domain runs here (compiled with mypyc
+    or interpreted, docs/REPLAY.md "What runs compiled"), worked out only when asked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        from importlib.metadata import version
+
+        from processors.native import describe
+
+        print(f"supportstream {version('supportstream')}; {describe()}")
+        parser.exit(EXIT_OK)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="supportstream", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        nargs=0,
+        help="the version, and whether the domain is compiled",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = commands.add_parser("demo", help="realistic traffic through the pipeline, then a report")

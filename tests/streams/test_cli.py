@@ -223,3 +223,11 @@ def test_replay_into_a_warehouse_another_process_holds_exits_1_naming_it(tmp_pat
     assert done.returncode == 1
     assert "in use by another process" in done.stderr and f"pid {holder}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_version_says_how_the_domain_runs() -> None:
+    from processors.native import describe
+
+    done = run("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"supportstream 0.1.0; {describe()}\n"
