@@ -32,12 +32,14 @@ def _ext_modules() -> list[Any]:
     setting = os.environ.get("SUPPORTSTREAM_NATIVE", "1")
     if setting not in ("0", "1"):
         sys.exit(f"SUPPORTSTREAM_NATIVE must be 0 or 1, not {setting!r}")
-    # An editable install of an earlier build left extension modules beside the sources, which
-    # Python imports before them: those this build does not make again are removed.
-    keep = () if setting == "0" else native.COMPILED
-    for path in native.leftover_extensions(keep, HERE):
-        print(f"setup.py: removing {path.relative_to(HERE)}, which this build does not make")
-        path.unlink()
+    if {"editable_wheel", "develop"} & set(sys.argv):
+        # An earlier editable install left extension modules beside the sources, which Python
+        # imports before them: an editable install removes those it does not make again. (Not
+        # a wheel built from the checkout: it leaves the checkout's own install alone.)
+        keep = () if setting == "0" else native.COMPILED
+        for path in native.leftover_extensions(keep, HERE):
+            print(f"setup.py: removing {path.relative_to(HERE)}, which this build does not make")
+            path.unlink()
     if setting == "0":
         return []
     from mypyc.build import mypycify
