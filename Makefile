@@ -17,11 +17,11 @@ COMPILER := $(if $(shell command -v cc 2>/dev/null),$(VENV)/.compiler-found)
 # C compiler (or with SUPPORTSTREAM_NATIVE=0) the domain installs as pure Python, with a notice.
 $(STAMP): pyproject.toml setup.py $(DOMAIN) $(COMPILER)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@if [ "$${SUPPORTSTREAM_NATIVE:-1}" != 0 ] && ! command -v cc >/dev/null; then \
-	  echo "NOTICE: no C compiler (cc): the domain installs as pure Python, slower but the same" \
-	       "results. For the compiled domain: apt-get install gcc (make system-deps), then make." >&2; \
-	  export SUPPORTSTREAM_NATIVE=0; fi; \
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@command -v cc >/dev/null || [ "$${SUPPORTSTREAM_NATIVE:-1}" = 0 ] || echo "NOTICE: no C" \
+	  "compiler (cc): the domain installs as pure Python, slower but with the same results. For" \
+	  "the compiled domain: apt-get install gcc (make system-deps), then make again." >&2
+	env $$(command -v cc >/dev/null || echo SUPPORTSTREAM_NATIVE=0) \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
 $(VENV)/.compiler-found:
