@@ -17,6 +17,7 @@ COMPILER := $(if $(shell command -v cc 2>/dev/null),$(VENV)/.compiler-found)
 # C compiler (or with SUPPORTSTREAM_NATIVE=0) the domain installs as pure Python, with a notice.
 $(STAMP): pyproject.toml setup.py $(DOMAIN) $(COMPILER)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@command -v cc >/dev/null || rm -f $(VENV)/.compiler-found
 	@command -v cc >/dev/null || [ "$${SUPPORTSTREAM_NATIVE:-1}" = 0 ] || echo "NOTICE: no C" \
 	  "compiler (cc): the domain installs as pure Python, slower but with the same results. For" \
 	  "the compiled domain: apt-get install gcc (make system-deps), then make again." >&2
