@@ -3,7 +3,7 @@
 pyproject.toml holds the metadata. ``processors.native.COMPILED`` lists the modules; they are
 compiled as one group (a C extension per module and the group's shared library), unless
 ``SUPPORTSTREAM_NATIVE=0``: then the package is pure Python and computes the same results.
-Building needs a C compiler and Python's headers (README, "Install").
+Building needs a C compiler and Python's headers (README, its opening section).
 """
 
 from __future__ import annotations
