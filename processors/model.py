@@ -19,8 +19,8 @@ The flow through the processors is::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
-from typing import Any, Final, Literal, get_args
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
 
 Millis = int
 """An instant: milliseconds since 1970-01-01T00:00:00Z."""
@@ -204,12 +204,6 @@ class DeadLetter:
 
 
 Parsed = Contact | AgentAction | SurveyAnswer | CrmUpsert | QaReview | Ignored | DeadLetter
-
-# Compiled (processors.native), a class keeps its fields in C and has no ``__slots__``, which
-# the intake's codec reads a parsed item's field names from (streams/intake.py): given here.
-for _item in (*get_args(Parsed), Identity, EmailThreading):
-    if "__slots__" not in vars(_item):
-        setattr(_item, "__slots__", tuple(f.name for f in fields(_item)))  # noqa: B010 (mypy)
 
 
 # --------------------------------------------------------------------------------------------

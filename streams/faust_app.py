@@ -79,6 +79,7 @@ from faust.types import TP
 
 from processors.ids import Pseudonymizer
 from processors.language import LanguageDetector
+from processors.native import describe
 from processors.rules import Rules
 from streams.faust_port import (
     RecordBatches,
@@ -651,6 +652,12 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
     install_rejoin_on_empty_assignment()  # a member left out of a generation joins again
     install_tables_start_without_pause()  # no idle second at every start (faust_port)
     install_drain_without_a_task_per_message()  # no four tasks per message fetched (faust_port)
+    log.info(
+        "worker starting",
+        domain=describe(),  # compiled or not (processors/native.py): what a profile will show
+        store=config.store,
+        standby_replicas=config.standby_replicas,
+    )
     app = build_app(config)
     worker = Worker(
         app,

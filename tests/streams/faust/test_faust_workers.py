@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from processors.native import describe
 from schemas.codec import CODEC
 from tests.support.broker import Broker
 from tests.support.pipeline import (
@@ -320,6 +321,7 @@ def test_a_committed_offset_ahead_of_the_desk_s_table_is_read_again(
 
     log = (tmp_path / "worker-1.log").read_text()
     assert "desk-input is ahead of the desk's table" in log, worker.args
+    assert "worker starting" in log and describe() in log  # how its domain runs, said once
     _assert_identical(tables, reference)
 
 
