@@ -279,10 +279,6 @@ def build_app(config: WorkerConfig) -> faust.App:
     """The Faust app of one worker: topics, the intake agent, the desk table and agent, and
     the timer that sends the intake's marks and the desk's wall-clock ticks."""
     settings = config.settings
-    # The language model is loaded once per process, in a thread while the worker starts
-    # and joins its group (the decompression releases the GIL), so that the desk's first
-    # ticket rarely waits for it and the start does not (a third of a CPU-second).
-    LanguageDetector(config.rules.languages).warm_up(background=True)
     app = faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -444,6 +440,21 @@ def build_app(config: WorkerConfig) -> faust.App:
                 config.metrics.observe_merge(desk.merge.pending)
             await settle(desk, partition, published)
 
+    desk_topics = {input_name, ticks_name, table.changelog_topic.get_topic_name()}
+    model_loading: list[bool] = []
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+        # The language model serves the desk only. It is loaded once this worker holds the
+        # desk's partition or a standby copy of its table, in a thread (the decompression
+        # releases the GIL), so that the desk's first ticket rarely waits for it; a worker
+        # that only parses never loads it (a third of a CPU-second, 80 MiB).
+        if not model_loading and any(tp.topic in desk_topics for tp in assigned):
+            model_loading.append(True)
+            held = sorted(str(tp) for tp in assigned if tp.topic in desk_topics)
+            log.info("language model loading", desk_partitions=held)
+            LanguageDetector(config.rules.languages).warm_up(background=True)
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         # Whoever takes a partition next rebuilds its desk from the table; a desk kept
@@ -498,7 +509,7 @@ def build_app(config: WorkerConfig) -> faust.App:
                 log.info("idle; stopping", idle_s=round(idle, 1))
                 os.kill(os.getpid(), signal.SIGTERM)
 
-    _ = (intake_agent, desk_agent, on_revoked, wall_clock)
+    _ = (intake_agent, desk_agent, on_assigned, on_revoked, wall_clock)
     return app
 
 

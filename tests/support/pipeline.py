@@ -144,6 +144,7 @@ class Pipeline:
         )
         self.processes: list[subprocess.Popen[bytes]] = []
         self.metrics_ports: dict[int, int] = {}  # pid -> the port its /metrics is served on
+        self.log_paths: dict[int, Path] = {}  # pid -> its log file
         self._logs = 0
 
     @property
@@ -179,7 +180,12 @@ class Pipeline:
         )
         self.processes.append(process)
         self.metrics_ports[process.pid] = port
+        self.log_paths[process.pid] = Path(log.name)
         return process
+
+    def log(self, process: subprocess.Popen[bytes]) -> str:
+        """What the process has written to its log so far."""
+        return self.log_paths[process.pid].read_text(errors="replace")
 
     def scrape(self, process: subprocess.Popen[bytes]) -> str:
         """The process's /metrics page ("" while it does not answer)."""

@@ -261,7 +261,8 @@ def test_the_desk_fails_over_when_its_worker_is_killed(
     ``SUPPORTSTREAM_STANDBY_REPLICAS=0`` the whole changelog) and the dead worker's raw
     partitions, and ClickHouse ends identical to replay. (No replacement joins: noida-db can
     leave a group stuck in a rebalance when a member joins while another recovers; the
-    killed-worker test above covers a worker that is restarted.)"""
+    killed-worker test above covers a worker that is restarted.) The language model is
+    loaded by a worker holding the desk or its standby, not by one that only parses."""
     pipeline = Pipeline(tmp_path, kafka_broker.bootstrap, partitions=3)
     pipeline.env["SUPPORTSTREAM_STANDBY_REPLICAS"] = standby
     _prepare(pipeline, week)
@@ -284,11 +285,16 @@ def test_the_desk_fails_over_when_its_worker_is_killed(
 
     assert wait_until(desk_found, timeout=90, step=0.05)
     (desk,) = desks  # one worker runs the desk
+    (other,) = [w for w in workers if w is not desk]
+    assert "language model loading" in pipeline.log(desk)
+    # A standby copy of the table is the desk's too; without one the other worker only parses.
+    assert ("language model loading" in pipeline.log(other)) == (standby == "1")
     desk.send_signal(signal.SIGKILL)
     desk.wait(timeout=10)
     kafka_broker.restart()  # as a real broker would expire the dead member
 
     _assert_identical(_finish(pipeline), reference)
+    assert "language model loading" in pipeline.log(other)  # it took the desk over
 
 
 def test_a_committed_offset_ahead_of_the_desk_s_table_is_read_again(
