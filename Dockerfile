@@ -13,8 +13,10 @@ COPY schemas ./schemas
 COPY sinks ./sinks
 COPY streams ./streams
 COPY loadtest ./loadtest
+# The last step prints how the installed domain runs (not `python -c` here in /src, which would
+# import the sources beside it rather than what pip installed).
 RUN python -m venv /opt/supportstream && /opt/supportstream/bin/pip install . \
-    && /opt/supportstream/bin/python -c "from processors.native import describe; print(describe())"
+    && /opt/supportstream/bin/supportstream --version
 
 FROM python:3.11.10-slim-bookworm
 # tini reaps children and forwards SIGTERM, so workers and connectors stop gracefully.
