@@ -100,7 +100,7 @@ from streams.intake import Entry, Intake, Mark, encode_entries, encode_input
 from streams.kafka_admin import topic_name
 from streams.local import LIVE_MAX_AHEAD_MS, ParseStage
 from streams.metrics import PipelineMetrics
-from streams.settings import Settings, SettingsError
+from streams.settings import Settings, SettingsError, int_setting
 from streams.topology import DAY_MS, TOPICS, Topic
 
 log = structlog.get_logger("supportstream.worker")
@@ -196,8 +196,8 @@ class WorkerConfig:
         values: dict[str, Any] = {
             "store": env.get("SUPPORTSTREAM_STATE_STORE", "memory://"),
             "state_dir": Path(env.get("SUPPORTSTREAM_STATE_DIR", "./.supportstream/worker")),
-            "replication_factor": _count(env, "SUPPORTSTREAM_REPLICATION_FACTOR", 1, least=1),
-            "standby_replicas": _count(env, "SUPPORTSTREAM_STANDBY_REPLICAS", 1, least=0),
+            "replication_factor": int_setting(env, "SUPPORTSTREAM_REPLICATION_FACTOR", 1),
+            "standby_replicas": int_setting(env, "SUPPORTSTREAM_STANDBY_REPLICAS", 1, minimum=0),
             "rebalance_timeout_s": float(env.get("SUPPORTSTREAM_REBALANCE_TIMEOUT", "60")),
             "producer_compression": _compression(
                 env.get("SUPPORTSTREAM_KAFKA_COMPRESSION", PRODUCER_COMPRESSION)
@@ -208,17 +208,6 @@ class WorkerConfig:
 
     def topic(self, name: str) -> str:
         return topic_name(self.settings, name)
-
-
-def _count(env: dict[str, str], name: str, default: int, *, least: int) -> int:
-    """A whole number from the environment, at least ``least``; anything else is refused by
-    name before the worker starts."""
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    if not (text.isascii() and text.isdigit()) or int(text) < least:
-        raise SettingsError(f"{name}={text!r}: expected a whole number, at least {least}")
-    return int(text)
 
 
 COMPRESSIONS = ("zstd", "lz4", "gzip", "snappy")

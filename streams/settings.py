@@ -40,9 +40,9 @@ class Settings:
             clickhouse_url=env.get("SUPPORTSTREAM_CLICKHOUSE_URL", ""),
             kafka_bootstrap=env.get("SUPPORTSTREAM_KAFKA_BOOTSTRAP", "localhost:9092"),
             topic_prefix=env.get("SUPPORTSTREAM_TOPIC_PREFIX", "supportstream."),
-            partitions=_int(env, "SUPPORTSTREAM_PARTITIONS", 6),
+            partitions=int_setting(env, "SUPPORTSTREAM_PARTITIONS", 6),
             consumer_group=env.get("SUPPORTSTREAM_CONSUMER_GROUP", "supportstream"),
-            metrics_port=_int(env, "SUPPORTSTREAM_METRICS_PORT", 9108, minimum=0),
+            metrics_port=int_setting(env, "SUPPORTSTREAM_METRICS_PORT", 9108, minimum=0),
         )
 
     def pseudonymizer(self, *, means: str = "pseudonyms are not secret") -> Pseudonymizer:
@@ -61,7 +61,9 @@ class SettingsError(ValueError):
     """An environment variable holds a value supportstream cannot use."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    """A whole number from the environment, at least ``minimum`` (``default`` when unset);
+    anything else is refused by name (``SettingsError``)."""
     text = env.get(name, "")
     if not text:
         return default
@@ -122,8 +124,8 @@ class ConnectSettings:
         return cls(
             connector_name=env.get("SUPPORTSTREAM_CONNECTOR_NAME", "") or socket.gethostname(),
             http_host=env.get("SUPPORTSTREAM_CONNECT_HOST", "0.0.0.0"),
-            http_port=_int(env, "SUPPORTSTREAM_CONNECT_PORT", 8080),
-            max_body_bytes=_int(env, "SUPPORTSTREAM_CONNECT_MAX_BODY_BYTES", 512 * 1024),
+            http_port=int_setting(env, "SUPPORTSTREAM_CONNECT_PORT", 8080),
+            max_body_bytes=int_setting(env, "SUPPORTSTREAM_CONNECT_MAX_BODY_BYTES", 512 * 1024),
             publish_timeout_s=_seconds(env, "SUPPORTSTREAM_CONNECT_PUBLISH_TIMEOUT_SECONDS", 10.0),
             shutdown_timeout_s=_seconds(
                 env, "SUPPORTSTREAM_CONNECT_SHUTDOWN_TIMEOUT_SECONDS", 30.0
@@ -133,13 +135,15 @@ class ConnectSettings:
             whatsapp_app_secret=env.get("SUPPORTSTREAM_WHATSAPP_APP_SECRET", ""),
             vk_confirmation=env.get("SUPPORTSTREAM_VK_CONFIRMATION", ""),
             vk_secret=env.get("SUPPORTSTREAM_VK_SECRET", ""),
-            vk_group_id=_int(env, "SUPPORTSTREAM_VK_GROUP_ID", 1) if group else None,
+            vk_group_id=int_setting(env, "SUPPORTSTREAM_VK_GROUP_ID", 1) if group else None,
             bearer_tokens={
                 source: env.get(f"SUPPORTSTREAM_{source.upper()}_TOKEN", "")
                 for source in HTTP_TOKEN_SOURCES
             },
             imap_host=env.get("SUPPORTSTREAM_IMAP_HOST", ""),
-            imap_port=_int(env, "SUPPORTSTREAM_IMAP_PORT", 993 if security == "ssl" else 143),
+            imap_port=int_setting(
+                env, "SUPPORTSTREAM_IMAP_PORT", 993 if security == "ssl" else 143
+            ),
             imap_security=security,
             imap_user=env.get("SUPPORTSTREAM_IMAP_USER", ""),
             imap_password=env.get("SUPPORTSTREAM_IMAP_PASSWORD", ""),
