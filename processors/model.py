@@ -19,7 +19,7 @@ The flow through the processors is::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal
 
 Millis = int
@@ -204,6 +204,18 @@ class DeadLetter:
 
 
 Parsed = Contact | AgentAction | SurveyAnswer | CrmUpsert | QaReview | Ignored | DeadLetter
+
+_FIELD_NAMES: Final[dict[type, tuple[str, ...]]] = {}
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names, in order, read once per class: how the codecs of parsed items
+    (``streams.intake``, ``streams.parse_pool``) walk them, a compiled class
+    (``processors.native``) having no ``__slots__`` to read them from."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 # --------------------------------------------------------------------------------------------

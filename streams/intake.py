@@ -21,7 +21,6 @@ message's Kafka timestamp: it is never dropped, and a redelivered message yields
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from processors.model import (
     Parsed,
     QaReview,
     SurveyAnswer,
+    field_names,
 )
 from processors.parsing import envelope_text
 from streams.connectors.envelope import decode_sequenced
@@ -235,7 +235,7 @@ def item_to_json(item: Parsed) -> dict[str, Any]:
     """A parsed item as JSON: its type's name (``@item``) and its fields (identities as
     pairs, an e-mail's threading as a triple)."""
     value: dict[str, Any] = {"@item": type(item).__name__}
-    for name in _FIELD_NAMES[type(item)]:
+    for name in field_names(type(item)):
         field_value = getattr(item, name)
         if name == "identities":
             field_value = [[i.kind, i.value] for i in field_value]
@@ -267,10 +267,3 @@ def item_from_json(value: dict[str, Any]) -> Parsed:
 
 
 _ITEM_TYPES: Final[dict[str, Any]] = {cls.__name__: cls for cls in get_args(Parsed)}
-
-
-_FIELD_NAMES: Final[dict[type, tuple[str, ...]]] = {
-    cls: tuple(field.name for field in dataclasses.fields(cls)) for cls in get_args(Parsed)
-}
-"""Each parsed item type's field names, in order (a compiled class, processors/native.py, has
-no ``__slots__`` to read them from)."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import copyreg
-import dataclasses
 import fcntl
 import operator
 import os
@@ -51,6 +50,7 @@ from processors.model import (
     Identity,
     Millis,
     Parsed,
+    field_names,
 )
 from processors.parsing import parse_envelope, parse_record
 from processors.pii import Masker
@@ -301,27 +301,19 @@ def _rebuild(cls: type[Any], values: tuple[Any, ...]) -> Any:
     the default ``__setstate__``, which was the largest part of reading the results. (Not
     ``object.__new__`` and ``object.__setattr__``: compiled classes refuse them,
     ``processors.native``.)"""
-    if len(values) != len(_field_names(cls)):
+    if len(values) != len(field_names(cls)):
         raise ParseWorkerError(f"a parse worker sent a {cls.__name__} of another shape")
     return cls(*values)
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 _GETTERS: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return names
 
 
 def _reduce(item: Any) -> tuple[Callable[..., Any], tuple[Any, ...]]:
     cls = type(item)
     values = _GETTERS.get(cls)
     if values is None:
-        names = _field_names(cls)
+        names = field_names(cls)
         get = operator.attrgetter(*names)
         values = _GETTERS[cls] = get if len(names) > 1 else lambda item: (get(item),)
     return _rebuild, (cls, values(item))
