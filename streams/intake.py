@@ -39,7 +39,7 @@ from processors.model import (
     SurveyAnswer,
     field_names,
 )
-from processors.parsing import envelope_text
+from processors.parsing import record_line
 from streams.connectors.envelope import decode_sequenced
 from streams.local import ParseStage
 
@@ -124,7 +124,7 @@ class Intake:
             # A dead letter moves no time; its place in the desk's order is at most its
             # arrival, so one dated far ahead (a wrong clock) is not held back until then.
             at = min(at, timestamp)
-        text = (decoded.text or envelope_text(decoded)) if refusable else ""
+        text = record_line(decoded) if refusable else ""
         return Entry(partition, offset, partitions, at, sequence, ref, "", items, text)
 
 

@@ -26,7 +26,7 @@ import structlog
 from processors.desk import Desk
 from processors.ids import Pseudonymizer
 from processors.model import Contact, DeadLetter, Ignored, Millis, Output, Parsed, RawRecord
-from processors.parsing import envelope_text, parse_envelope, parse_record
+from processors.parsing import parse_envelope, parse_record, record_line
 from processors.pii import Masker
 from processors.rules import Rules
 from sinks.backend import Backend, SinkError
@@ -171,7 +171,7 @@ class ParseStage:
             at=record.at,
             source=record.source,
             reason=f"field at is {ahead_s} s ahead of the wall clock (more than {limit_s} s)",
-            record=self.redact(record.text or envelope_text(record)),
+            record=self.redact(record_line(record)),
             ref=record.ref,
         )
 
@@ -237,11 +237,7 @@ class LocalRunner:
 
     def feed(self, record: RawRecord) -> None:
         """Apply one record: timers before its instant fire first."""
-        self.apply_parsed(
-            record.at,
-            self.parse(record),
-            lambda: self.redact(record.text or envelope_text(record)),
-        )
+        self.apply_parsed(record.at, self.parse(record), lambda: self.redact(record_line(record)))
 
     def parse(self, record: RawRecord) -> list[Parsed]:
         return self.parser.parse(record)

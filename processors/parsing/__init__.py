@@ -40,11 +40,11 @@ from processors.timeutil import parse_rfc3339, to_rfc3339
 __all__ = [
     "PARSERS",
     "UNKNOWN_AT",
-    "envelope_text",
     "load_json_text",
     "parse_envelope",
     "parse_line",
     "parse_record",
+    "record_line",
 ]
 
 PARSERS: Final[Mapping[str, Parser]] = {
@@ -198,15 +198,18 @@ def parse_record(record: RawRecord, pseudo: Pseudonymizer, mask: Mask) -> list[P
             at=record.at,
             source=known,
             reason=reason,
-            record=mask(record.text or envelope_text(record)),
+            record=mask(record_line(record)),
             ref=record.ref,
         )
     ]
 
 
-def envelope_text(record: RawRecord) -> str:
-    """The record as a compact JSON line, for a dead letter of a record that came without its
-    text (a raw-topic message: its line is written only if a dead letter needs it)."""
+def record_line(record: RawRecord) -> str:
+    """The record as a dead letter keeps it: its line as it came, or, for a record that came
+    without one (a raw-topic message: its line is written only if a dead letter needs it), its
+    envelope as a compact JSON line."""
+    if record.text:
+        return record.text
     try:
         envelope = {"at": to_rfc3339(record.at), "source": record.source, "payload": record.payload}
         return json.dumps(envelope, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -307,6 +307,6 @@ def raw_record(fields: Mapping[str, Any], ref: str, mask: Mask) -> RawRecord | D
             payload = load_json_text(text)
         except (ValueError, RecursionError) as exc:
             return DeadLetter(at=at, source=source, reason=str(exc), record=mask(text), ref=ref)
-    # No text: the line (processors.parsing.envelope_text) is written only for a record that
+    # No text: the line (processors.parsing.record_line) is written only for a record that
     # may become a dead letter, a third of the cost of taking a message in otherwise.
     return RawRecord(at=at, source=source, payload=payload, ref=ref)
