@@ -796,6 +796,10 @@ def _broker_note(report: Report) -> list[str]:
     ]
 
 
+PATHS = ("replay", "copy", "one", "two", "two-no-standby", "sink", "insert")
+"""The figures of the section's table, in its order (``Report.figures`` keys)."""
+
+
 def render(report: Report) -> str:
     f = report.figures
     lines: list[str] = [
@@ -821,7 +825,7 @@ def render(report: Report) -> str:
         "| path | records | wall s | records/s | CPU s | CPU µs / record | broker CPU s |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for key in ("replay", "copy", "one", "two", "two-no-standby", "sink", "insert"):
+    for key in PATHS:
         if key not in f:
             continue
         g = f[key]
@@ -834,7 +838,7 @@ def render(report: Report) -> str:
             f"{g.cpu_s:.1f} | {_n(g.cpu_us_per_record)} | - |"
         )
     lines += ["", "What each includes:", ""]
-    for key in ("replay", "copy", "one", "two", "two-no-standby", "sink", "insert"):
+    for key in PATHS:
         if key in f:
             lines.append(f"- *{f[key].name}*: {f[key].includes}.")
     one, replay = f["one"], f["replay"]
