@@ -20,7 +20,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Final
@@ -62,13 +62,8 @@ def source_path(name: str, root: Path = ROOT) -> Path:
 
 def compiled_paths(name: str, root: Path = ROOT) -> list[Path]:
     """The extension modules built for ``name`` beside its source (none: not compiled there)."""
-    source = source_path(name, root)
-    stem = source.with_suffix("")
-    return [
-        stem.with_name(stem.name + suffix)
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES
-        if stem.with_name(stem.name + suffix).exists()
-    ]
+    stem = source_path(name, root).with_suffix("")
+    return _existing(stem.with_name(stem.name + suffix) for suffix in _SUFFIXES)
 
 
 def native_modules() -> list[str]:
@@ -102,7 +97,7 @@ def stale_sources(root: Path = ROOT) -> list[Path]:
     mypyc compiles the group against the types of everything it imports (``rules.py`` too),
     so any newer source of the package may make a compiled module disagree with it; and Python
     imports an extension module before the ``.py`` beside it, so an edit would not run."""
-    built = [path for name in COMPILED for path in compiled_paths(name, root)]
+    built = _built(root)
     if not built:
         return []
     oldest = min(path.stat().st_mtime for path in built)
@@ -115,12 +110,11 @@ def build_problems(root: Path = ROOT) -> list[str]:
     """What makes the compiled modules under ``root`` disagree with the sources, one sentence
     each (none: they were built from these sources, or nothing is compiled there)."""
     problems = []
-    built = [path for name in COMPILED for path in compiled_paths(name, root)]
     for source in stale_sources(root):
-        own = [path for path in compiled_paths(_module_of(source, root), root)]
+        own = compiled_paths(_module_of(source, root), root)
         what = "its compiled module" if own else "the modules compiled against it"
         problems.append(f"{source.relative_to(root)} is newer than {what}")
-    if built:
+    if _built(root):
         for path in leftover_extensions(COMPILED, root):
             problems.append(
                 f"{path.relative_to(root)} is not of a module processors.native compiles"
@@ -138,21 +132,29 @@ def leftover_extensions(keep: Sequence[str], root: Path = ROOT) -> list[Path]:
     kept = {path for name in keep for path in compiled_paths(name, root)}
     found = [
         path
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        for suffix in _SUFFIXES
         for path in (root / "processors").rglob("*" + suffix)
         if path not in kept
     ]
     if not keep:
-        found += [
-            root / (GROUP + "__mypyc" + suffix)
-            for suffix in importlib.machinery.EXTENSION_SUFFIXES
-            if (root / (GROUP + "__mypyc" + suffix)).exists()
-        ]
+        found += _existing(root / (GROUP + "__mypyc" + suffix) for suffix in _SUFFIXES)
     return sorted(set(found))
 
 
+_SUFFIXES: Final = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+
+
+def _existing(paths: Iterable[Path]) -> list[Path]:
+    return [path for path in paths if path.exists()]
+
+
+def _built(root: Path) -> list[Path]:
+    """Every compiled module of ``COMPILED`` under ``root``."""
+    return [path for name in COMPILED for path in compiled_paths(name, root)]
+
+
 def _is_extension(origin: str | None) -> bool:
-    return origin is not None and origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    return origin is not None and origin.endswith(_SUFFIXES)
 
 
 class _SourceFinder(importlib.abc.MetaPathFinder):
