@@ -331,7 +331,7 @@ def test_a_committed_offset_ahead_of_the_desk_s_table_is_read_again(
 
     tables = _finish(pipeline)
 
-    log = (tmp_path / "worker-1.log").read_text()
+    log = pipeline.log(worker)
     assert "desk-input is ahead of the desk's table" in log, worker.args
     assert "worker starting" in log and describe() in log  # how its domain runs, said once
     _assert_identical(tables, reference)
