@@ -8,11 +8,13 @@ removed before letters are counted and the text is scored.
 
 The statistical model is py3langid's (a maintained fork of langid.py: a naive Bayes
 classifier over byte n-grams, 97+ languages, shipped inside the wheel, no network). Loading it
-decompresses a few megabytes, so it happens once per process, on the first text that needs
-it, and is shared by every detector; each detector keeps its own view restricted to its
+decompresses a few megabytes (the commands map a copy decompressed once per machine instead,
+``streams.model_cache``), so it happens once per process, on the first text that needs it,
+and is shared by every detector; each detector keeps its own view restricted to its
 ``languages``, so scoring is one pass over the text's bytes and a small matrix product.
 
-Pure apart from reading the model file that ships with the package: no clock, no network;
+Pure apart from reading the model (the file that ships with the package, or what the loader
+given to ``use_model_loader`` reads): no clock, no network;
 the same text and languages always give the same answer.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 __all__ = [
@@ -29,6 +32,8 @@ __all__ = [
     "SUPPORTED_LANGUAGES",
     "UNDETERMINED",
     "LanguageDetector",
+    "model_loader",
+    "use_model_loader",
 ]
 
 UNDETERMINED: Final = "und"
@@ -163,14 +168,33 @@ _lock = threading.Lock()
 _model: Any = None
 
 
+def _packaged_model() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE)
+
+
+_loader: Callable[[], Any] = _packaged_model
+
+
+def use_model_loader(loader: Callable[[], Any]) -> None:
+    """How this process loads the model, if it has not yet: by default py3langid decompresses
+    the file in its wheel; the commands map a decompressed copy (``streams.model_cache``)."""
+    global _loader
+    _loader = loader
+
+
+def model_loader() -> Callable[[], Any]:
+    """The loader this process uses (``use_model_loader``)."""
+    return _loader
+
+
 def _shared_model() -> Any:
     """The full py3langid identifier, loaded once per process."""
     global _model
     with _lock:
         if _model is None:
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-            _model = LanguageIdentifier.from_model_file(MODEL_FILE)
+            _model = _loader()
         return _model
 
 

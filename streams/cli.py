@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from processors.durations import parse_duration
+from processors.language import use_model_loader
 from processors.rules import Rules, RulesError, check_config, config_warnings, load_rules
 from processors.timeutil import parse_rfc3339
 from sinks.backend import QueryError, SinkError
@@ -22,6 +23,7 @@ from sinks.chdb_backend import ChdbBackend
 from streams import connect_cli, worker_cli
 from streams.local import LocalRunner, embedded_warehouse, replay_file
 from streams.logging import configure_logging
+from streams.model_cache import CachedModel
 from streams.parse_pool import default_parse_workers
 from streams.replay_input import InputError, check_input
 from streams.runtime import tune_garbage_collector
@@ -126,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.debug, args.command)
     try:
         settings = Settings.from_env()
+        use_model_loader(CachedModel(settings.cache_dir))
         return int(_COMMANDS[args.command](args, settings))
     except RulesError as error:
         print(f"supportstream: rules refused: {error}", file=sys.stderr)

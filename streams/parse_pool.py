@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, get_args
 
 from processors.ids import Pseudonymizer
-from processors.language import LanguageDetector
+from processors.language import LanguageDetector, model_loader, use_model_loader
 from processors.model import (
     Contact,
     DeadLetter,
@@ -128,7 +128,9 @@ class ParsePool:
                 self._workers.append(worker)
                 assert worker.stdin is not None and worker.stdout is not None
                 _widen(worker.stdout)
-                setup = (pseudo.key, descriptor, source_name, languages, reopen_within_ms)
+                # The model is loaded as this process loads it (a cache, streams.model_cache).
+                loader = model_loader()
+                setup = (pseudo.key, descriptor, source_name, languages, reopen_within_ms, loader)
                 pickle.dump(setup, worker.stdin, _PROTOCOL)
                 worker.stdin.flush()
         except BaseException:
@@ -329,9 +331,10 @@ def _pickle_items_compactly() -> None:
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """The worker's loop: the key, then chunks until the end of input."""
     try:
-        key, descriptor, source_name, languages, reopen_within_ms = pickle.load(stdin)
+        key, descriptor, source_name, languages, reopen_within_ms, loader = pickle.load(stdin)
     except EOFError:
         return 0
+    use_model_loader(loader)
     _pickle_items_compactly()
     worker = _Worker(Pseudonymizer(key), descriptor, source_name, languages, reopen_within_ms)
     if worker.detector is not None:
@@ -348,10 +351,16 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
 if __name__ == "__main__":
     # Served by the module under its own name, so that what it pickles (``_rebuild``) names a
     # module the reader can import, not ``__main__``.
+    import logging
+
     from streams import parse_pool
+    from streams.logging import configure_logging
     from streams.runtime import tune_garbage_collector
 
     tune_garbage_collector()
+    # Standard output carries the results: warnings (a model cache that cannot be written)
+    # go to standard error, which the worker shares with the replay.
+    configure_logging(False, level=logging.WARNING)
     try:
         sys.exit(parse_pool._serve(sys.stdin.buffer, sys.stdout.buffer))
     except (BrokenPipeError, KeyboardInterrupt):

@@ -11,10 +11,12 @@ import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from processors.ids import DEV_PII_KEY, Pseudonymizer
 
 DEFAULT_WAREHOUSE = "./.supportstream/warehouse"
+DEFAULT_CACHE_DIR = "./.supportstream/cache"
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Settings:
     partitions: int
     consumer_group: str
     metrics_port: int  # 0: a free port chosen by the system
+    cache_dir: Path  # the language model decompressed once (streams.model_cache)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,6 +46,7 @@ class Settings:
             partitions=int_setting(env, "SUPPORTSTREAM_PARTITIONS", 6),
             consumer_group=env.get("SUPPORTSTREAM_CONSUMER_GROUP", "supportstream"),
             metrics_port=int_setting(env, "SUPPORTSTREAM_METRICS_PORT", 9108, minimum=0),
+            cache_dir=Path(env.get("SUPPORTSTREAM_CACHE_DIR") or DEFAULT_CACHE_DIR).absolute(),
         )
 
     def pseudonymizer(self, *, means: str = "pseudonyms are not secret") -> Pseudonymizer:

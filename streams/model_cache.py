@@ -1,0 +1,158 @@
+"""The language model, decompressed once per machine (``SUPPORTSTREAM_CACHE_DIR``).
+
+py3langid ships its model compressed with LZMA (4.5 MB holding 68 MB of arrays), and
+decompressing it costs three quarters of a CPU-second in every process that detects a
+ticket's language: each worker that holds the desk or its standby, each replay's parse
+process, the demo. The first such process writes the model's arrays uncompressed into the
+cache directory; the next ones map them from there, which takes a few hundredths of a
+second, and processes on one machine share the pages. The cache holds the very arrays the
+packaged model holds (``tests/streams/test_model_cache.py`` compares them), so a detector
+answers the same either way.
+
+A cache that cannot be written or read is no error: the process decompresses the packaged
+model, as without a cache, and logs a warning naming the directory. A cache entry is named
+after the packaged model's SHA-256, so a new py3langid release writes a new entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+import os
+import shutil
+import tempfile
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+__all__ = ["CachedModel", "load_model", "packaged_model", "packaged_model_digest"]
+
+log = structlog.get_logger("supportstream.model_cache")
+
+ARRAYS = ("ptc", "pc", "classes", "nextmove", "nextmove_row", "out_feat")
+"""The arrays of py3langid's model file (``py3langid.modelio``), one ``.npy`` file each."""
+
+_STDLIB_TYPECODES = {2: "H", 4: "I", 8: "L"}
+
+# numpy and py3langid are imported where the model is loaded: every command installs a
+# CachedModel, and most never detect a language.
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    """A loader for ``processors.language.use_model_loader``: the model from the cache in
+    ``directory`` (absolute: replay's parse processes run elsewhere), written there first if
+    it is not there yet. It pickles, so a parse process loads the model as its parent does."""
+
+    directory: Path
+
+    def __call__(self) -> Any:
+        return load_model(self.directory)
+
+
+def packaged_model() -> Path:
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+
+    return Path(MODEL_DIR, MODEL_FILE)
+
+
+def packaged_model_digest() -> str:
+    return hashlib.sha256(packaged_model().read_bytes()).hexdigest()
+
+
+def load_model(directory: Path) -> Any:
+    """py3langid's full identifier, from the cache in ``directory``; see the module's
+    docstring for what happens when the cache cannot be used."""
+    entry = directory / f"py3langid-{packaged_model_digest()[:16]}"
+    try:
+        return _identifier(_mapped(entry))
+    except (OSError, ValueError):
+        if entry.exists():
+            log.warning("language model cache unreadable; writing it again", entry=str(entry))
+            shutil.rmtree(entry, ignore_errors=True)
+    arrays = _decompressed()
+    try:
+        _write(entry, arrays)
+    except OSError as exc:
+        log.warning(
+            "language model cache not written; every process decompresses the model",
+            directory=str(directory),
+            error=str(exc),
+        )
+    else:
+        log.info("language model cached", entry=str(entry))
+    return _identifier(arrays)
+
+
+def _mapped(entry: Path) -> dict[str, Any]:
+    import numpy as np
+
+    # np.load checks each header against the file's size: a truncated array is a ValueError.
+    return {
+        name: np.load(entry / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS
+    }
+
+
+def _decompressed() -> dict[str, Any]:
+    import numpy as np
+
+    with tempfile.TemporaryFile(suffix=".npz") as scratch:
+        with lzma.open(packaged_model()) as packaged:
+            shutil.copyfileobj(packaged, scratch, length=1 << 20)
+        scratch.seek(0)
+        with np.load(scratch, allow_pickle=False) as data:
+            missing = set(ARRAYS).difference(data.files)
+            if missing:
+                raise ValueError(f"py3langid's model lacks {sorted(missing)}")
+            return {name: data[name] for name in ARRAYS}
+
+
+def _write(entry: Path, arrays: dict[str, Any]) -> None:
+    """Every array to a scratch directory beside ``entry``, synced, then the directory renamed
+    into place: a reader sees a whole entry or none. Of two processes writing at once, the
+    first rename wins and the other's scratch is removed."""
+    import numpy as np
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        for name, value in arrays.items():
+            with open(scratch / f"{name}.npy", "wb") as file:
+                np.save(file, value, allow_pickle=False)
+                file.flush()
+                os.fsync(file.fileno())
+        scratch.chmod(0o755)  # mkdtemp's 0700 would hide it from the other users of the cache
+        try:
+            os.rename(scratch, entry)
+        except OSError:
+            if not entry.is_dir():
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _identifier(arrays: dict[str, Any]) -> Any:
+    """The identifier py3langid's ``LanguageIdentifier.from_model_file`` builds from the
+    same arrays (``py3langid.modelio.load_model``): the state machine as standard arrays."""
+    import numpy as np
+    from py3langid.langid import LanguageIdentifier
+
+    return LanguageIdentifier(
+        np.asarray(arrays["ptc"]),
+        np.asarray(arrays["pc"]),
+        arrays["classes"].tolist(),
+        _stdlib_array(arrays["nextmove"]),
+        arrays["out_feat"].tolist(),
+        tk_row=_stdlib_array(arrays["nextmove_row"]),
+    )
+
+
+def _stdlib_array(values: Any) -> array[int]:
+    import numpy as np
+
+    result = array(_STDLIB_TYPECODES[values.dtype.itemsize])
+    result.frombytes(np.ascontiguousarray(values).data.cast("B"))
+    return result
