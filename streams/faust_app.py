@@ -100,7 +100,7 @@ from streams.intake import Entry, Intake, Mark, encode_entries, encode_input
 from streams.kafka_admin import topic_name
 from streams.local import LIVE_MAX_AHEAD_MS, ParseStage
 from streams.metrics import PipelineMetrics
-from streams.settings import Settings, SettingsError, int_setting
+from streams.settings import Settings, SettingsError, int_setting, seconds_setting
 from streams.topology import DAY_MS, TOPICS, Topic
 
 log = structlog.get_logger("supportstream.worker")
@@ -198,7 +198,7 @@ class WorkerConfig:
             "state_dir": Path(env.get("SUPPORTSTREAM_STATE_DIR", "./.supportstream/worker")),
             "replication_factor": int_setting(env, "SUPPORTSTREAM_REPLICATION_FACTOR", 1),
             "standby_replicas": int_setting(env, "SUPPORTSTREAM_STANDBY_REPLICAS", 1, minimum=0),
-            "rebalance_timeout_s": float(env.get("SUPPORTSTREAM_REBALANCE_TIMEOUT", "60")),
+            "rebalance_timeout_s": seconds_setting(env, "SUPPORTSTREAM_REBALANCE_TIMEOUT", 60.0),
             "producer_compression": _compression(
                 env.get("SUPPORTSTREAM_KAFKA_COMPRESSION", PRODUCER_COMPRESSION)
             ),

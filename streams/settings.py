@@ -130,8 +130,10 @@ class ConnectSettings:
             http_host=env.get("SUPPORTSTREAM_CONNECT_HOST", "0.0.0.0"),
             http_port=int_setting(env, "SUPPORTSTREAM_CONNECT_PORT", 8080),
             max_body_bytes=int_setting(env, "SUPPORTSTREAM_CONNECT_MAX_BODY_BYTES", 512 * 1024),
-            publish_timeout_s=_seconds(env, "SUPPORTSTREAM_CONNECT_PUBLISH_TIMEOUT_SECONDS", 10.0),
-            shutdown_timeout_s=_seconds(
+            publish_timeout_s=seconds_setting(
+                env, "SUPPORTSTREAM_CONNECT_PUBLISH_TIMEOUT_SECONDS", 10.0
+            ),
+            shutdown_timeout_s=seconds_setting(
                 env, "SUPPORTSTREAM_CONNECT_SHUTDOWN_TIMEOUT_SECONDS", 30.0
             ),
             telegram_secret_token=env.get("SUPPORTSTREAM_TELEGRAM_SECRET_TOKEN", ""),
@@ -153,11 +155,13 @@ class ConnectSettings:
             imap_password=env.get("SUPPORTSTREAM_IMAP_PASSWORD", ""),
             imap_mailbox=env.get("SUPPORTSTREAM_IMAP_MAILBOX", "INBOX"),
             imap_state_dir=env.get("SUPPORTSTREAM_IMAP_STATE_DIR", "./.supportstream/imap"),
-            imap_poll_s=_seconds(env, "SUPPORTSTREAM_IMAP_POLL_SECONDS", 15.0),
+            imap_poll_s=seconds_setting(env, "SUPPORTSTREAM_IMAP_POLL_SECONDS", 15.0),
         )
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def seconds_setting(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive, finite number of seconds (``default`` when unset); anything else is refused
+    by name (``SettingsError``)."""
     text = env.get(name, "")
     if not text:
         return default

@@ -111,3 +111,26 @@ def test_standby_replicas_and_replication_are_whole_numbers_from_the_environment
             SettingsError, match=f"{name}='{value}' (is not a whole number|must be at least)"
         ):
             config({name: value})
+
+
+def test_the_rebalance_timeout_is_a_positive_number_of_seconds() -> None:
+    """``SUPPORTSTREAM_REBALANCE_TIMEOUT`` reaches Faust's app; a value that is not a positive
+    number of seconds is refused by name, not turned into a traceback or a 0-second timeout."""
+    settings, rules, pseudo = Settings.from_env({}), load_rules(RULES), Pseudonymizer.from_text("k")
+
+    def config(env: dict[str, str]) -> WorkerConfig:
+        return WorkerConfig.from_env(settings, rules, pseudo, env)
+
+    assert config({}).rebalance_timeout_s == 60.0
+    timeout = config({"SUPPORTSTREAM_REBALANCE_TIMEOUT": "6.5"}).rebalance_timeout_s
+    assert timeout == 6.5
+    assert (
+        build_app(config({"SUPPORTSTREAM_REBALANCE_TIMEOUT": "6.5"})).conf.broker_rebalance_timeout
+        == 6.5
+    )
+    for value in ["soon", "0", "-3", "inf", "nan"]:
+        with pytest.raises(
+            SettingsError,
+            match=f"SUPPORTSTREAM_REBALANCE_TIMEOUT='{value}' (is not a|must be a positive) number",
+        ):
+            config({"SUPPORTSTREAM_REBALANCE_TIMEOUT": value})
