@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.broker import Broker, free_port
+from loadtest.replay_bench import json_baseline
 from streams.model_cache import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +86,23 @@ class Figure:
     @property
     def cpu_us_per_record(self) -> float:
         return 1e6 * self.cpu_s / self.records if self.records else 0.0
+
+
+SPEED_LINES: list[str] = []
+"""The week's lines, for :func:`machine_speed` (set once the week is generated)."""
+
+
+def machine_speed() -> float:
+    """CPU seconds ``json.loads`` takes over the week's lines (replay's benchmark's baseline),
+    measured just before each run: this virtual machine's speed drifts by half or more
+    within minutes, so each path's figures are also given in units of this baseline, taken
+    next to them (``normalized``)."""
+    return json_baseline(SPEED_LINES)
+
+
+def normalized(figure: Figure) -> float:
+    """The figure's wall time in units of the baseline measured just before it."""
+    return figure.wall_s / figure.extra["baseline_s"]
 
 
 @dataclass
@@ -321,6 +339,7 @@ def measure_replays(
     """``runs`` replays of the week, each into a fresh warehouse (numbered from ``first``)."""
     figures = []
     for run in range(first, first + runs):
+        baseline = machine_speed()
         started = time.monotonic()
         process = subprocess.Popen(
             [
@@ -344,6 +363,7 @@ def measure_replays(
         if child.code != 0:
             raise RuntimeError(f"replay failed: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
         figures.append(Figure("replay", "", records, wall, child.cpu_s))
+        figures[-1].extra["baseline_s"] = baseline
     return figures
 
 
@@ -375,6 +395,7 @@ def measure_production(
     ``standby``: the workers' ``SUPPORTSTREAM_STANDBY_REPLICAS`` (None: the default, 1)."""
     if standby is not None:
         deployment.env["SUPPORTSTREAM_STANDBY_REPLICAS"] = str(standby)
+    baseline = machine_speed()
     broker_before = broker.cpu()
     started = time.time()
     worker_children = [deployment.start("worker", "--rules", str(RULES)) for _ in range(workers)]
@@ -394,7 +415,11 @@ def measure_production(
         sum(c.cpu_s for c in worker_children) + sink.cpu_s,
         broker.cpu() - broker_before,
         rows,
-        {"worker_cpu_s": [c.cpu_s for c in worker_children], "sink_cpu_s": sink.cpu_s},
+        {
+            "worker_cpu_s": [c.cpu_s for c in worker_children],
+            "sink_cpu_s": sink.cpu_s,
+            "baseline_s": baseline,
+        },
     )
 
 
@@ -615,6 +640,7 @@ def run(args: argparse.Namespace, progress: Any) -> Report:
         start = datetime.fromisoformat(args.start)
         traffic = generate_week(start, args.seed, args.tickets, pii_key=KEY, days=args.days)
         report.lines = traffic.write_jsonl(week)
+        SPEED_LINES[:] = week.read_text(encoding="utf-8").splitlines()
         progress(f"generated {report.lines} lines")
         os.environ["SUPPORTSTREAM_CACHE_DIR"] = str(CACHE_DIR)  # the children inherit it
         load_model(CACHE_DIR)
@@ -803,6 +829,53 @@ def _broker_note(report: Report) -> list[str]:
     ]
 
 
+def _speed_lines(report: Report) -> list[str]:
+    """The ratios again, each figure taken in units of the ``json.loads`` baseline measured
+    just before its run (``machine_speed``), so that a change of the machine's speed between
+    the runs does not count as a difference between the paths."""
+    f = report.figures
+    measured = [key for key in ("replay", "one", "two", "two-no-standby") if key in f]
+    if any("baseline_s" not in f[key].extra for key in measured):
+        return []
+    one, replay = f["one"], f["replay"]
+
+    def cpu(figure: Figure) -> float:
+        return figure.cpu_s / figure.extra["baseline_s"]
+
+    rows = [
+        (
+            "production path (one worker) records/s vs replay's",
+            normalized(replay) / normalized(one),
+        ),
+        ("production path (one worker) CPU per record vs replay's", cpu(one) / cpu(replay)),
+    ]
+    if "two" in f:
+        rows.append(
+            ("two workers records/s vs one worker's", normalized(one) / normalized(f["two"]))
+        )
+    if "two-no-standby" in f:
+        rows.append(
+            (
+                "two workers without a standby records/s vs one worker's",
+                normalized(one) / normalized(f["two-no-standby"]),
+            )
+        )
+    baselines = ", ".join(
+        f"{f[key].name} {1000 * f[key].extra['baseline_s']:.0f} ms" for key in measured
+    )
+    return [
+        "",
+        "The machine's speed moves within a run (on this virtual machine, by half or more within "
+        "minutes). Before each run the benchmark times `json.loads` over the week's lines (CPU, "
+        f"the best of five passes); before the runs above it took: {baselines}. The same ratios "
+        "with each run's wall and CPU seconds taken in units of its own baseline:",
+        "",
+        "| ratio, each run against the baseline measured just before it | value |",
+        "|---|---:|",
+        *(f"| {name} | {value:.2f} |" for name, value in rows),
+    ]
+
+
 PATHS = ("replay", "copy", "one", "two", "two-no-standby", "sink", "insert")
 """The figures of the section's table, in its order (``Report.figures`` keys)."""
 
@@ -890,6 +963,7 @@ def render(report: Report) -> str:
         )
     lines += ["", "| ratio, same run | value | issue 12 asks |", "|---|---:|---|"]
     lines += [f"| {name} | {value:.2f} | {asked} |" for name, value, asked in ratios]
+    lines += _speed_lines(report)
     worker_cpu = one.extra.get("worker_cpu_s", [])
     lines += ["", *(f"Note: {note}." for note in report.notes)] if report.notes else []
     lines += [

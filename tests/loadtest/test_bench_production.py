@@ -115,4 +115,14 @@ def test_the_benchmark_measures_every_path_on_a_small_week(tmp_path: Path) -> No
     for path in ("one", "two", "two-no-standby"):
         walls = measured[path]["extra"]["runs_wall_s"]
         assert len(walls) == 2 and measured[path]["wall_s"] == pytest.approx(min(walls), abs=0.01)
-    assert "not measured" not in out.read_text()
+    # each path's run is also taken against the machine's speed measured just before it
+    for path in ("replay", "one", "two", "two-no-standby"):
+        assert measured[path]["extra"]["baseline_s"] > 0
+    text = out.read_text()
+    assert "| ratio, each run against the baseline measured just before it | value |" in text
+    one, replay = measured["one"], measured["replay"]
+    expected = (replay["wall_s"] / replay["extra"]["baseline_s"]) / (
+        one["wall_s"] / one["extra"]["baseline_s"]
+    )
+    assert f"| production path (one worker) records/s vs replay's | {expected:.2f} |" in text
+    assert "not measured" not in text
