@@ -15,7 +15,7 @@ COPY streams ./streams
 COPY loadtest ./loadtest
 # `supportstream --version` prints how the installed domain runs. Then the language model is
 # decompressed into the image once (streams.model_cache), so that no process started from it
-# spends most of a CPU-second doing that itself; from / (in /src, `python -c` would import the
+# spends the CPU doing that itself (loadtest/bench_language.py measures both ways); from / (in /src, `python -c` would import the
 # sources beside it rather than what pip installed).
 RUN python -m venv /opt/supportstream && /opt/supportstream/bin/pip install . \
     && /opt/supportstream/bin/supportstream --version \

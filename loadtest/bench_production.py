@@ -901,8 +901,8 @@ def render(report: Report) -> str:
         "*wall s* is elapsed time; *CPU s* the CPU seconds of the measured processes (every "
         "thread, chdb's included; the broker apart). Every process maps the language model "
         "from its cache (`SUPPORTSTREAM_CACHE_DIR`), written before the first measured run; "
-        "the first process on a machine decompresses it (most of a CPU-second), which no run "
-        "here includes.",
+        "the first process on a machine decompresses it (`python -m loadtest.bench_language` "
+        "measures both), which no run here includes.",
         "",
         *_broker_note(report),
         "| path | records | wall s | records/s | CPU s | CPU µs / record | broker CPU s |",

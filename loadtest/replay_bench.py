@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 CACHE_DIR = REPO / ".supportstream" / "cache"
 """The language model's cache (``streams.model_cache``) of the replays measured here, filled
 before the first: each maps the model from it, as any process after the first on a machine
-does (the first decompresses it, most of a CPU-second)."""
+does (the first decompresses it; ``loadtest.bench_language`` measures both)."""
 RULES = REPO / "examples" / "rules.demo.yaml"
 START = "2026-03-02T00:00:00+03:00"
 PII_KEY = "replay-bench-key"

@@ -14,8 +14,8 @@ and is shared by every detector; each detector keeps its own view restricted to 
 ``languages``, so scoring is one pass over the text's bytes and a small matrix product.
 
 Pure apart from reading the model (the file that ships with the package, or what the loader
-given to ``use_model_loader`` reads): no clock, no network;
-the same text and languages always give the same answer.
+given to ``use_model_loader`` reads): no clock, no network; the same text and languages always
+give the same answer.
 """
 
 from __future__ import annotations

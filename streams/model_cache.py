@@ -1,11 +1,11 @@
 """The language model, decompressed once per machine (``SUPPORTSTREAM_CACHE_DIR``).
 
-py3langid ships its model compressed with LZMA (4.5 MB holding 68 MB of arrays), and
-decompressing it costs three quarters of a CPU-second in every process that detects a
-ticket's language: each worker that holds the desk or its standby, each replay's parse
-process, the demo. The first such process writes the model's arrays uncompressed into the
-cache directory; the next ones map them from there, which takes a few hundredths of a
-second, and processes on one machine share the pages. The cache holds the very arrays the
+py3langid ships its model compressed with LZMA (4.5 MB holding 68 MB of arrays), and every
+process that detects a ticket's language decompresses it: each worker that holds the desk or
+its standby, each replay's parse process, the demo. The first such process writes the
+model's arrays uncompressed into the cache directory; the next ones map them from there, at
+a tenth of the CPU (``python -m loadtest.bench_language`` measures both), and processes on
+one machine share the pages. The cache holds the very arrays the
 packaged model holds (``tests/streams/test_model_cache.py`` compares them), so a detector
 answers the same either way.
 
