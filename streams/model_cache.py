@@ -5,9 +5,9 @@ process that detects a ticket's language decompresses it: each worker that holds
 its standby, each replay's parse process, the demo. The first such process writes the
 model's arrays uncompressed into the cache directory; the next ones map them from there, at
 a tenth of the CPU (``python -m loadtest.bench_language`` measures both), and processes on
-one machine share the pages. The cache holds the very arrays the
-packaged model holds (``tests/streams/test_model_cache.py`` compares them), so a detector
-answers the same either way.
+one machine share the pages. Writing an entry removes those of other models. The cache holds
+the very arrays the packaged model holds (``tests/streams/test_model_cache.py`` compares
+them), so a detector answers the same either way.
 
 A cache that cannot be written or read is no error: the process decompresses the packaged
 model, as without a cache, and logs a warning naming the directory. A cache entry is named
@@ -21,6 +21,7 @@ import lzma
 import os
 import shutil
 import tempfile
+import time
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,21 @@ def load_model(directory: Path) -> Any:
         )
     else:
         log.info("language model cached", entry=str(entry))
+        _prune(entry)
     return _identifier(arrays)
+
+
+def _prune(entry: Path) -> None:
+    """Remove the entries of other models beside ``entry`` (an upgraded py3langid left them),
+    and scratch directories a writer killed midway left over an hour ago. A process still
+    mapping a removed entry keeps its pages; one that still uses that model writes it anew."""
+    for other in entry.parent.iterdir():
+        if other == entry or not other.is_dir():
+            continue
+        if other.name.startswith("py3langid-") or (
+            other.name.startswith(".py3langid-") and time.time() - other.stat().st_mtime > 3600
+        ):
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def _mapped(entry: Path) -> dict[str, Any]:

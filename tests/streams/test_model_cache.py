@@ -89,6 +89,23 @@ def test_a_detector_answers_the_same_with_the_cached_model(
     assert len(set(expected)) == len(languages)  # the texts tell the languages apart
 
 
+def test_writing_an_entry_removes_other_models_entries_and_old_scratch(tmp_path: Path) -> None:
+    """An upgraded py3langid writes a new entry; the old one (68 MB) would stay for ever."""
+    old = tmp_path / "py3langid-0000000000000000"
+    old.mkdir()
+    (old / "ptc.npy").write_bytes(b"an older model")
+    stale, fresh = tmp_path / ".py3langid-stale.x1", tmp_path / ".py3langid-fresh.x2"
+    stale.mkdir()
+    fresh.mkdir()  # a writer at work right now
+    os.utime(stale, (0, 0))
+    unrelated = tmp_path / "other-cache"
+    unrelated.mkdir()
+    load_model(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [entry_of(tmp_path).name, fresh.name, unrelated.name]
+    )
+
+
 def test_a_truncated_array_is_written_again(tmp_path: Path, packaged: Any) -> None:
     load_model(tmp_path)
     ptc = entry_of(tmp_path) / "ptc.npy"
