@@ -124,7 +124,7 @@ def bench_language(tickets: int = 400, repeats: int = 5, seed: int = 1) -> Langu
     model_load = time.perf_counter() - started
     # What SUPPORTSTREAM_CACHE_DIR saves every process after the first on a machine: the
     # packaged model decompressed, against the cached copy (written once here) mapped.
-    packaged = _best(min(repeats, 3), language._packaged_model)
+    packaged = _best(min(repeats, 3), language.packaged_model)
     with tempfile.TemporaryDirectory(prefix="bench-language-cache-") as cache:
         load_model(Path(cache))
         cached = _best(repeats, lambda: load_model(Path(cache)))

@@ -33,6 +33,7 @@ __all__ = [
     "UNDETERMINED",
     "LanguageDetector",
     "model_loader",
+    "packaged_model",
     "use_model_loader",
 ]
 
@@ -168,13 +169,14 @@ _lock = threading.Lock()
 _model: Any = None
 
 
-def _packaged_model() -> Any:
+def packaged_model() -> Any:
+    """py3langid's full identifier, decompressed from the model file in its wheel."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     return LanguageIdentifier.from_model_file(MODEL_FILE)
 
 
-_loader: Callable[[], Any] = _packaged_model
+_loader: Callable[[], Any] = packaged_model
 
 
 def use_model_loader(loader: Callable[[], Any]) -> None:

@@ -17,7 +17,6 @@ after the packaged model's SHA-256, so a new py3langid release writes a new entr
 from __future__ import annotations
 
 import hashlib
-import lzma
 import os
 import shutil
 import tempfile
@@ -29,7 +28,9 @@ from typing import Any
 
 import structlog
 
-__all__ = ["CachedModel", "load_model", "packaged_model", "packaged_model_digest"]
+from processors.language import packaged_model
+
+__all__ = ["CachedModel", "load_model", "packaged_model_digest"]
 
 log = structlog.get_logger("supportstream.model_cache")
 
@@ -54,14 +55,11 @@ class CachedModel:
         return load_model(self.directory)
 
 
-def packaged_model() -> Path:
+def packaged_model_digest() -> str:
+    """The SHA-256 of the model file py3langid ships: a cache entry's name."""
     from py3langid.langid import MODEL_DIR, MODEL_FILE
 
-    return Path(MODEL_DIR, MODEL_FILE)
-
-
-def packaged_model_digest() -> str:
-    return hashlib.sha256(packaged_model().read_bytes()).hexdigest()
+    return hashlib.sha256(Path(MODEL_DIR, MODEL_FILE).read_bytes()).hexdigest()
 
 
 def load_model(directory: Path) -> Any:
@@ -74,9 +72,9 @@ def load_model(directory: Path) -> Any:
         if entry.exists():
             log.warning("language model cache unreadable; writing it again", entry=str(entry))
             shutil.rmtree(entry, ignore_errors=True)
-    arrays = _decompressed()
+    identifier = packaged_model()
     try:
-        _write(entry, arrays)
+        _write(entry, _arrays(identifier))
     except OSError as exc:
         log.warning(
             "language model cache not written; every process decompresses the model",
@@ -86,7 +84,7 @@ def load_model(directory: Path) -> Any:
     else:
         log.info("language model cached", entry=str(entry))
         _prune(entry)
-    return _identifier(arrays)
+    return identifier
 
 
 def _prune(entry: Path) -> None:
@@ -111,18 +109,22 @@ def _mapped(entry: Path) -> dict[str, Any]:
     }
 
 
-def _decompressed() -> dict[str, Any]:
+def _arrays(identifier: Any) -> dict[str, Any]:
+    """The model of py3langid's full ``identifier`` as the arrays of its model file
+    (``py3langid.modelio``): :func:`_identifier` builds the same identifier from them."""
     import numpy as np
 
-    with tempfile.TemporaryFile(suffix=".npz") as scratch:
-        with lzma.open(packaged_model()) as packaged:
-            shutil.copyfileobj(packaged, scratch, length=1 << 20)
-        scratch.seek(0)
-        with np.load(scratch, allow_pickle=False) as data:
-            missing = set(ARRAYS).difference(data.files)
-            if missing:
-                raise ValueError(f"py3langid's model lacks {sorted(missing)}")
-            return {name: data[name] for name in ARRAYS}
+    def unsigned(values: array[int]) -> Any:
+        return np.frombuffer(values, dtype=f"u{values.itemsize}")
+
+    return {
+        "ptc": identifier.nb_ptc,
+        "pc": identifier.nb_pc,
+        "classes": np.array(identifier.nb_classes),
+        "nextmove": unsigned(identifier.tk_nextmove),
+        "nextmove_row": unsigned(identifier.tk_row),
+        "out_feat": np.asarray(identifier.tk_output, dtype=np.int32),
+    }
 
 
 def _write(entry: Path, arrays: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def packaged() -> Any:
-    return language._packaged_model()
+    return language.packaged_model()
 
 
 def entry_of(directory: Path) -> Path:
@@ -84,7 +84,7 @@ def test_a_detector_answers_the_same_with_the_cached_model(
         try:
             assert [LanguageDetector(languages).detect(text) for text in TEXTS] == expected
         finally:
-            language.use_model_loader(language._packaged_model)
+            language.use_model_loader(language.packaged_model)
     assert entry_of(tmp_path).is_dir()
     assert len(set(expected)) == len(languages)  # the texts tell the languages apart
 
