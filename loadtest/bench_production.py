@@ -48,17 +48,12 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.broker import Broker, free_port
-from loadtest.replay_bench import json_baseline
-from streams.model_cache import load_model
+from loadtest.replay_bench import json_baseline, use_model_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "examples" / "rules.demo.yaml"
 SUPPORTSTREAM = Path(sys.executable).with_name("supportstream")
 KEY = "bench-production-key"
-CACHE_DIR = ROOT / ".supportstream" / "cache"
-"""The language model's cache (``streams.model_cache``) of every process measured here,
-filled before the first measured run: a process maps the model from it, as any process
-after the first on a machine does."""
 START = "2026-03-02T00:00:00+03:00"
 BEGIN = "<!-- bench_production: begin -->"
 END = "<!-- bench_production: end -->"
@@ -642,8 +637,7 @@ def run(args: argparse.Namespace, progress: Any) -> Report:
         report.lines = traffic.write_jsonl(week)
         SPEED_LINES[:] = week.read_text(encoding="utf-8").splitlines()
         progress(f"generated {report.lines} lines")
-        os.environ["SUPPORTSTREAM_CACHE_DIR"] = str(CACHE_DIR)  # the children inherit it
-        load_model(CACHE_DIR)
+        use_model_cache()
 
         progress("replay (before the production paths)")
         replays = measure_replays(week, root, 0, REPLAY_RUNS[0])

@@ -46,9 +46,10 @@ from streams.model_cache import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE_DIR = REPO / ".supportstream" / "cache"
-"""The language model's cache (``streams.model_cache``) of the replays measured here, filled
-before the first: each maps the model from it, as any process after the first on a machine
-does (the first decompresses it; ``loadtest.bench_language`` measures both)."""
+"""The language model's cache (``streams.model_cache``) of the processes the benchmarks here
+measure, filled before the first (``use_model_cache``): each maps the model from it, as any
+process after the first on a machine does (the first decompresses it;
+``loadtest.bench_language`` measures both)."""
 RULES = REPO / "examples" / "rules.demo.yaml"
 START = "2026-03-02T00:00:00+03:00"
 PII_KEY = "replay-bench-key"
@@ -202,6 +203,13 @@ def checksums(warehouse: Path) -> dict[str, Any]:
     return {row["t"]: (row["n"], row["h"]) for row in rows}
 
 
+def use_model_cache() -> None:
+    """Fill :data:`CACHE_DIR` and point the processes started from here at it (they inherit
+    ``SUPPORTSTREAM_CACHE_DIR``)."""
+    os.environ["SUPPORTSTREAM_CACHE_DIR"] = str(CACHE_DIR)
+    load_model(CACHE_DIR)
+
+
 def json_baseline(lines: list[str]) -> float:
     """CPU seconds of ``json.loads`` over the lines (best of five)."""
     best = float("inf")
@@ -323,8 +331,7 @@ def run(tickets: int, days: int, seed: int, scale: int, repeats: int = 3) -> Rep
         scratch = Path(tmp)
         week = scratch / "week.jsonl"
         generate(week, tickets, days, seed)
-        os.environ["SUPPORTSTREAM_CACHE_DIR"] = str(CACHE_DIR)  # the replays inherit it
-        load_model(CACHE_DIR)
+        use_model_cache()
         lines = week.read_text(encoding="utf-8").splitlines()
         report.records = sum(1 for line in lines if line.strip())
         report.emails = sum(1 for line in lines if '"source": "email"' in line)
