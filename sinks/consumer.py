@@ -136,7 +136,8 @@ class SinkConsumer:
     """Consume, batch, insert, then commit.
 
     ``batch_rows`` bounds the messages taken between two flushes; ``linger_s`` bounds how long
-    a message waits for its batch to fill. ``sleep`` and ``clock`` are injected for tests.
+    a message waits for its batch to fill while messages keep coming (a poll that brings
+    nothing flushes at once: :meth:`step`). ``sleep`` and ``clock`` are injected for tests.
     ``on_flush`` sees the rows written per table after each successful flush, ``on_failure``
     each failed flush (metrics).
     """
@@ -182,7 +183,9 @@ class SinkConsumer:
         """Consume until ``should_stop()`` or, with ``idle_exit_s``, until no message came
         for that long and the source has nothing left (a sink that lost its partitions in a
         rebalance, or the broker for a moment, is waiting, not idle); then flush and commit
-        what was taken."""
+        what was taken. A warehouse that refuses a batch for good (a ``SinkError`` out of a
+        checkpoint) stops the sink there: nothing is stored or committed on the way out."""
+        refused = False
         try:
             while not should_stop():
                 if self.step() or idle_exit_s is None:
@@ -191,12 +194,21 @@ class SinkConsumer:
                     if self.source.caught_up():
                         break
                     self._last_message = self._clock()  # not idle: wait another period
+        except SinkError:
+            refused = True
+            raise
         finally:
-            self.checkpoint()
+            if not refused:
+                self.checkpoint()
         return self.stats
 
     def step(self, timeout_s: float = 0.2) -> int:
-        """Poll once, take what came, and checkpoint when the batch is full or old enough."""
+        """Poll once, take what came, and checkpoint when the batch is full, old enough, or
+        the stream has gone quiet: a poll that brought nothing for ``timeout_s`` ends the
+        burst, and its rows go in now rather than after the rest of the linger (the end of a
+        backlog, a quiet stream's last records). A steady trickle still waits for the linger,
+        so it is inserted in batches, not row by row (ClickHouse's Kafka engine flushes the
+        same way: when a poll times out empty, or at its flush interval)."""
         records = self.source.poll(timeout_s, max(1, self.batch_rows - self._taken))
         now = self._clock()
         self._take_all(records)
@@ -205,7 +217,8 @@ class SinkConsumer:
             if self._oldest is None:
                 self._oldest = now
         due = self._oldest is not None and now - self._oldest >= self.linger_s
-        if self._taken >= self.batch_rows or due:
+        quiet = not records and self._taken > 0
+        if self._taken >= self.batch_rows or due or quiet:
             self.checkpoint()
         return len(records)
 

@@ -59,7 +59,9 @@ def add_parsers(commands: Any) -> None:
     sink.add_argument(
         "--batch-rows", type=int, default=20000, help="messages per insert batch (at most)"
     )
-    sink.add_argument("--linger", type=float, default=1.0, help="max seconds a batch waits")
+    sink.add_argument(
+        "--linger", type=float, default=1.0, help="max seconds a batch waits while messages come"
+    )
     sink.add_argument(
         "--exit-when-idle", type=float, default=None, metavar="S", help="stop after S idle s"
     )

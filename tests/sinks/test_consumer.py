@@ -239,3 +239,63 @@ def test_rows_inserted_while_messages_are_taken_are_counted_by_the_next_flush(
     assert stats.rows == writer.rows_written
     assert stats.rows["events"] == events
     assert sum(f.get("events", 0) for f in flushed) == events
+
+
+class PacedSource(ScriptedSource):
+    """Brings ``per_poll`` messages a poll until it has none left, then nothing; each poll
+    takes ``poll_s`` of the injected clock."""
+
+    def __init__(
+        self, records: Sequence[SourceRecord], log: list[str], per_poll: int, clock: list[float]
+    ) -> None:
+        super().__init__(records, log)
+        self.per_poll, self.clock = per_poll, clock
+
+    def poll(self, timeout_s: float, max_records: int) -> Sequence[SourceRecord]:
+        self.clock[0] += 0.1
+        return super().poll(timeout_s, min(max_records, self.per_poll))
+
+
+def test_a_burst_is_stored_once_the_stream_goes_quiet_not_after_the_linger(
+    warehouse: Backend, messages: list[SourceRecord]
+) -> None:
+    log: list[str] = []
+    clock = [0.0]
+    source = PacedSource(messages[:60], log, per_poll=60, clock=clock)
+    sink = SinkConsumer(
+        source, ProjectionWriter(warehouse), batch_rows=10_000, linger_s=60, clock=lambda: clock[0]
+    )
+
+    assert sink.step() == 60 and not log  # taken; more may come
+    assert sink.step() == 0  # a poll brought nothing: the burst is over, store it now
+    assert log == [f"commit {sorted(_last_offsets(messages[:60]).items())}"]
+    assert clock[0] < 60  # long before the linger
+
+
+def test_a_steady_trickle_waits_for_the_linger_and_is_stored_in_one_batch(
+    warehouse: Backend, messages: list[SourceRecord]
+) -> None:
+    log: list[str] = []
+    clock = [0.0]
+    source = PacedSource(messages[:30], log, per_poll=1, clock=clock)
+    sink = SinkConsumer(
+        source,
+        ProjectionWriter(warehouse),
+        batch_rows=10_000,
+        linger_s=0.85,
+        clock=lambda: clock[0],
+    )
+
+    steps = [sink.step() for _ in range(9)]  # one message a poll, 0.1 s apart
+    assert steps == [1] * 9 and not log  # the oldest (0.1 s) has waited 0.8 s
+    assert sink.step() == 1
+    # At the tenth poll (1.0 s) the oldest has waited out its linger: one commit for all ten,
+    # not ten commits of one.
+    assert log == [f"commit {sorted(_last_offsets(messages[:10]).items())}"]
+
+
+def _last_offsets(records: Sequence[SourceRecord]) -> dict[tuple[str, int], int]:
+    last: dict[tuple[str, int], int] = {}
+    for m in records:
+        last[(m.topic, m.partition)] = m.offset + 1
+    return last
