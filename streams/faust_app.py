@@ -264,6 +264,19 @@ def _table_writes(desk: PartitionDesk) -> TableWrites:
     return table
 
 
+def desk_table(app: faust.App) -> Any:
+    """The desk's table. Keys are strings (JSON in the changelog, as Faust writes them);
+    values are the JSON bytes the desk encodes itself (``faust_runner.encode_value``), kept
+    raw: the store and a standby replica hold them as they come, and the desk decodes a key
+    when it reads it. (A changelog written when Faust encoded the values holds the same JSON.)"""
+    return app.Table(
+        "desk-state",
+        partitions=DESK_PARTITIONS,
+        key_type=str,
+        value_type=bytes,  # Faust's serializer for bytes: raw
+    )
+
+
 def build_app(config: WorkerConfig) -> faust.App:
     """The Faust app of one worker: topics, the intake agent, the desk table and agent, and
     the timer that sends the intake's marks and the desk's wall-clock ticks."""
@@ -312,8 +325,7 @@ def build_app(config: WorkerConfig) -> faust.App:
     desk_input = raw_topic(input_name, partitions=DESK_PARTITIONS)
     desk_source = raw_topic(input_name, ticks_name, partitions=DESK_PARTITIONS)
     ticks = raw_topic(ticks_name, partitions=DESK_PARTITIONS)
-    # Keys and values are JSON (str keys; values are what streams.faust_runner encodes).
-    table = app.Table("desk-state", partitions=DESK_PARTITIONS, key_type=str)
+    table = desk_table(app)
     host = _Host(config, RecordBatches(app))
     # Live (the wall clock drives timers), a record dated over an hour ahead of it is a dead
     # letter (CONTRACT §1); without the wall clock (a backfill checked against replay) the

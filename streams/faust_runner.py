@@ -14,8 +14,11 @@ it can be tested, and compared with the local runner, without a broker.
   objects in front of a table: reads decode the JSON the table holds, writes are kept until
   the end of the record and then written once per key (:meth:`TableStore.flush`), so one
   input costs one changelog message per key it touched, not one per intermediate change.
-  The values are JSON (see ``_CODECS``), never pickle: a changelog is read back into a worker
-  and must not be able to run code, and the format is readable when an operator inspects it.
+  The values are JSON, never pickle: a changelog is read back into a worker and must not be
+  able to run code, and the format is readable when an operator inspects it. The table holds
+  them as the JSON bytes themselves (:func:`encode_value`): the desk encodes what it writes
+  and decodes a key when it first reads it, so neither the store nor a standby replica, which
+  applies every write of the changelog, decodes values nobody reads.
 * **The desk of a partition.** :class:`PartitionDesk` is the local runner (the reference
   semantics) with its desk's state in those stores: a raw message is applied exactly as
   ``replay`` applies a record (timers due before its instant fire first), and a tick moves
@@ -286,6 +289,19 @@ OUTBOX_WINDOW = 50_000
 publish them again if they were redelivered; redelivery starts at the last committed offset,
 and Faust commits every few seconds)."""
 
+
+def encode_value(value: Any) -> bytes:
+    """A table value as the table holds it: JSON bytes, as Faust's own JSON serializer wrote
+    them before the table kept bytes (orjson, keys that are not strings written as strings),
+    so a changelog written by either is read by both."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def decode_value(data: bytes) -> Any:
+    """A table value (JSON bytes) as the JSON value it holds."""
+    return orjson.loads(data)
+
+
 SEP = "\x1f"
 _UNDO = f"meta{SEP}undo"
 _DONE = f"meta{SEP}done"
@@ -383,8 +399,8 @@ class TableStore(MutableMapping[str, V]):
             return default
         return self._keep(key, stored)
 
-    def _keep(self, key: str, stored: Any) -> V:
-        decoded = self._codec.decode(stored)
+    def _keep(self, key: str, stored: bytes) -> V:
+        decoded = self._codec.decode(decode_value(stored))
         if len(self._kept) >= self.KEPT:
             self._kept.clear()
         self._kept[key] = decoded
@@ -428,10 +444,13 @@ class TableStore(MutableMapping[str, V]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def changes(self) -> Iterator[tuple[str, Any]]:
-        """(full table key, encoded value or None for a deletion) of every pending write."""
+    def changes(self) -> Iterator[tuple[str, bytes | None]]:
+        """(full table key, the value as the table holds it, or None for a deletion) of every
+        pending write."""
+        encode = self._codec.encode
         for key, value in self.dirty.items():
-            yield self.space.prefix + key, None if value is _DELETED else self._codec.encode(value)
+            encoded = None if value is _DELETED else encode_value(encode(value))
+            yield self.space.prefix + key, encoded
 
     def committed(self) -> None:
         """The pending writes are in the table: keep their values, start the next input's."""
@@ -671,33 +690,43 @@ class PartitionDesk:
             self.stores["assigner"]["state"] = self._assignments
         changes = [change for store in self.stores.values() for change in store.changes()]
         if changes:
-            step = int(self.table.get(_DONE, 0)) + 1
+            step = self._done() + 1
+            # The previous values as the table holds them (JSON bytes), into the undo entry
+            # as they are: neither decoded nor encoded again.
             before = {key: self.table.get(key) for key, _ in changes}
             parts = _undo_parts(before, UNDO_PART_BYTES)
             # The further parts first, the head (which names the step) last: until the head
             # is written nothing of this input is, and a recovered head finds all its parts.
             for number, part in enumerate(parts[1:], start=1):
-                self.table[_undo_key(number)] = {"step": step, "before": part}
-            self.table[_UNDO] = {"step": step, "before": parts[0], "parts": len(parts)}
+                self.table[_undo_key(number)] = _undo_value(step, part)
+            self.table[_UNDO] = _undo_value(step, parts[0], parts=len(parts))
             for key, value in changes:
                 if value is None:
                     if key in self.table:
                         del self.table[key]
                 else:
                     self.table[key] = value
-            self.table[_DONE] = step
+            self.table[_DONE] = encode_value(step)
         for store in self.stores.values():
             store.committed()
 
+    def _done(self) -> int:
+        """The step of the last input committed whole (0: none yet)."""
+        done = self.table.get(_DONE)
+        return 0 if done is None else int(decode_value(done))
+
     def _recover(self) -> None:
         """Undo the prefix of an input that did not finish (see the class docstring)."""
-        undo = self.table.get(_UNDO)
-        done = int(self.table.get(_DONE, 0))
-        if undo is None or int(undo["step"]) <= done:
+        stored = self.table.get(_UNDO)
+        if stored is None:
+            return
+        undo = decode_value(stored)
+        if int(undo["step"]) <= self._done():
             return
         befores = [undo["before"]]
         for number in range(1, int(undo.get("parts", 1))):
-            part = self.table.get(_undo_key(number))
+            stored_part = self.table.get(_undo_key(number))
+            part = None if stored_part is None else decode_value(stored_part)
             if part is None or int(part["step"]) != int(undo["step"]):
                 # Cannot happen (parts are written before their head); restoring what there
                 # is beats stopping the desk for good.
@@ -710,8 +739,8 @@ class PartitionDesk:
                     if key in self.table:
                         del self.table[key]
                 else:
-                    self.table[key] = value
-        self.table[_DONE] = int(undo["step"])
+                    self.table[key] = encode_value(value)
+        self.table[_DONE] = encode_value(int(undo["step"]))
 
 
 UNDO_PART_BYTES = 400_000
@@ -724,12 +753,13 @@ def _undo_key(number: int) -> str:
     return f"{_UNDO}{SEP}{number}"
 
 
-def _undo_parts(before: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    """``before`` split into mappings of about ``limit`` bytes of JSON each (at least one)."""
-    parts: list[dict[str, Any]] = [{}]
+def _undo_parts(before: dict[str, bytes | None], limit: int) -> list[dict[str, bytes | None]]:
+    """``before`` (table values, JSON bytes, None for an absent key) split into mappings of
+    about ``limit`` bytes of JSON each (at least one)."""
+    parts: list[dict[str, bytes | None]] = [{}]
     size = 0
     for key, value in before.items():
-        weight = len(key) + _json_size(value)
+        weight = len(key) + 8 + (4 if value is None else len(value))
         if parts[-1] and size + weight > limit:
             parts.append({})
             size = 0
@@ -738,16 +768,16 @@ def _undo_parts(before: dict[str, Any], limit: int) -> list[dict[str, Any]]:
     return parts
 
 
-def _json_size(value: Any) -> int:
-    """About the length of ``value`` as JSON (exact enough to bound a message)."""
-    if value is None or isinstance(value, bool | int | float):
-        return 8
-    if isinstance(value, str):
-        return len(value) + 2
-    try:
-        return len(orjson.dumps(value))
-    except (TypeError, orjson.JSONEncodeError):
-        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+def _undo_value(step: int, before: dict[str, bytes | None], parts: int | None = None) -> bytes:
+    """One part of an undo entry as the table holds it: ``{"step", "before"}`` (the head also
+    ``"parts"``), each previous value embedded as the JSON it is stored as."""
+    value: dict[str, Any] = {
+        "step": step,
+        "before": {k: None if v is None else orjson.Fragment(v) for k, v in before.items()},
+    }
+    if parts is not None:
+        value["parts"] = parts
+    return encode_value(value)
 
 
 def _outbox_key(name: str, number: int) -> str:

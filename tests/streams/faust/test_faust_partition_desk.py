@@ -311,7 +311,7 @@ def test_no_outbox_is_written_and_an_earlier_release_s_outbox_is_published_again
     assert not [key for key in table.data if key.startswith(f"outbox{SEP}")]
 
     kept = [("domain-events", b"t#1", b"\x00avro")]
-    table[f"outbox{SEP}in:0:3"] = _encode_outbox(kept)
+    table.put(f"outbox{SEP}in:0:3", _encode_outbox(kept))
     assert PartitionDesk(rules, pseudo, table).apply_input(inputs[3], 0, 3) == kept
 
 
@@ -362,14 +362,23 @@ def test_an_undo_entry_in_parts_is_undone_whole_after_a_crash(
     assert _final(_outputs(got)) == _final(_reference(rules, pseudo, records, until))
 
 
-def test_undo_parts_stay_below_their_size() -> None:
-    from streams.faust_runner import _undo_parts
+def test_undo_parts_stay_below_their_size_and_hold_the_stored_json() -> None:
+    from streams.faust_runner import _undo_parts, _undo_value, decode_value, encode_value
 
-    before = {f"tickets\x1f{n}": {"text": "x" * 300} for n in range(40)} | {"seen\x1fa": None}
+    values = {f"tickets\x1f{n}": {"text": "x" * 300, "n": n} for n in range(40)}
+    before = {key: encode_value(value) for key, value in values.items()} | {"seen\x1fa": None}
     parts = _undo_parts(before, 2_000)
     assert len(parts) > 5
     assert {k: v for part in parts for k, v in part.items()} == before
-    assert all(len(json.dumps(part)) < 2_000 + 400 for part in parts)
+    stored = [_undo_value(7, part) for part in parts]
+    assert all(len(value) < 2_000 + 400 for value in stored)
+    # Each part as the table holds it: the previous values embedded as the JSON they were.
+    read = [decode_value(value) for value in stored]
+    assert {k: v for part in read for k, v in part["before"].items()} == values | {
+        "seen\x1fa": None
+    }
+    assert all(part["step"] == 7 for part in read)
+    assert decode_value(_undo_value(7, parts[0], parts=len(parts)))["parts"] == len(parts)
     assert _undo_parts({}, 2_000) == [{}]
 
 

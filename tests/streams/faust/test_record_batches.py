@@ -15,7 +15,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.transport.drivers.aiokafka import Producer as FaustProducer
 
+from streams.faust_app import desk_table
 from streams.faust_port import RecordBatches, TableWrites
+from streams.faust_runner import encode_value
 from tests.support.broker import Broker
 
 PARTITIONS = 3
@@ -113,7 +115,7 @@ def test_faust_producer_gives_the_aiokafka_producer_it_wraps() -> None:
 
 async def _write_through_table_writes(bootstrap: str) -> dict[str, Any]:
     app = faust.App(f"tw-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}")
-    table = app.Table("desk-state", partitions=1, key_type=str)
+    table = desk_table(app)
     changelog = table.changelog_topic.get_topic_name()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -126,13 +128,13 @@ async def _write_through_table_writes(bootstrap: str) -> dict[str, Any]:
     try:
         app_like = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
         writes = TableWrites(table, RecordBatches(app_like), 0)
-        writes["tickets\x1fT-1"] = {"status": "new", "subject": "é" * 300}
-        writes["meta\x1fdone"] = 1
+        writes["tickets\x1fT-1"] = encode_value({"status": "new", "subject": "é" * 300})
+        writes["meta\x1fdone"] = encode_value(1)
         await writes.flush()
-        writes["tickets\x1fT-1"] = {"status": "open", "replies": [["a", 1, 0]]}
-        writes["tickets\x1fT-2"] = {"status": "new"}
+        writes["tickets\x1fT-1"] = encode_value({"status": "open", "replies": [["a", 1, 0]]})
+        writes["tickets\x1fT-2"] = encode_value({"status": "new"})
         del writes["tickets\x1fT-2"]
-        writes["meta\x1fdone"] = 2
+        writes["meta\x1fdone"] = encode_value(2)
         await writes.flush()
         store = dict(table.data.data)
         records = await _read_all(bootstrap, changelog, 6)
@@ -147,6 +149,13 @@ async def _write_through_table_writes(bootstrap: str) -> dict[str, Any]:
         else:
             message = SimpleNamespace(value=value, headers=None)
             recovered[name] = table.changelog_topic.schema.loads_value(app, message)
+    # The bytes written directly (faust_port) are the bytes Faust's own codecs give.
+    topic = table.changelog_topic
+    for _, key, value in records:
+        name = topic.schema.loads_key(app, SimpleNamespace(key=key, headers=None))
+        assert topic.prepare_key(name, table.key_serializer)[0] == key, name
+        if value != b"":
+            assert topic.prepare_value(value, table.value_serializer)[0] == value, name
     return {"store": store, "recovered": recovered, "count": len(records)}
 
 
@@ -155,11 +164,11 @@ def test_table_writes_reach_the_store_and_a_changelog_faust_recovers(
 ) -> None:
     got = asyncio.run(_write_through_table_writes(kafka_broker.bootstrap))
     expected = {
-        "tickets\x1fT-1": {"status": "open", "replies": [["a", 1, 0]]},
-        "meta\x1fdone": 2,
+        "tickets\x1fT-1": encode_value({"status": "open", "replies": [["a", 1, 0]]}),
+        "meta\x1fdone": b"2",
     }
     assert got["store"] == expected
-    assert got["recovered"] == expected
+    assert got["recovered"] == expected  # the raw JSON bytes, for the desk to decode
     assert got["count"] == 6  # every write, in order, the deletion as a tombstone
 
 
@@ -203,12 +212,12 @@ def test_table_writes_reads_what_faust_s_table_reads_without_its_hooks() -> None
     # Reads go to the in-memory store's dict; they must see what the table itself sees,
     # writes made through the view and values recovery put in the store alike.
     app = faust.App(f"tr-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9")
-    table = app.Table("desk-state", partitions=1, key_type=str)
+    table = desk_table(app)
     writes = TableWrites(table, RecordBatches(SimpleNamespace(producer=None)), 0)
-    writes["tickets\x1fT-1"] = {"status": "new"}
-    table.data["tickets\x1fT-2"] = {"status": "open"}  # as recovery fills the store
+    writes["tickets\x1fT-1"] = b'{"status":"new"}'
+    table.data["tickets\x1fT-2"] = b'{"status":"open"}'  # as recovery fills the store
     del writes["tickets\x1fT-1"]
-    writes["meta\x1fdone"] = 3
+    writes["meta\x1fdone"] = b"3"
     for key in ("tickets\x1fT-1", "tickets\x1fT-2", "meta\x1fdone", "absent"):
         assert (key in writes) == (key in table)
         assert writes.get(key, "default") == table.get(key, "default")
@@ -217,5 +226,26 @@ def test_table_writes_reads_what_faust_s_table_reads_without_its_hooks() -> None
         else:
             with pytest.raises(KeyError):
                 writes[key]
-    assert writes.get("tickets\x1fT-2") == {"status": "open"} and writes.get("absent") is None
+    assert writes.get("tickets\x1fT-2") == b'{"status":"open"}' and writes.get("absent") is None
     assert sorted(writes) == sorted(table)
+
+
+def test_a_changelog_faust_encoded_reads_as_the_raw_table_holds_it() -> None:
+    # Until the table kept raw bytes, Faust encoded its values with its JSON serializer. A
+    # changelog of that release is recovered into the raw table as those bytes: they must be
+    # the JSON the desk writes itself, so the desk reads old and new values alike.
+    app = faust.App(f"old-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9")
+    old = app.Table("desk-state", partitions=1, key_type=str)  # the earlier release's table
+    new_app = faust.App(f"new-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9")
+    assert old.value_serializer == "json" and desk_table(new_app).value_serializer == "raw"
+    values: list[Any] = [
+        {"ticket_id": "T-1", "subject": "Ünïcode \u2028 \U0001f600", "skills": ["de", "vip"]},
+        {"loads": {"agent-1": 3}, "last_pick": {"billing": "agent-1"}},
+        {"step": 12, "before": {"tickets\x1fT-1": None}, "parts": 1},
+        {"from": None, "slots": [[0, 17], [2, 4]]},
+        {1: "a key that is not a string", "x": -2.5, "big": 2**62},
+        "conversation:abc",
+        1_741_000_000_000,
+    ]
+    for value in values:
+        assert old.changelog_topic.prepare_value(value, "json")[0] == encode_value(value)

@@ -37,7 +37,7 @@ def _commit(store: TableStore[Any], table: CodecTable) -> None:
 
 def test_a_value_is_decoded_once_and_committed_values_are_not_decoded_again() -> None:
     table = CodecTable()
-    table["tickets\x1fT-1"] = ["a", "b"]
+    table.put("tickets\x1fT-1", ["a", "b"])
     store, decoded = _counting_store(table)
     assert store["T-1"] == ("a", "b")
     assert store["T-1"] == ("a", "b")
@@ -45,14 +45,14 @@ def test_a_value_is_decoded_once_and_committed_values_are_not_decoded_again() ->
     store["T-2"] = ("c",)
     store["T-1"] = ("d",)
     _commit(store, table)
-    assert table["tickets\x1fT-1"] == ["d"] and table["tickets\x1fT-2"] == ["c"]
+    assert table.value("tickets\x1fT-1") == ["d"] and table.value("tickets\x1fT-2") == ["c"]
     assert store["T-1"] == ("d",) and store["T-2"] == ("c",)
     assert decoded == [["a", "b"]]  # committed values are kept as written
 
 
 def test_a_deleted_key_is_gone_from_what_is_kept_and_from_the_table() -> None:
     table = CodecTable()
-    table["tickets\x1fT-1"] = ["a"]
+    table.put("tickets\x1fT-1", ["a"])
     store, _ = _counting_store(table)
     assert "T-1" in store and store["T-1"] == ("a",)
     del store["T-1"]
@@ -65,7 +65,7 @@ def test_a_deleted_key_is_gone_from_what_is_kept_and_from_the_table() -> None:
 
 def test_get_answers_absent_keys_without_raising_and_decodes_a_stored_value_once() -> None:
     table = CodecTable()
-    table["tickets\x1fT-1"] = ["a"]
+    table.put("tickets\x1fT-1", ["a"])
     store, decoded = _counting_store(table)
     assert store.get("T-1") == ("a",) and store.get("T-1") == ("a",)
     assert decoded == [["a"]]
@@ -81,7 +81,7 @@ def test_get_answers_absent_keys_without_raising_and_decodes_a_stored_value_once
 def test_what_is_kept_starts_over_beyond_its_bound() -> None:
     table = CodecTable()
     for n in range(5):
-        table[f"tickets\x1fT-{n}"] = [str(n)]
+        table.put(f"tickets\x1fT-{n}", [str(n)])
     store, decoded = _counting_store(table)
     store.KEPT = 3
     for n in range(5):
@@ -107,8 +107,8 @@ def test_the_table_is_listed_once_however_often_the_store_is_iterated() -> None:
     # The desk iterates its held tickets at every agent going offline: each listing of the
     # table reads every key of every namespace, a cost that grew with the desk's state.
     table = _ListingCountingTable()
-    table["tickets\x1fT-1"] = ["a"]
-    table["other\x1fX"] = ["x"]
+    table.put("tickets\x1fT-1", ["a"])
+    table.put("other\x1fX", ["x"])
     store, _ = _counting_store(table)
     for _ in range(5):
         assert list(store) == ["T-1"]
@@ -139,8 +139,8 @@ def test_the_kept_listing_is_what_a_fresh_listing_of_the_table_gives(
     # which lists the table itself (what every iteration did before the listing was kept).
     table = CodecTable()
     for key in initial:
-        table[f"tickets\x1f{key}"] = ["0"]
-    table["other\x1fa"] = ["not tickets"]
+        table.put(f"tickets\x1f{key}", ["0"])
+    table.put("other\x1fa", ["not tickets"])
     store, _ = _counting_store(table)
     for op, key, value in ops:
         if op == "set":
