@@ -68,7 +68,6 @@ import os
 import shutil
 import signal
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,11 +95,19 @@ from streams.faust_port import (
     reseek_stalled_recovery,
 )
 from streams.faust_runner import Message, PartitionDesk
-from streams.intake import Entry, Intake, Mark, encode_entries, encode_input
+from streams.intake import Intake, IntakeBatch, Mark, Raw, encode_input
+from streams.intake_process import IntakeProcess, IntakeProcessError
 from streams.kafka_admin import topic_name
-from streams.local import LIVE_MAX_AHEAD_MS, ParseStage
+from streams.local import LIVE_MAX_AHEAD_MS, ParseStage, wall_clock_ms
+from streams.logging import debug_enabled
 from streams.metrics import PipelineMetrics
-from streams.settings import Settings, SettingsError, int_setting, seconds_setting
+from streams.settings import (
+    Settings,
+    SettingsError,
+    int_setting,
+    seconds_setting,
+    switch_setting,
+)
 from streams.topology import DAY_MS, TOPICS, Topic
 
 log = structlog.get_logger("supportstream.worker")
@@ -115,10 +122,6 @@ INTAKE_BATCH = 500
 message. The desk applies each desk-input message as one transaction of its table, and a key
 changed several times within one is written once: larger inputs, fewer changelog messages
 (batches of 100 wrote markedly more of them; docs/PRODUCTION.md)."""
-
-DESK_INPUT_BYTES = 512 * 1024
-"""The most one desk-input message holds (JSON); a batch above it is split, so the message
-stays well below Kafka's 1 MB (its undo entry is stored in parts, ``streams.faust_runner``)."""
 
 PRODUCER_BATCH_BYTES = 256 * 1024
 """The Kafka producer's batch per partition (aiokafka's default is 16 KiB)."""
@@ -141,16 +144,6 @@ DESK_INPUT = Topic(
 
 TICKS = Topic("desk-ticks", "desk partition", "-", DESK_PARTITIONS, 3600 * 1000)
 """Wall-clock ticks for the desk; an hour of them is plenty (they are idempotent)."""
-
-
-def desk_input_messages(entries: list[Entry], limit: int = DESK_INPUT_BYTES) -> list[bytes]:
-    """``entries`` as desk-input messages of at most ``limit`` bytes each (halved until they
-    fit; one entry alone is what it is: a raw message is below 1 MB, and its entry too)."""
-    value = encode_entries(entries)
-    if len(value) <= limit or len(entries) == 1:
-        return [value]
-    half = len(entries) // 2
-    return desk_input_messages(entries[:half], limit) + desk_input_messages(entries[half:], limit)
 
 
 OUTPUT_TOPICS = tuple(topic.name for topic in TOPICS if topic.name != "raw-contacts")
@@ -181,6 +174,7 @@ class WorkerConfig:
     replication_factor: int = 1
     standby_replicas: int = 1
     rebalance_timeout_s: float = 60.0
+    intake_process: bool = True  # parse in a child process (streams.intake_process)
     metrics: PipelineMetrics | None = None  # the §6 metrics this worker serves
 
     @classmethod
@@ -201,6 +195,9 @@ class WorkerConfig:
             "rebalance_timeout_s": seconds_setting(env, "SUPPORTSTREAM_REBALANCE_TIMEOUT", 60.0),
             "producer_compression": _compression(
                 env.get("SUPPORTSTREAM_KAFKA_COMPRESSION", PRODUCER_COMPRESSION)
+            ),
+            "intake_process": switch_setting(
+                env, "SUPPORTSTREAM_INTAKE_PROCESS", (os.cpu_count() or 1) >= 2
             ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -277,9 +274,10 @@ def desk_table(app: faust.App) -> Any:
     )
 
 
-def build_app(config: WorkerConfig) -> faust.App:
+def build_app(config: WorkerConfig, intake_process: IntakeProcess | None = None) -> faust.App:
     """The Faust app of one worker: topics, the intake agent, the desk table and agent, and
-    the timer that sends the intake's marks and the desk's wall-clock ticks."""
+    the timer that sends the intake's marks and the desk's wall-clock ticks. The intake parses
+    in ``intake_process`` if given, else in the worker's own loop."""
     settings = config.settings
     app = faust.App(
         settings.consumer_group,
@@ -331,9 +329,7 @@ def build_app(config: WorkerConfig) -> faust.App:
     # letter (CONTRACT §1); without the wall clock (a backfill checked against replay) the
     # records are applied as dated, as replay does.
     max_ahead = LIVE_MAX_AHEAD_MS if config.wall_clock else None
-    intake = Intake(
-        ParseStage(config.pseudo, metrics=config.metrics, logger=log, max_ahead_ms=max_ahead)
-    )
+    intake = Intake(ParseStage(config.pseudo, logger=log, max_ahead_ms=max_ahead))
 
     known_partitions = [0]  # what the broker said, when the consumer did not know yet
 
@@ -400,26 +396,33 @@ def build_app(config: WorkerConfig) -> faust.App:
         batches = stream.take_events(INTAKE_BATCH, within=config.batch_linger_s)
         async for events in batches:
             await learn_raw_partitions()
-            entries: list[Entry] = []
-            lanes: Counter[int] = Counter()
+            raws: list[Raw] = []
             for event in events:
                 message = event.message
-                entries.append(
-                    intake.entry(
-                        event.value,
-                        partition=message.partition,
-                        offset=message.offset,
-                        partitions=raw_partitions(at_least=message.partition + 1),
-                        timestamp=int(message.timestamp * 1000),
-                    )
-                )
-                lanes[message.partition] += 1
-            for value in desk_input_messages(entries):
+                count = raw_partitions(at_least=message.partition + 1)
+                stamp = int(message.timestamp * 1000)
+                raws.append((event.value, message.partition, message.offset, count, stamp))
+            batch = await parse(raws)
+            for value in batch.messages:
                 await desk_input.send(key=DESK_KEY, value=value, partition=0)
             if config.metrics is not None:
-                for partition, count in lanes.items():
-                    config.metrics.observe_intake(partition, count)
+                for partition, taken in batch.lanes.items():
+                    config.metrics.observe_intake(partition, taken)
+                if batch.last_at is not None:
+                    config.metrics.observe_lag("parse", batch.last_at, wall_clock_ms())
             host.last_activity = time.monotonic()
+
+    async def parse(raws: list[Raw]) -> IntakeBatch:
+        if intake_process is None:
+            return intake.batch(raws)
+        try:
+            return await intake_process.parse(raws)
+        except IntakeProcessError as exc:
+            # The batch cannot be forwarded, and skipping it would lose it: stop, as when
+            # the desk's changelog fails. The raw offsets were not committed past it.
+            log.error("intake process failed; stopping", error=str(exc))
+            await app.crash(exc)
+            raise
 
     @app.agent(desk_source, name="desk")
     async def desk_agent(stream: Any) -> None:
@@ -671,7 +674,14 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
         store=config.store,
         standby_replicas=config.standby_replicas,
     )
-    app = build_app(config)
+    intake_process = None
+    if config.intake_process:
+        intake_process = IntakeProcess(
+            config.pseudo,
+            max_ahead_ms=LIVE_MAX_AHEAD_MS if config.wall_clock else None,
+            debug=debug_enabled(log),
+        )
+    app = build_app(config, intake_process)
     worker = Worker(
         app,
         loglevel=loglevel,
@@ -688,6 +698,9 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
         worker.execute_from_commandline()
     except SystemExit as exit_:
         code = int(exit_.code or 0)
+    finally:
+        if intake_process is not None:
+            intake_process.close()
     if code == 0:
         (config.state_dir / CLEAN_STOP).touch()
     return code

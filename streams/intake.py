@@ -22,6 +22,7 @@ message's Kafka timestamp: it is never dropped, and a redelivered message yields
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, get_args
@@ -99,6 +100,22 @@ class IntakeError(ValueError):
     """A ``desk-input`` message this desk cannot read."""
 
 
+Raw = tuple[bytes, int, int, int, Millis]
+"""One raw message as the intake agent takes it from Faust: its value, raw partition, offset,
+the raw partition count the worker knows, and its Kafka timestamp."""
+
+
+@dataclass(frozen=True)
+class IntakeBatch:
+    """What a batch of raw messages becomes: the ``desk-input`` messages to send, in order,
+    the raw messages taken per raw partition, and the instant of the last (the parse stage's
+    lag gauge)."""
+
+    messages: list[bytes]
+    lanes: dict[int, int]
+    last_at: Millis | None
+
+
 # --------------------------------------------------------------------------------------------
 # The stage
 # --------------------------------------------------------------------------------------------
@@ -127,6 +144,19 @@ class Intake:
         text = record_line(decoded) if refusable else ""
         return Entry(partition, offset, partitions, at, sequence, ref, "", items, text)
 
+    def batch(self, raws: Sequence[Raw]) -> IntakeBatch:
+        """A batch of raw messages as the intake agent forwards it: its entries as
+        ``desk-input`` messages (``desk_input_messages``), in the order given."""
+        entries = [
+            self.entry(
+                value, partition=partition, offset=offset, partitions=count, timestamp=timestamp
+            )
+            for value, partition, offset, count, timestamp in raws
+        ]
+        lanes = Counter(partition for _, partition, _, _, _ in raws)
+        last_at = entries[-1].at if entries else None
+        return IntakeBatch(desk_input_messages(entries) if entries else [], dict(lanes), last_at)
+
 
 # --------------------------------------------------------------------------------------------
 # desk-input messages
@@ -152,6 +182,21 @@ def encode_entries(entries: Sequence[Entry]) -> bytes:
         return orjson.dumps(value)  # the same JSON, several times faster (a busy intake's)
     except (TypeError, orjson.JSONEncodeError):  # what orjson refuses (a huge int) json writes
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+DESK_INPUT_BYTES = 512 * 1024
+"""The most one desk-input message holds (JSON); a batch above it is split, so the message
+stays well below Kafka's 1 MB (its undo entry is stored in parts, ``streams.faust_runner``)."""
+
+
+def desk_input_messages(entries: list[Entry], limit: int = DESK_INPUT_BYTES) -> list[bytes]:
+    """``entries`` as desk-input messages of at most ``limit`` bytes each (halved until they
+    fit; one entry alone is what it is: a raw message is below 1 MB, and its entry too)."""
+    value = encode_entries(entries)
+    if len(value) <= limit or len(entries) == 1:
+        return [value]
+    half = len(entries) // 2
+    return desk_input_messages(entries[:half], limit) + desk_input_messages(entries[half:], limit)
 
 
 def decode_input(data: bytes) -> Entry | Mark:

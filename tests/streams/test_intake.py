@@ -595,8 +595,7 @@ def test_a_corrupted_field_gives_intake_error_or_a_message(
 
 
 def test_a_large_intake_batch_is_split_into_desk_input_messages_below_the_limit() -> None:
-    from streams.faust_app import desk_input_messages
-    from streams.intake import decode_inputs, encode_entries
+    from streams.intake import decode_inputs, desk_input_messages, encode_entries
 
     entries = [_entry(name) for name in RECORDS] * 20
     limit = 6_000
