@@ -20,6 +20,11 @@ writes ``BENCHMARKS.md``. Three parts:
   (``streams.faust_runner.PartitionDesk``: the merge of the raw partitions, the desk's state in
   a table, the messages it publishes), and the local runner doing both in one process for
   reference. The desk's share of the per-record cost bounds what more parse workers can give.
+* **Avro encoding of the desk's outputs.** Every domain event, ticket snapshot and cycle
+  snapshot the desk emits over the same week, encoded as the workers publish them
+  (``schemas.codec``), once by fastavro alone and once by the compiled flat writer
+  (``processors.avro``) with fastavro as its fallback, alternating in one process: µs per
+  message each, and their ratio (fastavro is the baseline).
 
 The machine is shared and busy, so absolute times drift between runs. Times are CPU time of the
 measuring process (waiting for a core does not count), and every figure also comes as a ratio
@@ -63,7 +68,7 @@ from processors.slabook import SlaBook
 
 if TYPE_CHECKING:
     from processors.ids import Pseudonymizer
-    from processors.model import Parsed, RawRecord
+    from processors.model import Output, Parsed, RawRecord
     from processors.rules import Rules
     from sinks.backend import Backend
     from sinks.writer import ProjectionWriter
@@ -206,6 +211,37 @@ class ReplayResult:
 
 
 @dataclass
+class CodecResult:
+    """The desk's outputs of a week encoded both ways, each the best of the repeats (CPU
+    seconds for all of them): ``fastavro_seconds`` by fastavro alone (the reference),
+    ``flat_seconds`` by the compiled flat writer with fastavro as its fallback."""
+
+    events: int
+    tickets: int
+    cycles: int
+    fallbacks: int  # outputs the flat writer handed to fastavro
+    fastavro_seconds: float
+    flat_seconds: float
+    compiled: bool  # processors.avro ran compiled
+
+    @property
+    def messages(self) -> int:
+        return self.events + self.tickets + self.cycles
+
+    @property
+    def fastavro_us(self) -> float:
+        return self.fastavro_seconds * 1e6 / self.messages
+
+    @property
+    def flat_us(self) -> float:
+        return self.flat_seconds * 1e6 / self.messages
+
+    @property
+    def speedup(self) -> float:
+        return self.fastavro_seconds / self.flat_seconds
+
+
+@dataclass
 class MachineFacts:
     date: str
     python: str
@@ -228,6 +264,7 @@ class Report:
     # The production path (PRODUCTION_STAGES, in that order) and its raw partitions.
     production: list[ReplayResult] = field(default_factory=list)
     raw_partitions: int = RAW_PARTITIONS
+    codec: CodecResult | None = None  # the Avro encoding of the desk's outputs
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -817,6 +854,90 @@ def _bench_production(
             if stage not in best or run.vs_json < best[stage].vs_json:
                 best[stage] = run
     return [best[stage] for stage in PRODUCTION_STAGES]
+
+
+def desk_outputs(path: Path) -> list[Output]:
+    """Every output the desk emits replaying the week in ``path`` (demo rules, the generator's
+    key), in order: what the workers encode and publish."""
+    from processors.ids import DEV_PII_KEY, Pseudonymizer
+    from processors.rules import load_rules
+    from streams.local import LocalRunner, ParseStage, read_records
+
+    pseudo = Pseudonymizer.from_text(DEV_PII_KEY)
+    outputs: list[Output] = []
+    runner = LocalRunner(load_rules(DEMO_RULES), pseudo, None, on_output=outputs.append)
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        records, _letters = read_records(handle, path.name, ParseStage(pseudo).redact)
+    with _quiet_logs():
+        for record in records:
+            runner.feed(record)
+        runner.finish(None)
+    return outputs
+
+
+def bench_codec(path: Path, *, repeats: int) -> CodecResult:
+    """The domain events, ticket snapshots and cycle snapshots the desk emits over the week in
+    ``path``, encoded with ``CODEC`` (the flat writers) and with a codec that has none
+    (fastavro), alternating, ``repeats`` times each; the best time of each is kept."""
+    from processors import native
+    from schemas.codec import CODEC, Codec
+
+    outputs = desk_outputs(path)
+    events = [e for o in outputs for e in o.events]
+    tickets = [t for o in outputs for t in o.tickets]
+    cycles = [c for o in outputs for c in o.cycles]
+    reference = Codec(flat_writers=False)
+
+    def encode_all(codec: Codec) -> list[bytes]:
+        return (
+            [codec.encode_event(e) for e in events]
+            + [codec.encode_ticket(t) for t in tickets]
+            + [codec.encode_cycle(c) for c in cycles]
+        )
+
+    if encode_all(CODEC) != encode_all(reference):
+        raise RuntimeError("the flat writers and fastavro disagree on the week's outputs")
+    fallbacks = _flat_fallbacks(CODEC, events, tickets, cycles)
+    best = {"fastavro": float("inf"), "flat": float("inf")}
+    for _ in range(max(1, repeats)):
+        for name, codec in (("fastavro", reference), ("flat", CODEC)):
+            gc.collect()
+            started = time.process_time()
+            encode_all(codec)
+            best[name] = min(best[name], time.process_time() - started)
+    return CodecResult(
+        events=len(events),
+        tickets=len(tickets),
+        cycles=len(cycles),
+        fallbacks=fallbacks,
+        fastavro_seconds=best["fastavro"],
+        flat_seconds=best["flat"],
+        compiled="processors.avro" in native.native_modules(),
+    )
+
+
+def _flat_fallbacks(
+    codec: Any, events: Sequence[Any], tickets: Sequence[Any], cycles: Sequence[Any]
+) -> int:
+    """How many of the outputs the flat writers hand back to fastavro."""
+    from schemas.codec import (
+        CYCLE_STATE,
+        TICKET_STATE,
+        event_record,
+        schema_name_for_event,
+        state_record,
+    )
+
+    records = (
+        [(schema_name_for_event(e.event_type), event_record(e)) for e in events]
+        + [(TICKET_STATE, state_record(t)) for t in tickets]
+        + [(CYCLE_STATE, state_record(c)) for c in cycles]
+    )
+    fallbacks = 0
+    for name, record in records:
+        writer = codec.flat_writer(name)
+        fallbacks += writer is None or writer.write(record) is None
+    return fallbacks
 
 
 # ---------------------------------------------------------------------------------------------
