@@ -564,7 +564,6 @@ class _DiscardingBackend:
 
 def _noop_writer(backend: Backend) -> ProjectionWriter:
     """The writer replaced by a no-op: the runner's output goes nowhere."""
-    from processors.model import Output
     from sinks.writer import ProjectionWriter
 
     class _NoopWriter(ProjectionWriter):
