@@ -19,9 +19,11 @@ from loadtest.bench import (
     PRODUCTION_STAGES,
     RAW_PARTITIONS,
     BookResult,
+    CodecResult,
     ReplayResult,
     Report,
     bench_book,
+    bench_codec,
     bench_production,
     main,
     render_markdown,
@@ -116,6 +118,26 @@ def test_bench_production_runs_in_process(tmp_path: Path) -> None:
     assert [r.events for r in one] == [r.events for r in three]
 
 
+def test_the_codec_section_encodes_every_output_of_the_week_both_ways(report: Report) -> None:
+    codec = report.codec
+    assert isinstance(codec, CodecResult)
+    # One ticket snapshot per change: at least one per ticket opened, and the same events as
+    # the replay emits (its domain events are the desk's).
+    assert codec.events == report.replay[0].events
+    assert codec.tickets >= 20 and codec.cycles > 0
+    assert codec.fallbacks == 0  # the desk's outputs all take the flat writer
+    assert _positive(codec.fastavro_seconds) and _positive(codec.flat_seconds)
+    assert _positive(codec.fastavro_us) and _positive(codec.speedup)
+
+
+def test_bench_codec_runs_in_process(tmp_path: Path) -> None:
+    path = tmp_path / "week.jsonl"
+    generate_week(datetime(2026, 3, 2, tzinfo=UTC), 3, 10).write_jsonl(path)
+    result = bench_codec(path, repeats=1)
+    assert result.messages == result.events + result.tickets + result.cycles > 0
+    assert result.fallbacks == 0
+
+
 def test_the_markdown_report_has_its_tables(report: Report) -> None:
     text = render_markdown(report)
     for heading in (
@@ -125,6 +147,7 @@ def test_the_markdown_report_has_its_tables(report: Report) -> None:
         "## SLA book: cost per event",
         "## End to end: LocalRunner replaying a generated week",
         "## Production path: parse stage and desk",
+        "## Avro encoding of the desk's outputs",
         "## How to rerun",
     ):
         assert heading in text
@@ -133,6 +156,7 @@ def test_the_markdown_report_has_its_tables(report: Report) -> None:
         assert f"| {stage} | " in text
     assert f"| {TICKETS:,} | {2 * TICKETS:,} |" in text
     assert "| chdb |" in text and "vs JSON" in text
+    assert "| fastavro | " in text and "| flat writer | " in text and "vs fastavro" in text
     assert report.machine.python in text and f"{report.machine.cores} cores" in text
     assert "nan" not in text
 
@@ -157,6 +181,7 @@ def test_the_command_writes_the_report(tmp_path: Path) -> None:
             "1",
             "--no-sink",
             "--no-traced",
+            "--no-codec",
             "--raw-partitions",
             "2",
             "--out",
@@ -168,5 +193,6 @@ def test_the_command_writes_the_report(tmp_path: Path) -> None:
     assert code == 0
     text = out.read_text(encoding="utf-8")
     assert "| 500 | 1,000 |" in text and "| chdb |" not in text
+    assert "## Avro encoding" not in text
     assert "over 2 raw partitions" in text and "--raw-partitions 2" in text
     assert (tmp_path / "bench.json").stat().st_size > 0
