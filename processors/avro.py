@@ -2,8 +2,8 @@
 
 A *flat* record schema has only fields of a primitive type (``boolean``, ``int``, ``long``,
 ``double``, ``string``; ``long`` also as ``timestamp-millis``) or of a two-branch union of
-``null`` and one of them, in either order: every schema this release writes (docs/REPLAY.md,
-"Wire format of the topics"). ``flat_writer`` reads such a schema once into a field list with a
+``null`` and one of them, in either order: every schema this release writes (schemas/README.md,
+"Wire format"). ``flat_writer`` reads such a schema once into a field list with a
 type code per field; ``FlatWriter.write`` then encodes a record as the Avro specification's
 binary encoding does (zig-zag varints, little-endian IEEE 754 doubles, length-prefixed UTF-8,
 a union's branch index before its value), byte for byte what ``fastavro.schemaless_writer``

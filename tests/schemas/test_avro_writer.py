@@ -1,6 +1,6 @@
 """The compiled flat Avro writer (processors.avro) writes exactly fastavro's bytes, and hands
 back to fastavro every record it cannot be sure of, so ``Codec.encode`` gives the same bytes or
-the same ``CodecError`` as fastavro alone (schemas/codec.py, docs/REPLAY.md "Wire format")."""
+the same ``CodecError`` as fastavro alone (schemas/README.md, "Wire format")."""
 
 from __future__ import annotations
 
