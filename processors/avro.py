@@ -52,6 +52,9 @@ INT_MIN: Final = -(1 << 31)
 INT_MAX: Final = (1 << 31) - 1
 LONG_MIN: Final = -(1 << 63)
 LONG_MAX: Final = (1 << 63) - 1
+SHORT_MIN: Final = -(1 << 62)
+SHORT_MAX: Final = (1 << 62) - 1
+"""The range of mypyc's unboxed ("short") ints."""
 
 
 @final
@@ -113,7 +116,11 @@ def _write_value(out: BytesWriter, kind: int, value: object) -> bool:
         out.write(data)
         return True
     if kind == LONG:
-        if type(value) is not int or value < LONG_MIN or value > LONG_MAX:
+        if type(value) is not int:
+            return False
+        # Compiled, an int within +-2**62 is unboxed and compares in one instruction, where a
+        # comparison with LONG_MIN or LONG_MAX (boxed) costs a call: instants pass the first.
+        if not SHORT_MIN <= value <= SHORT_MAX and (value < LONG_MIN or value > LONG_MAX):
             return False
         _write_long(out, value)
         return True

@@ -141,7 +141,11 @@ def test_generated_records_are_fastavros_bytes(name: str, data: st.DataObject) -
 EDGES: dict[str, list[Any]] = {
     "boolean": [True, False],
     "int": [0, -1, 1, 63, -64, 64, -65, 8191, -8192, 8192, INT_MIN, INT_MAX],
-    "long": [0, -1, 1, INT_MIN, INT_MAX, -(2**31) - 1, 2**31, LONG_MIN, LONG_MAX, -LONG_MAX],
+    "long": [
+        *(0, -1, 1, INT_MIN, INT_MAX, -(2**31) - 1, 2**31, LONG_MIN, LONG_MAX, -LONG_MAX),
+        *(2**62 - 1, 2**62, -(2**62), -(2**62) - 1),  # where compiled ints stop being unboxed
+        1_772_409_600_000,  # an instant
+    ],
     "double": [
         0.0,
         -0.0,
