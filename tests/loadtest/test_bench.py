@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from loadtest.bench import (
+    CODEC_KINDS,
     OPERATIONS,
     PARSE_STAGE,
     PRODUCTION_STAGES,
@@ -121,20 +122,24 @@ def test_bench_production_runs_in_process(tmp_path: Path) -> None:
 def test_the_codec_section_encodes_every_output_of_the_week_both_ways(report: Report) -> None:
     codec = report.codec
     assert isinstance(codec, CodecResult)
-    # One ticket snapshot per change: at least one per ticket opened, and the same events as
-    # the replay emits (its domain events are the desk's).
-    assert codec.events == report.replay[0].events
-    assert codec.tickets >= 20 and codec.cycles > 0
+    assert list(codec.counts) == list(CODEC_KINDS)
+    # The desk's domain events are the replay's; a snapshot per change, so at least one per
+    # ticket.
+    assert codec.counts["domain events"] == report.replay[0].events
+    assert codec.counts["ticket snapshots"] >= 20 and codec.counts["cycle snapshots"] > 0
     assert codec.fallbacks == 0  # the desk's outputs all take the flat writer
-    assert _positive(codec.fastavro_seconds) and _positive(codec.flat_seconds)
-    assert _positive(codec.fastavro_us) and _positive(codec.speedup)
+    for kind in (*CODEC_KINDS, None):
+        assert _positive(codec.fastavro_us(kind)) and _positive(codec.flat_us(kind))
+        assert _positive(codec.speedup(kind))
+    total = codec.fastavro_us() * codec.messages
+    assert math.isclose(total, sum(codec.fastavro_seconds.values()) * 1e6)
 
 
 def test_bench_codec_runs_in_process(tmp_path: Path) -> None:
     path = tmp_path / "week.jsonl"
     generate_week(datetime(2026, 3, 2, tzinfo=UTC), 3, 10).write_jsonl(path)
     result = bench_codec(path, repeats=1)
-    assert result.messages == result.events + result.tickets + result.cycles > 0
+    assert result.messages == sum(result.counts.values()) > 0
     assert result.fallbacks == 0
 
 
@@ -156,7 +161,8 @@ def test_the_markdown_report_has_its_tables(report: Report) -> None:
         assert f"| {stage} | " in text
     assert f"| {TICKETS:,} | {2 * TICKETS:,} |" in text
     assert "| chdb |" in text and "vs JSON" in text
-    assert "| fastavro | " in text and "| flat writer | " in text and "vs fastavro" in text
+    assert "| domain events | " in text and "| ticket snapshots | " in text
+    assert "| cycle snapshots | " in text and "| all | " in text
     assert report.machine.python in text and f"{report.machine.cores} cores" in text
     assert "nan" not in text
 
