@@ -294,7 +294,25 @@ def test_fields_are_written_in_the_schemas_order_whatever_the_records() -> None:
 def test_a_schema_that_is_not_flat_gets_no_writer(field_type: Any) -> None:
     schema = {"type": "record", "name": "r", "fields": [{"name": "v", "type": field_type}]}
     assert flat_writer(schema) is None
-    assert flat_writer({"type": "enum", "name": "e", "symbols": ["a"]}) is None
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "enum", "name": "e", "symbols": ["a"]},
+        {"type": "record", "name": "r"},
+        {"type": "record", "name": "r", "fields": ["v"]},
+        {"type": "record", "name": "r", "fields": [{"type": "int"}]},
+        {"type": "record", "name": "r", "fields": [{"name": "v", "type": "int"}] * 2},
+        {
+            "type": "record",
+            "name": "r",
+            "fields": [{"name": "v", "type": {"type": "long", "doc": "x"}}],
+        },
+    ],
+)
+def test_what_is_not_a_flat_record_schema_gets_no_writer(schema: dict[str, Any]) -> None:
+    assert flat_writer(schema) is None
 
 
 # -- what the writer hands back to fastavro ----------------------------------------------------
