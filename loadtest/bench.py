@@ -1,7 +1,7 @@
 """The benchmark harness: what an open SLA cycle costs in memory and time; end-to-end throughput.
 
 ``python -m loadtest.bench [--sizes 10000,100000,1000000] [--out BENCHMARKS.md]`` (``make bench``)
-writes ``BENCHMARKS.md``. Three parts:
+writes ``BENCHMARKS.md``. Four parts:
 
 * **SLA book at scale.** For each size N an ``SlaBook`` holds N open tickets, two cycles each
   (first_response and resolution, half on a 24/7 policy, half on an office-hours one), with due
@@ -20,6 +20,11 @@ writes ``BENCHMARKS.md``. Three parts:
   (``streams.faust_runner.PartitionDesk``: the merge of the raw partitions, the desk's state in
   a table, the messages it publishes), and the local runner doing both in one process for
   reference. The desk's share of the per-record cost bounds what more parse workers can give.
+* **Avro encoding of the desk's outputs.** Every domain event, ticket snapshot and cycle
+  snapshot the desk emits over the same week, encoded as the workers publish them
+  (``schemas.codec``), once by fastavro alone and once by the compiled flat writer
+  (``processors.avro``) with fastavro as its fallback, alternating in one process: µs per
+  message each, and their ratio (fastavro is the baseline).
 
 The machine is shared and busy, so absolute times drift between runs. Times are CPU time of the
 measuring process (waiting for a core does not count), and every figure also comes as a ratio
@@ -63,19 +68,22 @@ from processors.slabook import SlaBook
 
 if TYPE_CHECKING:
     from processors.ids import Pseudonymizer
-    from processors.model import Parsed, RawRecord
+    from processors.model import Output, Parsed, RawRecord
     from processors.rules import Rules
     from sinks.backend import Backend
     from sinks.writer import ProjectionWriter
 
 __all__ = [
     "BookResult",
+    "CodecResult",
     "MachineFacts",
     "ReplayResult",
     "Report",
     "bench_book",
+    "bench_codec",
     "bench_production",
     "bench_replay",
+    "desk_outputs",
     "main",
     "render_markdown",
     "run_benchmark",
@@ -205,6 +213,42 @@ class ReplayResult:
         return self.seconds / self.json_seconds
 
 
+CODEC_KINDS = ("domain events", "ticket snapshots", "cycle snapshots")
+
+
+@dataclass
+class CodecResult:
+    """The desk's outputs of a week encoded both ways, per kind (``CODEC_KINDS``): how many,
+    and the CPU seconds for all of them, the best of the repeats: ``fastavro_seconds`` by
+    fastavro alone (the reference), ``flat_seconds`` by the compiled flat writer with fastavro
+    as its fallback."""
+
+    counts: dict[str, int]
+    fastavro_seconds: dict[str, float]
+    flat_seconds: dict[str, float]
+    fallbacks: int  # outputs the flat writer handed to fastavro
+    compiled: bool  # processors.avro ran compiled
+
+    @property
+    def messages(self) -> int:
+        return sum(self.counts.values())
+
+    def fastavro_us(self, kind: str | None = None) -> float:
+        """µs per message of ``kind`` (None: of all of them) with fastavro alone."""
+        return _per_message_us(self.counts, self.fastavro_seconds, kind)
+
+    def flat_us(self, kind: str | None = None) -> float:
+        return _per_message_us(self.counts, self.flat_seconds, kind)
+
+    def speedup(self, kind: str | None = None) -> float:
+        return self.fastavro_us(kind) / self.flat_us(kind)
+
+
+def _per_message_us(counts: dict[str, int], seconds: dict[str, float], kind: str | None) -> float:
+    kinds = CODEC_KINDS if kind is None else (kind,)
+    return sum(seconds[k] for k in kinds) * 1e6 / sum(counts[k] for k in kinds)
+
+
 @dataclass
 class MachineFacts:
     date: str
@@ -228,6 +272,7 @@ class Report:
     # The production path (PRODUCTION_STAGES, in that order) and its raw partitions.
     production: list[ReplayResult] = field(default_factory=list)
     raw_partitions: int = RAW_PARTITIONS
+    codec: CodecResult | None = None  # the Avro encoding of the desk's outputs
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -527,7 +572,6 @@ class _DiscardingBackend:
 
 def _noop_writer(backend: Backend) -> ProjectionWriter:
     """The writer replaced by a no-op: the runner's output goes nowhere."""
-    from processors.model import Output
     from sinks.writer import ProjectionWriter
 
     class _NoopWriter(ProjectionWriter):
@@ -819,6 +863,86 @@ def _bench_production(
     return [best[stage] for stage in PRODUCTION_STAGES]
 
 
+def desk_outputs(path: Path) -> list[Output]:
+    """Every output the desk emits replaying the week in ``path`` (demo rules, the generator's
+    key), in order: what the workers encode and publish."""
+    from processors.ids import DEV_PII_KEY, Pseudonymizer
+    from processors.rules import load_rules
+    from streams.local import LocalRunner, ParseStage, read_records
+
+    pseudo = Pseudonymizer.from_text(DEV_PII_KEY)
+    outputs: list[Output] = []
+    runner = LocalRunner(load_rules(DEMO_RULES), pseudo, None, on_output=outputs.append)
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        records, _letters = read_records(handle, path.name, ParseStage(pseudo).redact)
+    with _quiet_logs():
+        for record in records:
+            runner.feed(record)
+        runner.finish(None)
+    return outputs
+
+
+def bench_codec(path: Path, *, repeats: int) -> CodecResult:
+    """The domain events, ticket snapshots and cycle snapshots the desk emits over the week in
+    ``path``, each kind encoded with ``CODEC`` (the flat writers) and with a codec that has
+    none (fastavro), alternating, ``repeats`` times each; the best time of each is kept."""
+    from processors import native
+    from schemas.codec import CODEC, Codec
+
+    outputs = desk_outputs(path)
+    events = [e for o in outputs for e in o.events]
+    tickets = [t for o in outputs for t in o.tickets]
+    cycles = [c for o in outputs for c in o.cycles]
+    reference = Codec(flat_writers=False)
+    encoders: dict[str, Callable[[Codec], list[bytes]]] = {
+        CODEC_KINDS[0]: lambda codec: [codec.encode_event(e) for e in events],
+        CODEC_KINDS[1]: lambda codec: [codec.encode_ticket(t) for t in tickets],
+        CODEC_KINDS[2]: lambda codec: [codec.encode_cycle(c) for c in cycles],
+    }
+    for kind, encode in encoders.items():
+        if encode(CODEC) != encode(reference):
+            raise RuntimeError(f"the flat writers and fastavro disagree on the week's {kind}")
+    best = {name: {kind: float("inf") for kind in CODEC_KINDS} for name in ("fastavro", "flat")}
+    for _ in range(max(1, repeats)):
+        for kind, encode in encoders.items():
+            for name, codec in (("fastavro", reference), ("flat", CODEC)):
+                gc.collect()
+                started = time.process_time()
+                encode(codec)
+                best[name][kind] = min(best[name][kind], time.process_time() - started)
+    return CodecResult(
+        counts=dict(zip(CODEC_KINDS, (len(events), len(tickets), len(cycles)), strict=True)),
+        fastavro_seconds=best["fastavro"],
+        flat_seconds=best["flat"],
+        fallbacks=_flat_fallbacks(CODEC, events, tickets, cycles),
+        compiled="processors.avro" in native.native_modules(),
+    )
+
+
+def _flat_fallbacks(
+    codec: Any, events: Sequence[Any], tickets: Sequence[Any], cycles: Sequence[Any]
+) -> int:
+    """How many of the outputs the flat writers hand back to fastavro."""
+    from schemas.codec import (
+        CYCLE_STATE,
+        TICKET_STATE,
+        event_record,
+        schema_name_for_event,
+        state_record,
+    )
+
+    records = (
+        [(schema_name_for_event(e.event_type), event_record(e)) for e in events]
+        + [(TICKET_STATE, state_record(t)) for t in tickets]
+        + [(CYCLE_STATE, state_record(c)) for c in cycles]
+    )
+    fallbacks = 0
+    for name, record in records:
+        writer = codec.flat_writer(name)
+        fallbacks += writer is None or writer.write(record) is None
+    return fallbacks
+
+
 # ---------------------------------------------------------------------------------------------
 # Orchestration
 # ---------------------------------------------------------------------------------------------
@@ -874,6 +998,7 @@ def run_benchmark(
     with_sink: bool = True,
     traced: bool = True,
     with_production: bool = True,
+    with_codec: bool = True,
     raw_partitions: int = RAW_PARTITIONS,
     progress: Callable[[str], None] | None = None,
 ) -> Report:
@@ -881,7 +1006,9 @@ def run_benchmark(
     measured in ``book_repeats`` processes and each cost is the median over them (the memory
     figures are the first process's). ``with_sink`` adds the chdb replay; ``traced`` the
     tracemalloc pass per size; ``with_production`` the production path (parse stage and desk)
-    over ``raw_partitions`` raw partitions, ``replay_repeats`` repeats in one process."""
+    over ``raw_partitions`` raw partitions, ``replay_repeats`` repeats in one process;
+    ``with_codec`` the Avro encoding of the week's desk outputs, fastavro against the flat
+    writer, as many repeats in one process."""
     say = progress or (lambda message: None)
     started = time.perf_counter()
     machine = machine_facts()
@@ -924,6 +1051,10 @@ def run_benchmark(
                     ["production", str(path), str(replay_repeats), str(raw_partitions)]
                 )
             ]
+        codec: CodecResult | None = None
+        if with_codec:
+            say("Avro encoding of the desk's outputs, fastavro and the flat writer")
+            codec = CodecResult(**_child(["codec", str(path), str(replay_repeats)]))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     machine.load_after = os.getloadavg()
@@ -936,6 +1067,7 @@ def run_benchmark(
         book_repeats=max(1, book_repeats),
         production=production,
         raw_partitions=raw_partitions,
+        codec=codec,
         wall_s=time.perf_counter() - started,
     )
 
@@ -974,6 +1106,9 @@ def _child_main(args: Sequence[str]) -> int:
                 Path(path), repeats=int(repeats), partitions=int(partitions)
             )
         ]
+    elif kind == "codec":
+        path, repeats = rest
+        answer = asdict(bench_codec(Path(path), repeats=int(repeats)))
     else:
         raise SystemExit(f"unknown child {kind!r}")
     print(json.dumps(answer))
@@ -1016,6 +1151,8 @@ def render_markdown(report: Report, *, command: str = "python -m loadtest.bench"
         _render_replay(report, add)
     if report.production:
         _render_production(report, add)
+    if report.codec is not None:
+        _render_codec(report.codec, report.replay_tickets, add)
     add("## How to rerun")
     add("")
     add("```sh")
@@ -1030,7 +1167,8 @@ def render_markdown(report: Report, *, command: str = "python -m loadtest.bench"
         f"week, default {DEFAULT_REPLAY_TICKETS}), `--book-repeats` (processes per size, "
         "default 3), `--no-sink` (skip chdb), `--no-traced` "
         "(skip the tracemalloc pass, which is the slowest part), `--no-production` (skip the "
-        "production path), `--raw-partitions` (its raw partitions, default "
+        "production path), `--no-codec` (skip the Avro encoding), `--raw-partitions` (its raw "
+        "partitions, default "
         f"{RAW_PARTITIONS}), `--out`, `--json`. The 1M "
         "size needs about 1.5 GiB of free memory and a few minutes."
     )
@@ -1361,6 +1499,37 @@ def _render_production(report: Report, add: Callable[[str], None]) -> None:
     add("")
 
 
+def _render_codec(codec: CodecResult, tickets: int, add: Callable[[str], None]) -> None:
+    add("## Avro encoding of the desk's outputs")
+    add("")
+    how = "compiled with mypyc" if codec.compiled else "interpreted (not compiled)"
+    add(
+        f"Every message the desk publishes over the same week ({tickets} tickets), encoded as "
+        "the workers encode them (`schemas.codec`: the record built from the event or "
+        "snapshot, the single-object header, the Avro body), once with fastavro alone "
+        "(`schemaless_writer`, the baseline) and once with the flat writer of "
+        f"`processors/avro.py` ({how}), which hands back to fastavro what it is not sure to "
+        f"write as fastavro does ({codec.fallbacks:,} of these messages). Both give the same "
+        "bytes (checked before timing). The two alternate in one process, kind by kind; each "
+        "figure is the best of the repeats, in CPU time."
+    )
+    add("")
+    add("| messages | count | fastavro, µs / message | flat writer, µs / message | speed-up |")
+    add("|---|---:|---:|---:|---:|")
+    for kind in (*CODEC_KINDS, None):
+        count = codec.messages if kind is None else codec.counts[kind]
+        add(
+            f"| {kind or 'all'} | {count:,} | {codec.fastavro_us(kind):,.2f} "
+            f"| {codec.flat_us(kind):,.2f} | {codec.speedup(kind):.1f}x |"
+        )
+    add("")
+    add(
+        f"The flat writer encodes the desk's outputs **{codec.speedup():.1f}x** as fast as "
+        "fastavro, building the records from the events and snapshots included."
+    )
+    add("")
+
+
 def _mib(n: float) -> str:
     return f"{n / (1 << 20):,.1f}"
 
@@ -1410,8 +1579,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m loadtest.bench",
         description="SLA book memory and per-event cost at scale, end-to-end replay "
-        "throughput, and the production path's split between parse stage and desk; writes "
-        "BENCHMARKS.md.",
+        "throughput, the production path's split between parse stage and desk, and the Avro "
+        "encoding of the desk's outputs; writes BENCHMARKS.md.",
     )
     parser.add_argument(
         "--sizes",
@@ -1430,6 +1599,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-production", action="store_true", help="skip the production path (parse and desk)"
     )
     parser.add_argument(
+        "--no-codec",
+        action="store_true",
+        help="skip the Avro encoding of the desk's outputs (fastavro and the flat writer)",
+    )
+    parser.add_argument(
         "--raw-partitions",
         type=int,
         default=RAW_PARTITIONS,
@@ -1446,6 +1620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with_sink=not args.no_sink,
         traced=not args.no_traced,
         with_production=not args.no_production,
+        with_codec=not args.no_codec,
         raw_partitions=max(1, args.raw_partitions),
         progress=lambda message: print(f"bench: {message}", file=sys.stderr, flush=True),
     )

@@ -43,6 +43,7 @@ COMPILED: Final[tuple[str, ...]] = (
     "processors.quality",
     "processors.desk",
     "processors.parsing.mail",
+    "processors.avro",
 )
 """The modules mypyc compiles, as one group (their shared library: ``GROUP``)."""
 

@@ -1,4 +1,4 @@
-"""Avro encoding of every record that crosses a topic: single-object encoding over fastavro.
+"""Avro encoding of every record that crosses a topic: single-object encoding.
 
 A message is the Avro *single-object encoding* (Avro specification, "Single object encoding"):
 
@@ -9,6 +9,14 @@ so a consumer knows which schema wrote a message without a schema registry servi
 old message stays readable after the schema evolves: ``Codec`` knows the current schemas
 (``schemas/*.avsc``) and the committed previous ones (``schemas/previous/*.avsc``), finds the
 writer schema by fingerprint and reads the record into the *current* schema of the same name.
+
+Records are written by ``processors.avro``'s flat writer, compiled with mypyc: the desk
+publishes a domain event and a ticket or cycle snapshot per change, and fastavro's per-call and
+per-field costs made encoding a tenth of a worker's busy time. fastavro stays the reference and
+the fallback: the flat writer hands back every record it is not sure to write exactly as
+fastavro does (a value not exactly of its field's type, a missing or unexpected field...), and
+fastavro then writes the same bytes or raises the error it always raised
+(tests/schemas/test_avro_writer.py compares the two). Reading is fastavro's.
 
 Everything is parsed and fingerprinted once, when the ``Codec`` is built (the module builds a
 default one at import); encoding and decoding only look things up. Instants are ``Millis``
@@ -38,6 +46,7 @@ import fastavro
 from fastavro.schema import fingerprint as _fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
+from processors.avro import FlatWriter, flat_writer
 from processors.model import CycleState, DeadLetter, DomainEvent, TicketState
 
 SCHEMA_DIR: Final = Path(__file__).resolve().parent
@@ -110,6 +119,7 @@ class _Current:
     name: str
     schema: Any  # parsed, with logical types (encoding accepts ints for timestamp-millis)
     header: bytes
+    fast: FlatWriter | None  # writes header + record; None: fastavro writes every record
 
 
 class Codec:
@@ -117,10 +127,17 @@ class Codec:
 
     ``previous_dir`` holds earlier versions of the same schemas (same file stems); messages
     written with them are decoded into the current schema (Avro schema resolution). Build one
-    per process (``CODEC``): construction parses every schema.
+    per process (``CODEC``): construction parses every schema. ``flat_writers=False`` writes
+    every record with fastavro (the reference the tests compare the flat writers with).
     """
 
-    def __init__(self, schema_dir: Path = SCHEMA_DIR, previous_dir: Path | None = PREVIOUS_DIR):
+    def __init__(
+        self,
+        schema_dir: Path = SCHEMA_DIR,
+        previous_dir: Path | None = PREVIOUS_DIR,
+        *,
+        flat_writers: bool = True,
+    ):
         current_json = load_schema_files(schema_dir)
         if not current_json:
             raise CodecError(f"no *.avsc schemas in {schema_dir}")
@@ -138,7 +155,8 @@ class Codec:
             if fp in self._writers:
                 other = self._writers[fp].name
                 raise CodecError(f"schemas {other} and {name} have the same fingerprint")
-            self._current[name] = _Current(name, parsed, MAGIC + fp)
+            fast = flat_writer(schema_json, MAGIC + fp) if flat_writers else None
+            self._current[name] = _Current(name, parsed, MAGIC + fp, fast)
             self._writers[fp] = _Writer(name, plain, None)
             plain_current[name] = plain
         previous_json = (
@@ -188,6 +206,10 @@ class Codec:
         """Every current schema as JSON, by name: what a Faust codec or a schema registry needs."""
         return {name: copy.deepcopy(schema) for name, schema in self._json.items()}
 
+    def flat_writer(self, name: str) -> FlatWriter | None:
+        """The compiled writer of the current schema ``name`` (None: fastavro writes it)."""
+        return self._entry(name).fast
+
     def _entry(self, name: str) -> _Current:
         entry = self._current.get(name)
         if entry is None:
@@ -199,11 +221,16 @@ class Codec:
     def encode(self, schema_name: str, record: Mapping[str, Any]) -> bytes:
         """``record`` as a single-object message of schema ``schema_name``.
 
-        The record must hold exactly the schema's fields (optional ones may be left out); a
-        missing or unexpected field is an error rather than silently written as a default or
-        dropped, because it means the producer and the schema disagree.
+        The record must hold exactly the schema's fields, nullable ones and ones with a default
+        too (fastavro's ``strict``, which wins over its ``strict_allow_default``); a missing or
+        unexpected field is an error rather than silently written as a default or dropped,
+        because it means the producer and the schema disagree.
         """
         entry = self._entry(schema_name)
+        if entry.fast is not None:
+            message = entry.fast.write(record)
+            if message is not None:
+                return message
         out = io.BytesIO()
         out.write(entry.header)
         try:
@@ -253,16 +280,7 @@ class Codec:
         name = schema_name_for_event(event.event_type)
         if name not in self._event_names:
             raise CodecError(f"unknown event type {event.event_type!r}")
-        record = dict(event.data)
-        record.update(
-            event_id=event.event_id,
-            event_type=event.event_type,
-            at=event.at,
-            ticket_id=event.ticket_id,
-            conversation_id=event.conversation_id,
-            customer_id=event.customer_id,
-        )
-        return self.encode(name, record)
+        return self.encode(name, event_record(event))
 
     def decode_event(self, data: bytes) -> DomainEvent:
         name, record = self.decode(data)
@@ -272,19 +290,19 @@ class Codec:
         return DomainEvent(**envelope, data=record)
 
     def encode_ticket(self, ticket: TicketState) -> bytes:
-        return self.encode(TICKET_STATE, _as_record(ticket))
+        return self.encode(TICKET_STATE, state_record(ticket))
 
     def decode_ticket(self, data: bytes) -> TicketState:
         return TicketState(**self._expect(data, TICKET_STATE))
 
     def encode_cycle(self, cycle: CycleState) -> bytes:
-        return self.encode(CYCLE_STATE, _as_record(cycle))
+        return self.encode(CYCLE_STATE, state_record(cycle))
 
     def decode_cycle(self, data: bytes) -> CycleState:
         return CycleState(**self._expect(data, CYCLE_STATE))
 
     def encode_dead_letter(self, dead: DeadLetter) -> bytes:
-        return self.encode(DEAD_LETTER, _as_record(dead))
+        return self.encode(DEAD_LETTER, state_record(dead))
 
     def decode_dead_letter(self, data: bytes) -> DeadLetter:
         return DeadLetter(**self._expect(data, DEAD_LETTER))
@@ -296,7 +314,22 @@ class Codec:
         return record
 
 
-def _as_record(value: Any) -> dict[str, Any]:
+def event_record(event: DomainEvent) -> dict[str, Any]:
+    """The record of a domain event: ``data``'s fields and the envelope's."""
+    record = dict(event.data)
+    record.update(
+        event_id=event.event_id,
+        event_type=event.event_type,
+        at=event.at,
+        ticket_id=event.ticket_id,
+        conversation_id=event.conversation_id,
+        customer_id=event.customer_id,
+    )
+    return record
+
+
+def state_record(value: Any) -> dict[str, Any]:
+    """The record of a flat dataclass (a ticket or cycle snapshot, a dead letter): its fields."""
     # Shallow on purpose: the state records are flat, and dataclasses.asdict would deep-copy.
     names = _FIELD_NAMES.get(type(value))
     if names is None:

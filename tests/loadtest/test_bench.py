@@ -14,14 +14,17 @@ from pathlib import Path
 import pytest
 
 from loadtest.bench import (
+    CODEC_KINDS,
     OPERATIONS,
     PARSE_STAGE,
     PRODUCTION_STAGES,
     RAW_PARTITIONS,
     BookResult,
+    CodecResult,
     ReplayResult,
     Report,
     bench_book,
+    bench_codec,
     bench_production,
     main,
     render_markdown,
@@ -116,6 +119,30 @@ def test_bench_production_runs_in_process(tmp_path: Path) -> None:
     assert [r.events for r in one] == [r.events for r in three]
 
 
+def test_the_codec_section_encodes_every_output_of_the_week_both_ways(report: Report) -> None:
+    codec = report.codec
+    assert isinstance(codec, CodecResult)
+    assert list(codec.counts) == list(CODEC_KINDS)
+    # The desk's domain events are the replay's; a snapshot per change, so at least one per
+    # ticket.
+    assert codec.counts["domain events"] == report.replay[0].events
+    assert codec.counts["ticket snapshots"] >= 20 and codec.counts["cycle snapshots"] > 0
+    assert codec.fallbacks == 0  # the desk's outputs all take the flat writer
+    for kind in (*CODEC_KINDS, None):
+        assert _positive(codec.fastavro_us(kind)) and _positive(codec.flat_us(kind))
+        assert _positive(codec.speedup(kind))
+    total = codec.fastavro_us() * codec.messages
+    assert math.isclose(total, sum(codec.fastavro_seconds.values()) * 1e6)
+
+
+def test_bench_codec_runs_in_process(tmp_path: Path) -> None:
+    path = tmp_path / "week.jsonl"
+    generate_week(datetime(2026, 3, 2, tzinfo=UTC), 3, 10).write_jsonl(path)
+    result = bench_codec(path, repeats=1)
+    assert result.messages == sum(result.counts.values()) > 0
+    assert result.fallbacks == 0
+
+
 def test_the_markdown_report_has_its_tables(report: Report) -> None:
     text = render_markdown(report)
     for heading in (
@@ -125,6 +152,7 @@ def test_the_markdown_report_has_its_tables(report: Report) -> None:
         "## SLA book: cost per event",
         "## End to end: LocalRunner replaying a generated week",
         "## Production path: parse stage and desk",
+        "## Avro encoding of the desk's outputs",
         "## How to rerun",
     ):
         assert heading in text
@@ -133,6 +161,8 @@ def test_the_markdown_report_has_its_tables(report: Report) -> None:
         assert f"| {stage} | " in text
     assert f"| {TICKETS:,} | {2 * TICKETS:,} |" in text
     assert "| chdb |" in text and "vs JSON" in text
+    assert "| domain events | " in text and "| ticket snapshots | " in text
+    assert "| cycle snapshots | " in text and "| all | " in text
     assert report.machine.python in text and f"{report.machine.cores} cores" in text
     assert "nan" not in text
 
@@ -157,6 +187,7 @@ def test_the_command_writes_the_report(tmp_path: Path) -> None:
             "1",
             "--no-sink",
             "--no-traced",
+            "--no-codec",
             "--raw-partitions",
             "2",
             "--out",
@@ -168,5 +199,6 @@ def test_the_command_writes_the_report(tmp_path: Path) -> None:
     assert code == 0
     text = out.read_text(encoding="utf-8")
     assert "| 500 | 1,000 |" in text and "| chdb |" not in text
+    assert "## Avro encoding" not in text
     assert "over 2 raw partitions" in text and "--raw-partitions 2" in text
     assert (tmp_path / "bench.json").stat().st_size > 0
