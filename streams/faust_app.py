@@ -35,7 +35,9 @@ in seconds. docs/PRODUCTION.md discusses the alternatives and what each would gi
 A partition that holds nothing more says so: every ``tick_interval_s`` the timer sends, for
 each raw partition this worker actively owns whose committed offset is its end (everything in
 it parsed, forwarded and flushed: Faust flushes the producer before it commits), a mark with
-that offset and the wall clock less ``tick_grace_ms`` (``streams.intake.Mark``).
+that offset and the wall clock less ``tick_grace_ms`` (``streams.intake.Mark``). The intake
+sends the same mark as soon as a batch it forwarded read a partition to its end: the last
+entries of a backlog do not wait for Faust's commit and the timer's next round.
 
 **SLA timers.** Faust has no per-key timers. The desk's table holds every ticket's SLA state,
 from which the desk rebuilds its due index (``processors.timers.TimerQueue``) whenever it
@@ -403,14 +405,46 @@ def build_app(config: WorkerConfig, intake_process: IntakeProcess | None = None)
                 stamp = int(message.timestamp * 1000)
                 raws.append((event.value, message.partition, message.offset, count, stamp))
             batch = await parse(raws)
-            for value in batch.messages:
+            sent = [
                 await desk_input.send(key=DESK_KEY, value=value, partition=0)
+                for value in batch.messages
+            ]
+            ends: dict[int, int] = {}
+            for _, partition, offset, _, _ in raws:
+                ends[partition] = offset + 1
+            await mark_partitions_read_to_their_end(ends, sent)
             if config.metrics is not None:
                 for partition, taken in batch.lanes.items():
                     config.metrics.observe_intake(partition, taken)
                 if batch.last_at is not None:
                     config.metrics.observe_lag("parse", batch.last_at, wall_clock_ms())
             host.last_activity = time.monotonic()
+
+    async def mark_partitions_read_to_their_end(ends: dict[int, int], sent: list[Any]) -> None:
+        # A raw partition whose batch ended at the partition's end says so at once, with the
+        # mark the wall-clock timer would send (below) a second or two later: the merge's
+        # entries waiting on it go to the desk now, not after Faust's next commit and the
+        # timer's next round (the tail of a backlog, and every record of a quiet stream).
+        # The end known from the last fetch says which may be there; the broker, asked then,
+        # whether they are. The entries are delivered first: the mark follows them.
+        candidates = []
+        for partition, next_offset in ends.items():
+            tp = TP(raw_name, partition)
+            known = app.consumer.highwater(tp)
+            if known is not None and next_offset >= known:
+                candidates.append((tp, next_offset))
+        if not candidates:
+            return
+        for delivery in sent:
+            await delivery
+        now = int(time.time() * 1000)
+        for tp, next_offset in candidates:
+            end = await highwater(app, tp)
+            if end is None or next_offset < end:
+                continue  # more came meanwhile: the next batch, or the timer, will tell
+            count = raw_partitions(at_least=tp.partition + 1)
+            mark = Mark(tp.partition, next_offset, count, now - config.tick_grace_ms)
+            await desk_input.send(key=DESK_KEY, value=encode_input(mark), partition=0)
 
     async def parse(raws: list[Raw]) -> IntakeBatch:
         if intake_process is None:

@@ -196,8 +196,10 @@ class Pipeline:
         except OSError:
             return ""
 
-    def worker(self, store: str = "memory://") -> subprocess.Popen[bytes]:
-        return self.start("worker", "--rules", str(RULES), "--loglevel", "info", "--store", store)
+    def worker(self, store: str = "memory://", *args: str) -> subprocess.Popen[bytes]:
+        return self.start(
+            "worker", "--rules", str(RULES), "--loglevel", "info", "--store", store, *args
+        )
 
     def sink(self, idle_s: float = 12.0) -> subprocess.Popen[bytes]:
         return self.start("sink", "--exit-when-idle", str(idle_s), "--compact-on-exit")

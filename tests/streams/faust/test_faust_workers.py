@@ -358,3 +358,30 @@ def test_sigterm_under_load_stops_cleanly(kafka_broker: Broker, tmp_path: Path) 
     assert "CRITICAL" not in log and "crash" not in log.lower(), log[-3000:]
     assert "Traceback" not in log, log[-3000:]
     assert "\x1b[" not in log  # no terminal control codes in a log that is not a terminal
+
+
+def test_a_partition_read_to_its_end_is_marked_at_once_not_at_the_next_tick(
+    kafka_broker: Broker, week: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    """The intake marks a raw partition its batch read to the end as soon as it has forwarded
+    the batch: the merge lets the last entries of every partition through without the
+    wall-clock timer's mark. With the timer a minute away, the whole week is applied and
+    stored all the same, long before it (its wall-clock timers do not fire: the tickets and
+    their contacts are compared, not their SLA cycles)."""
+    pipeline = Pipeline(tmp_path, kafka_broker.bootstrap, partitions=3)
+    _prepare(pipeline, week)
+    started = time.monotonic()
+    pipeline.worker("memory://", "--tick-interval", "60")
+    pipeline.sink(idle_s=8)
+
+    tables = _finish(pipeline)
+
+    assert time.monotonic() - started < 60  # the timer never ran
+    got_tickets = [(r["ticket_id"], r["channel"], r["opened_at"]) for r in tables["tickets"]]
+    want_tickets = [(r["ticket_id"], r["channel"], r["opened_at"]) for r in reference["tickets"]]
+    assert got_tickets == want_tickets
+
+    def received(tables: dict[str, Any]) -> list[Any]:
+        return [r for r in tables["events"] if r["event_type"] == "contact.received"]
+
+    assert received(tables) == received(reference)
