@@ -97,19 +97,11 @@ from streams.faust_port import (
     reseek_stalled_recovery,
 )
 from streams.faust_runner import Message, PartitionDesk
-from streams.intake import Intake, IntakeBatch, Mark, Raw, encode_input
-from streams.intake_process import IntakeProcess, IntakeProcessError
+from streams.intake import Intake, Mark, Raw, encode_input
 from streams.kafka_admin import topic_name
-from streams.local import LIVE_MAX_AHEAD_MS, ParseStage, wall_clock_ms
-from streams.logging import debug_enabled
+from streams.local import LIVE_MAX_AHEAD_MS, ParseStage
 from streams.metrics import PipelineMetrics
-from streams.settings import (
-    Settings,
-    SettingsError,
-    int_setting,
-    seconds_setting,
-    switch_setting,
-)
+from streams.settings import Settings, SettingsError, int_setting, seconds_setting
 from streams.topology import DAY_MS, TOPICS, Topic
 
 log = structlog.get_logger("supportstream.worker")
@@ -176,7 +168,6 @@ class WorkerConfig:
     replication_factor: int = 1
     standby_replicas: int = 1
     rebalance_timeout_s: float = 60.0
-    intake_process: bool = True  # parse in a child process (streams.intake_process)
     metrics: PipelineMetrics | None = None  # the §6 metrics this worker serves
 
     @classmethod
@@ -197,9 +188,6 @@ class WorkerConfig:
             "rebalance_timeout_s": seconds_setting(env, "SUPPORTSTREAM_REBALANCE_TIMEOUT", 60.0),
             "producer_compression": _compression(
                 env.get("SUPPORTSTREAM_KAFKA_COMPRESSION", PRODUCER_COMPRESSION)
-            ),
-            "intake_process": switch_setting(
-                env, "SUPPORTSTREAM_INTAKE_PROCESS", (os.cpu_count() or 1) >= 2
             ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -276,10 +264,9 @@ def desk_table(app: faust.App) -> Any:
     )
 
 
-def build_app(config: WorkerConfig, intake_process: IntakeProcess | None = None) -> faust.App:
+def build_app(config: WorkerConfig) -> faust.App:
     """The Faust app of one worker: topics, the intake agent, the desk table and agent, and
-    the timer that sends the intake's marks and the desk's wall-clock ticks. The intake parses
-    in ``intake_process`` if given, else in the worker's own loop."""
+    the timer that sends the intake's marks and the desk's wall-clock ticks."""
     settings = config.settings
     app = faust.App(
         settings.consumer_group,
@@ -331,7 +318,9 @@ def build_app(config: WorkerConfig, intake_process: IntakeProcess | None = None)
     # letter (CONTRACT §1); without the wall clock (a backfill checked against replay) the
     # records are applied as dated, as replay does.
     max_ahead = LIVE_MAX_AHEAD_MS if config.wall_clock else None
-    intake = Intake(ParseStage(config.pseudo, logger=log, max_ahead_ms=max_ahead))
+    intake = Intake(
+        ParseStage(config.pseudo, metrics=config.metrics, logger=log, max_ahead_ms=max_ahead)
+    )
 
     known_partitions = [0]  # what the broker said, when the consumer did not know yet
 
@@ -404,7 +393,7 @@ def build_app(config: WorkerConfig, intake_process: IntakeProcess | None = None)
                 count = raw_partitions(at_least=message.partition + 1)
                 stamp = int(message.timestamp * 1000)
                 raws.append((event.value, message.partition, message.offset, count, stamp))
-            batch = await parse(raws)
+            batch = intake.batch(raws)
             sent = [
                 await desk_input.send(key=DESK_KEY, value=value, partition=0)
                 for value in batch.messages
@@ -416,8 +405,6 @@ def build_app(config: WorkerConfig, intake_process: IntakeProcess | None = None)
             if config.metrics is not None:
                 for partition, taken in batch.lanes.items():
                     config.metrics.observe_intake(partition, taken)
-                if batch.last_at is not None:
-                    config.metrics.observe_lag("parse", batch.last_at, wall_clock_ms())
             host.last_activity = time.monotonic()
 
     async def mark_partitions_read_to_their_end(ends: dict[int, int], sent: list[Any]) -> None:
@@ -445,18 +432,6 @@ def build_app(config: WorkerConfig, intake_process: IntakeProcess | None = None)
             count = raw_partitions(at_least=tp.partition + 1)
             mark = Mark(tp.partition, next_offset, count, now - config.tick_grace_ms)
             await desk_input.send(key=DESK_KEY, value=encode_input(mark), partition=0)
-
-    async def parse(raws: list[Raw]) -> IntakeBatch:
-        if intake_process is None:
-            return intake.batch(raws)
-        try:
-            return await intake_process.parse(raws)
-        except IntakeProcessError as exc:
-            # The batch cannot be forwarded, and skipping it would lose it: stop, as when
-            # the desk's changelog fails. The raw offsets were not committed past it.
-            log.error("intake process failed; stopping", error=str(exc))
-            await app.crash(exc)
-            raise
 
     @app.agent(desk_source, name="desk")
     async def desk_agent(stream: Any) -> None:
@@ -708,14 +683,7 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
         store=config.store,
         standby_replicas=config.standby_replicas,
     )
-    intake_process = None
-    if config.intake_process:
-        intake_process = IntakeProcess(
-            config.pseudo,
-            max_ahead_ms=LIVE_MAX_AHEAD_MS if config.wall_clock else None,
-            debug=debug_enabled(log),
-        )
-    app = build_app(config, intake_process)
+    app = build_app(config)
     worker = Worker(
         app,
         loglevel=loglevel,
@@ -732,9 +700,6 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
         worker.execute_from_commandline()
     except SystemExit as exit_:
         code = int(exit_.code or 0)
-    finally:
-        if intake_process is not None:
-            intake_process.close()
     if code == 0:
         (config.state_dir / CLEAN_STOP).touch()
     return code

@@ -108,12 +108,10 @@ the raw partition count the worker knows, and its Kafka timestamp."""
 @dataclass(frozen=True)
 class IntakeBatch:
     """What a batch of raw messages becomes: the ``desk-input`` messages to send, in order,
-    the raw messages taken per raw partition, and the instant of the last (the parse stage's
-    lag gauge)."""
+    and the raw messages taken per raw partition."""
 
     messages: list[bytes]
     lanes: dict[int, int]
-    last_at: Millis | None
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,8 +152,7 @@ class Intake:
             for value, partition, offset, count, timestamp in raws
         ]
         lanes = Counter(partition for _, partition, _, _, _ in raws)
-        last_at = entries[-1].at if entries else None
-        return IntakeBatch(desk_input_messages(entries) if entries else [], dict(lanes), last_at)
+        return IntakeBatch(desk_input_messages(entries) if entries else [], dict(lanes))
 
 
 # --------------------------------------------------------------------------------------------

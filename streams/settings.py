@@ -80,19 +80,6 @@ def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int
     return value
 
 
-def switch_setting(env: Mapping[str, str], name: str, default: bool) -> bool:
-    """On or off from the environment: ``1``/``on``/``true``/``yes`` or ``0``/``off``/
-    ``false``/``no`` (any case; ``default`` when unset); anything else is refused by name."""
-    text = env.get(name, "").strip().lower()
-    if not text:
-        return default
-    if text in ("1", "on", "true", "yes"):
-        return True
-    if text in ("0", "off", "false", "no"):
-        return False
-    raise SettingsError(f"{name}={env[name]!r}: expected 1 or 0 (on, off)")
-
-
 # --------------------------------------------------------------------------------------------
 # Channel connectors (``supportstream connect http|imap``, docs/CONNECTORS.md)
 # --------------------------------------------------------------------------------------------

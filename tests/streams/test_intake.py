@@ -52,6 +52,7 @@ from streams.intake import (
     IntakeError,
     Mark,
     decode_input,
+    decode_inputs,
     encode_input,
     entry_to_json,
 )
@@ -605,3 +606,31 @@ def test_a_large_intake_batch_is_split_into_desk_input_messages_below_the_limit(
     assert all(len(value) <= limit for value in values)
     assert [m for value in values for m in decode_inputs(value)] == entries
     assert desk_input_messages(entries) == [encode_entries(entries)]  # 512 KiB: one message
+
+
+def test_a_batch_becomes_the_desk_input_messages_of_its_entries_in_order() -> None:
+    """``Intake.batch``, what the intake agent forwards for the raw messages it took together:
+    the entries of every message, in the order given, as ``desk_input_messages`` splits them,
+    and the count taken from each raw partition."""
+    from streams.intake import desk_input_messages
+
+    intake = Intake(STAGE)
+    raws = []
+    for offset, name in enumerate(n for n in RECORDS if n != "bad-json-dead-letter"):
+        raw = parse_envelope(RECORDS[name], "publish", STAGE.redact)
+        assert isinstance(raw, RawRecord)
+        data = encode_raw(raw, connector="test", sequence=offset)
+        raws.append((data, offset % 3, 100 + offset, 3, 1_757_000_000_000))
+    raws.append((b"\x00not avro", 2, 999, 3, 1_757_000_000_000))
+
+    batch = intake.batch(raws)
+
+    entries = [
+        intake.entry(value, partition=p, offset=o, partitions=n, timestamp=t)
+        for value, p, o, n, t in raws
+    ]
+    assert batch.messages == desk_input_messages(entries)
+    decoded = [entry for message in batch.messages for entry in decode_inputs(message)]
+    assert [(e.partition, e.offset) for e in decoded] == [(p, o) for _, p, o, _, _ in raws]
+    assert batch.lanes == {p: sum(1 for _, q, _, _, _ in raws if q == p) for p in (0, 1, 2)}
+    assert intake.batch([]).messages == [] and intake.batch([]).lanes == {}
