@@ -411,7 +411,8 @@ def build_app(config: WorkerConfig) -> faust.App:
         # A raw partition whose batch ended at the partition's end says so at once, with the
         # mark the wall-clock timer would send (below) a second or two later: the merge's
         # entries waiting on it go to the desk now, not after Faust's next commit and the
-        # timer's next round (the tail of a backlog, and every record of a quiet stream).
+        # timer's next round: the tail of a backlog. (A quiet stream's batches are marked too,
+        # but its records still wait out the grace: the marks' instants trail the clock.)
         # The end known from the last fetch says which may be there; the broker, asked then,
         # whether they are. The entries are delivered first: the mark follows them.
         candidates = []
