@@ -649,40 +649,14 @@ def _quiet_logs() -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 PARSE_STAGE = "parse stage"
-DESK_DICT = "desk, dict table"
-DESK_JSON = "desk, JSON table"
+DESK_DICT = "desk"
 LOCAL_BOTH = "LocalRunner parse + apply"
 LOCAL_DESK = "LocalRunner desk alone"
-PRODUCTION_STAGES = (PARSE_STAGE, DESK_DICT, DESK_JSON, LOCAL_BOTH, LOCAL_DESK)
-"""The rows of the production-path table: the two stages of the production path (the desk
-over two kinds of table) and the local runner, which does both in one process, for reference."""
+PRODUCTION_STAGES = (PARSE_STAGE, DESK_DICT, LOCAL_BOTH, LOCAL_DESK)
+"""The rows of the production-path table: the two stages of the production path and the local
+runner, which does both in one process, for reference."""
 
 _MARK_UPTO = 2**62  # a closing mark's instant: after every record of the week
-
-
-class _JsonTable(MutableMapping[str, Any]):
-    """A desk table that keeps what its changelog would, JSON text: every write is encoded and
-    every read decoded (as ``tests/streams/faust/test_faust_partition_desk.py`` checks the
-    desk). A Faust table in memory encodes on writes only, so this is an upper bound of the
-    table's cost, and a plain dict, which stores values as given, the lower bound."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    def __getitem__(self, key: str) -> Any:
-        return json.loads(self.data[key])
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.data[key] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-    def __delitem__(self, key: str) -> None:
-        del self.data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self.data))
-
-    def __len__(self) -> int:
-        return len(self.data)
 
 
 @dataclass(frozen=True)
@@ -845,7 +819,6 @@ def _bench_production(
     runs: dict[str, Callable[[], int]] = {
         PARSE_STAGE: parse,
         DESK_DICT: lambda: _desk(rules, pseudo, {}, inputs, end),
-        DESK_JSON: lambda: _desk(rules, pseudo, _JsonTable(), inputs, end),
         LOCAL_BOTH: lambda: _local(rules, pseudo, records, None),
         LOCAL_DESK: lambda: _local(rules, pseudo, records, parsed),
     }
@@ -1217,15 +1190,13 @@ def _render_headline(report: Report, add: Callable[[str], None]) -> None:
         )
     if report.production:
         rows = _production_rows(report)
-        parse, desk, json_desk = rows[PARSE_STAGE], rows[DESK_DICT], rows[DESK_JSON]
-        share, json_share = _split(rows, DESK_DICT)[0], _split(rows, DESK_JSON)[0]
+        parse, desk = rows[PARSE_STAGE], rows[DESK_DICT]
+        share = _split(rows, DESK_DICT)[0]
         add(
             f"- **Production path:** the parallel parse stage costs {parse.us_per_record:,.0f} "
-            f"µs per record, the single desk {desk.us_per_record:,.0f} µs "
-            f"({json_desk.us_per_record:,.0f} µs with a JSON round-trip table): **the desk is "
-            f"{share:.0%} of the per-record CPU** ({json_share:.0%}), load-normalised, so "
-            f"parse workers can speed the path up by at most **{1 / share:.2f}x** "
-            f"({1 / json_share:.2f}x); without Kafka the desk's ceiling is "
+            f"µs per record, the single desk {desk.us_per_record:,.0f} µs: **the desk is "
+            f"{share:.0%} of the per-record CPU**, load-normalised, so parse workers can speed "
+            f"the path up by at most **{1 / share:.2f}x**; without Kafka the desk's ceiling is "
             f"{desk.records_per_s:,.0f} records/s per core (Kafka, Faust and the sink come on "
             "top: *Production path end to end*, `loadtest/bench_production.py`)."
         )
@@ -1410,11 +1381,10 @@ def _render_production(report: Report, add: Callable[[str], None]) -> None:
         "releases, the input's transaction in the desk table, the Avro messages to publish, "
         "and its logging, with the lines filtered out), the entries in the week's order, then "
         "each partition's closing `Mark`, then a tick to the last record's instant as `replay` "
-        "ends. The desk table is either a *dict table*, a plain dict storing values as given "
-        "(a Faust table's in-memory store without its changelog), or a *JSON table* that "
-        "writes every value as JSON text and decodes it on every read (a changelog's encoding "
-        "on each write and, beyond what Faust does, decoding on each read): the desk's real "
-        "cost lies between the two. For reference, *LocalRunner parse + apply* is the local "
+        "ends. The desk table is a plain dict holding what the desk writes, each value's JSON "
+        "bytes (what a worker's Faust table keeps in memory, without its changelog): the desk "
+        "encodes every value it writes and decodes a key when it first reads it, as in a "
+        "worker. For reference, *LocalRunner parse + apply* is the local "
         "runner doing both on the same records with a no-op writer and no logger (the "
         "end-to-end no-op writer run without reading the file), and *LocalRunner desk alone* "
         "the same runner applying items parsed beforehand. Baseline and repeats as in the "
@@ -1442,55 +1412,39 @@ def _render_production(report: Report, add: Callable[[str], None]) -> None:
         "moment):"
     )
     add("")
-    add("| | dict table | JSON table |")
-    add("|---|---:|---:|")
-    desks = (rows[DESK_DICT], rows[DESK_JSON])
-    splits = [_split(rows, desk.variant) for desk in desks]
-    add("| desk's share of parse + desk | " + " | ".join(f"{s:.0%}" for s, _ in splits) + " |")
-    add("| parse / desk | " + " | ".join(f"{r:.2f}" for _, r in splits) + " |")
+    add("| | desk |")
+    add("|---|---:|")
+    desk = rows[DESK_DICT]
+    share, ratio = _split(rows, DESK_DICT)
+    add(f"| desk's share of parse + desk | {share:.0%} |")
+    add(f"| parse / desk | {ratio:.2f} |")
     add(
         "| parse + desk vs LocalRunner parse + apply | "
-        + " | ".join(f"{(parse.vs_json + d.vs_json) / local_both.vs_json:.2f}x" for d in desks)
-        + " |"
+        f"{(parse.vs_json + desk.vs_json) / local_both.vs_json:.2f}x |"
     )
-    add(
-        "| desk vs LocalRunner parse + apply | "
-        + " | ".join(f"{d.vs_json / local_both.vs_json:.2f}x" for d in desks)
-        + " |"
-    )
-    add(
-        "| desk vs LocalRunner desk alone | "
-        + " | ".join(f"{d.vs_json / local_desk.vs_json:.2f}x" for d in desks)
-        + " |"
-    )
-    add(
-        "| largest speed-up parse workers can give, (parse + desk) / desk | "
-        + " | ".join(f"{1 / s:.2f}x" for s, _ in splits)
-        + " |"
-    )
+    add(f"| desk vs LocalRunner parse + apply | {desk.vs_json / local_both.vs_json:.2f}x |")
+    add(f"| desk vs LocalRunner desk alone | {desk.vs_json / local_desk.vs_json:.2f}x |")
+    add(f"| largest speed-up parse workers can give, (parse + desk) / desk | {1 / share:.2f}x |")
     add("")
-    (share, ratio), (json_share, json_ratio) = splits
-    workers, json_workers = math.floor(ratio) + 1, math.floor(json_ratio) + 1  # least P > ratio
-    limit = f"from P = {workers} on ({json_workers} with the JSON table)"
-    if workers == json_workers == 1:
+    workers = math.floor(ratio) + 1  # the least P above the ratio
+    limit = f"from P = {workers} on"
+    if workers == 1:
         limit = "already with one parse worker on a core of its own beside the desk"
     add(
         "What this means for scaling: with P workers parsing, each record costs parse / P of "
         "parse-stage CPU per worker and the full desk cost on the desk's one core, so the desk "
-        f"is the limit once parse / P < desk, that is P > parse / desk = {ratio:.2f} "
-        f"({json_ratio:.2f} with the JSON table): {limit}. However many parse workers run, "
-        "the path is then at most (parse + desk) / desk = "
-        f"**{1 / share:.2f}x** ({1 / json_share:.2f}x) faster than one core doing both "
-        "stages, and its ceiling is the desk's own throughput, "
-        f"{rows[DESK_JSON].records_per_s:,.0f} to {rows[DESK_DICT].records_per_s:,.0f} "
-        "records/s per core here, without Kafka, Faust or the sink (those are measured end "
-        "to end by `loadtest/bench_production.py`, next section). "
+        f"is the limit once parse / P < desk, that is P > parse / desk = {ratio:.2f}: {limit}. "
+        "However many parse workers run, the path is then at most (parse + desk) / desk = "
+        f"**{1 / share:.2f}x** faster than one core doing both stages, and its ceiling is the "
+        f"desk's own throughput, {desk.records_per_s:,.0f} records/s per core here, without "
+        "Kafka, Faust or the sink (those are measured end to end by "
+        "`loadtest/bench_production.py`, next section). "
         + (
             "That is less than one local runner parsing and applying on one core "
             f"({local_both.records_per_s:,.0f} records/s): the desk alone costs "
-            f"{rows[DESK_DICT].vs_json / local_both.vs_json:.2f}x what the local runner's "
+            f"{desk.vs_json / local_both.vs_json:.2f}x what the local runner's "
             "parse and apply cost together, load-normalised. "
-            if rows[DESK_DICT].vs_json > local_both.vs_json
+            if desk.vs_json > local_both.vs_json
             else f"The local runner does parse and apply at {local_both.records_per_s:,.0f}. "
         )
         + "Past that point more workers add availability, not throughput; a faster path "
