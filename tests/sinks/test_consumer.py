@@ -256,15 +256,27 @@ class PacedSource(ScriptedSource):
         return super().poll(timeout_s, min(max_records, self.per_poll))
 
 
+def _paced_sink(
+    warehouse: Backend, records: Sequence[SourceRecord], per_poll: int, linger_s: float
+) -> tuple[SinkConsumer, list[str], list[float]]:
+    """A sink over a ``PacedSource``, with its log of commits and its clock."""
+    log: list[str] = []
+    clock = [0.0]
+    source = PacedSource(records, log, per_poll=per_poll, clock=clock)
+    sink = SinkConsumer(
+        source,
+        ProjectionWriter(warehouse),
+        batch_rows=10_000,
+        linger_s=linger_s,
+        clock=lambda: clock[0],
+    )
+    return sink, log, clock
+
+
 def test_a_burst_is_stored_once_the_stream_goes_quiet_not_after_the_linger(
     warehouse: Backend, messages: list[SourceRecord]
 ) -> None:
-    log: list[str] = []
-    clock = [0.0]
-    source = PacedSource(messages[:60], log, per_poll=60, clock=clock)
-    sink = SinkConsumer(
-        source, ProjectionWriter(warehouse), batch_rows=10_000, linger_s=60, clock=lambda: clock[0]
-    )
+    sink, log, clock = _paced_sink(warehouse, messages[:60], per_poll=60, linger_s=60)
 
     assert sink.step() == 60 and not log  # taken; more may come
     assert sink.step() == 0  # a poll brought nothing: the burst is over, store it now
@@ -275,16 +287,7 @@ def test_a_burst_is_stored_once_the_stream_goes_quiet_not_after_the_linger(
 def test_a_steady_trickle_waits_for_the_linger_and_is_stored_in_one_batch(
     warehouse: Backend, messages: list[SourceRecord]
 ) -> None:
-    log: list[str] = []
-    clock = [0.0]
-    source = PacedSource(messages[:30], log, per_poll=1, clock=clock)
-    sink = SinkConsumer(
-        source,
-        ProjectionWriter(warehouse),
-        batch_rows=10_000,
-        linger_s=0.85,
-        clock=lambda: clock[0],
-    )
+    sink, log, _ = _paced_sink(warehouse, messages[:30], per_poll=1, linger_s=0.85)
 
     steps = [sink.step() for _ in range(9)]  # one message a poll, 0.1 s apart
     assert steps == [1] * 9 and not log  # the oldest (0.1 s) has waited 0.8 s
