@@ -649,10 +649,10 @@ def _quiet_logs() -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------
 
 PARSE_STAGE = "parse stage"
-DESK_DICT = "desk"
+DESK_STAGE = "desk"
 LOCAL_BOTH = "LocalRunner parse + apply"
 LOCAL_DESK = "LocalRunner desk alone"
-PRODUCTION_STAGES = (PARSE_STAGE, DESK_DICT, LOCAL_BOTH, LOCAL_DESK)
+PRODUCTION_STAGES = (PARSE_STAGE, DESK_STAGE, LOCAL_BOTH, LOCAL_DESK)
 """The rows of the production-path table: the two stages of the production path and the local
 runner, which does both in one process, for reference."""
 
@@ -818,7 +818,7 @@ def _bench_production(
 
     runs: dict[str, Callable[[], int]] = {
         PARSE_STAGE: parse,
-        DESK_DICT: lambda: _desk(rules, pseudo, {}, inputs, end),
+        DESK_STAGE: lambda: _desk(rules, pseudo, {}, inputs, end),
         LOCAL_BOTH: lambda: _local(rules, pseudo, records, None),
         LOCAL_DESK: lambda: _local(rules, pseudo, records, parsed),
     }
@@ -841,17 +841,13 @@ def desk_outputs(path: Path) -> list[Output]:
     key), in order: what the workers encode and publish."""
     from processors.ids import DEV_PII_KEY, Pseudonymizer
     from processors.rules import load_rules
-    from streams.local import LocalRunner, ParseStage, read_records
+    from streams.local import LocalRunner, replay_file
 
     pseudo = Pseudonymizer.from_text(DEV_PII_KEY)
     outputs: list[Output] = []
     runner = LocalRunner(load_rules(DEMO_RULES), pseudo, None, on_output=outputs.append)
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        records, _letters = read_records(handle, path.name, ParseStage(pseudo).redact)
     with _quiet_logs():
-        for record in records:
-            runner.feed(record)
-        runner.finish(None)
+        replay_file(runner, path)
     return outputs
 
 
@@ -1190,8 +1186,8 @@ def _render_headline(report: Report, add: Callable[[str], None]) -> None:
         )
     if report.production:
         rows = _production_rows(report)
-        parse, desk = rows[PARSE_STAGE], rows[DESK_DICT]
-        share = _split(rows, DESK_DICT)[0]
+        parse, desk = rows[PARSE_STAGE], rows[DESK_STAGE]
+        share = _split(rows, DESK_STAGE)[0]
         add(
             f"- **Production path:** the parallel parse stage costs {parse.us_per_record:,.0f} "
             f"µs per record, the single desk {desk.us_per_record:,.0f} µs: **the desk is "
@@ -1414,8 +1410,8 @@ def _render_production(report: Report, add: Callable[[str], None]) -> None:
     add("")
     add("| | desk |")
     add("|---|---:|")
-    desk = rows[DESK_DICT]
-    share, ratio = _split(rows, DESK_DICT)
+    desk = rows[DESK_STAGE]
+    share, ratio = _split(rows, DESK_STAGE)
     add(f"| desk's share of parse + desk | {share:.0%} |")
     add(f"| parse / desk | {ratio:.2f} |")
     add(
