@@ -430,9 +430,14 @@ def build_app(config: WorkerConfig) -> faust.App:
             end = await highwater(app, tp)
             if end is None or next_offset < end:
                 continue  # more came meanwhile: the next batch, or the timer, will tell
-            count = raw_partitions(at_least=tp.partition + 1)
-            mark = Mark(tp.partition, next_offset, count, now - config.tick_grace_ms)
-            await desk_input.send(key=DESK_KEY, value=encode_input(mark), partition=0)
+            await send_mark(tp.partition, next_offset, now)
+
+    async def send_mark(partition: int, offset: int, now: int) -> None:
+        # Raw partition ``partition`` has forwarded everything before ``offset`` and holds
+        # nothing more: what it receives later is stamped at or after ``now`` less the grace.
+        count = raw_partitions(at_least=partition + 1)
+        mark = Mark(partition, offset, count, now - config.tick_grace_ms)
+        await desk_input.send(key=DESK_KEY, value=encode_input(mark), partition=0)
 
     @app.agent(desk_source, name="desk")
     async def desk_agent(stream: Any) -> None:
@@ -510,9 +515,7 @@ def build_app(config: WorkerConfig) -> faust.App:
                 if committed is None:
                     quiet = False
                     continue
-                count = raw_partitions(at_least=tp.partition + 1)
-                mark = Mark(tp.partition, committed, count, now - config.tick_grace_ms)
-                await desk_input.send(key=DESK_KEY, value=encode_input(mark), partition=0)
+                await send_mark(tp.partition, committed, now)
             elif tp.topic == input_name:
                 caught_up = await _desk_caught_up(app, host, tp)
                 quiet = quiet and caught_up
