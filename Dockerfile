@@ -15,8 +15,8 @@ COPY streams ./streams
 COPY loadtest ./loadtest
 # `supportstream --version` prints how the installed domain runs. Then the language model is
 # decompressed into the image once (streams.model_cache), so that no process started from it
-# spends the CPU doing that itself (loadtest/bench_language.py measures both ways); from / (in /src, `python -c` would import the
-# sources beside it rather than what pip installed).
+# spends the CPU doing that itself (loadtest/bench_language.py measures both ways); from / (in
+# /src, `python -c` would import the sources beside it rather than what pip installed).
 RUN python -m venv /opt/supportstream && /opt/supportstream/bin/pip install . \
     && /opt/supportstream/bin/supportstream --version \
     && cd / && /opt/supportstream/bin/python -c "import pathlib, streams.model_cache as m; \
