@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import IO
 
 from processors.model import DeadLetter, RawRecord
-from processors.parsing import parse_envelope
+from processors.parsing import parse_envelope, record_instant
 
 __all__ = [
     "InputError",
@@ -188,11 +188,14 @@ def index_records(handle: IO[bytes], source_name: str, redact: Callable[[str], s
         if not line.strip(_JSON_WHITESPACE):
             index.blank_lines += 1
             continue
-        envelope = parse_envelope(line_text(line), f"{source_name}:{number}", redact)
-        if isinstance(envelope, DeadLetter):
-            letters.append((len(index.at), envelope))
-            continue
-        index.at.append(envelope.at)
+        at = record_instant(line)
+        if at is None:  # perhaps not a record: the full reading says what it is
+            envelope = parse_envelope(line_text(line), f"{source_name}:{number}", redact)
+            if isinstance(envelope, DeadLetter):
+                letters.append((len(index.at), envelope))
+                continue
+            at = envelope.at
+        index.at.append(at)
         index.number.append(number)
         index.offset.append(start)
         index.length.append(len(line))

@@ -21,6 +21,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+import orjson
+
 from processors.ids import Pseudonymizer
 from processors.model import DeadLetter, Millis, Parsed, RawRecord
 from processors.parsing._common import Parser, Reject, json_type, show
@@ -44,6 +46,7 @@ __all__ = [
     "parse_envelope",
     "parse_line",
     "parse_record",
+    "record_instant",
     "record_line",
 ]
 
@@ -123,6 +126,42 @@ def parse_envelope(line: str, ref: str, mask: Mask) -> RawRecord | DeadLetter:
     except Reject as problem:
         return DeadLetter(at=at, source=source, reason=problem.reason, record=mask(text), ref=ref)
     return RawRecord(at=at, source=source, payload=envelope["payload"], ref=ref, text=text)
+
+
+def record_instant(line: bytes) -> Millis | None:
+    """The ``at`` of one line's envelope, read fast, when ``parse_envelope`` would accept the
+    line; None when it might not (``parse_envelope`` then reads the line and says why).
+
+    A replay reads every line's instant before it applies anything (it orders the records by
+    ``at``, ``streams.replay_input``), and most lines are records: orjson reads the bytes in
+    a fraction of the json module's time. It is never laxer than ``load_json_text``: what it
+    accepts, the json module accepts with the same value for the envelope's fields (it refuses
+    NaN, a lone surrogate, invalid UTF-8 and a byte order mark, which that function refuses or
+    repairs, and those lines go the slow way). The one limit it has that the json module has
+    not, nesting, is the other way round: the json module gives up on nesting orjson reads
+    (below 1,024 levels, depending on the stack), so a line with many brackets goes the slow
+    way too. On what orjson read, the checks are ``parse_envelope``'s.
+    """
+    if line.count(b"[") + line.count(b"{") > _FAST_BRACKETS:
+        return None
+    try:
+        envelope = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if type(envelope) is not dict or "payload" not in envelope:
+        return None
+    raw_at, source = envelope.get("at"), envelope.get("source")
+    if type(raw_at) is not str or type(source) is not str or source not in PARSERS:
+        return None
+    try:
+        return parse_rfc3339(raw_at)
+    except ValueError:
+        return None
+
+
+_FAST_BRACKETS: Final = 200
+"""Brackets (``[`` and ``{``, in strings too) a line may hold for ``record_instant``: far
+from any nesting the json module refuses, far above any record's (a dozen)."""
 
 
 def load_json_text(text: str) -> Any:
