@@ -19,7 +19,7 @@ the modern parser (quadratic in the number of encoded words) and markup is read 
 Within the fast reading, the shapes nearly all mail has take shorter ways still, each giving
 exactly what the general code gives (``tests/processors/parsing/test_parse_email_fast_paths.py``
 checks each against it on generated inputs): a header block is read by one match that keeps
-only the fields read (``_HEADER_BLOCK``); a multipart's one ``boundary`` parameter by one
+only the fields read (``_header_block``); a multipart's one ``boundary`` parameter by one
 pattern (``_USUAL_MULTIPART``); markup made of text and well-formed tags by one split
 (``_simple_markup_text``); the body of a mail that is one text part without a tree walk
 (``_single_part_body``); a Subject of encoded words alone without its token walk
@@ -397,7 +397,13 @@ def _header_block_pattern() -> str:
 
 # ... and the empty line after it: no field line is empty, so the fields stop at the first
 # one, where the body starts (a block that does not start with a field is not one).
-_HEADER_BLOCK: Final = re.compile(rf"(?![\r\n]){_header_block_pattern()}\r?\n")
+# Compiled at its first use, not at import: it takes 40 ms to compile (the ranges), which
+# every process importing the parsers paid, a replay's desk too, which parses no mail.
+@functools.cache
+def _header_block() -> re.Pattern[str]:
+    return re.compile(rf"(?![\r\n]){_header_block_pattern()}\r?\n")
+
+
 _PLAIN_CONTENT_TYPE: Final = re.compile(
     r"[ \t]*[^;\s\"]+"
     r"(?:[ \t]*;[ \t]*[A-Za-z0-9_.-]+=(?:\"[^\"\\;*()<>\r\n]*\"|[^\";\\*()<>\s]*)[ \t]*)*;?[ \t]*"
@@ -470,7 +476,7 @@ class _Part:
             return None
         # The header block is up to the first empty line; it must be nothing but
         # "Name: value" fields with their continuation lines, and it is not empty.
-        fields = _HEADER_BLOCK.match(text)
+        fields = _header_block().match(text)
         if fields is None:  # a line that is neither "Name: value" nor a continuation first
             return None
         return cls(fields.groups(), text[fields.end() :], depth, top)
@@ -551,7 +557,7 @@ class _Part:
         delimiter = "--" + boundary
         # A bare CR ends a line for the feed parser. Inside a multipart that matters where it
         # cuts lines differently: a boundary line after a bare CR (looked for here), one ended
-        # by a bare CR (_boundary_line), a part's header block (_HEADER_BLOCK takes none).
+        # by a bare CR (_boundary_line), a part's header block (_header_block takes none).
         # Elsewhere in a part's text it is kept as it stands, by both.
         if "\r" + delimiter in body:
             raise _Fallback
