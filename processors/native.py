@@ -44,6 +44,7 @@ COMPILED: Final[tuple[str, ...]] = (
     "processors.desk",
     "processors.parsing.mail",
     "processors.avro",
+    "processors.rows",
 )
 """The modules mypyc compiles, as one group (their shared library: ``GROUP``)."""
 

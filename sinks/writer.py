@@ -42,16 +42,20 @@ sealed batch (same rows, same token) for the next ``flush()``; nothing is lost o
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import json
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-import orjson
-
-from processors.model import CycleState, DeadLetter, DomainEvent, Millis, Output, TicketState
+from processors.model import CycleState, DeadLetter, DomainEvent, Output, TicketState
+from processors.rows import (
+    DataNotJson,
+    cycle_row,
+    dead_letter_id,
+    dead_letter_row,
+    event_row,
+    ticket_row,
+)
 from processors.timeutil import to_datetime
 from sinks.backend import DATABASE, Backend, SinkError
 
@@ -64,52 +68,6 @@ T = TypeVar("T")
 instant = to_datetime
 """``Millis`` -> the UTC-aware datetime a ``DateTime64(3, 'UTC')`` column takes (exact:
 integer arithmetic, no float rounding): ``processors.timeutil.to_datetime``."""
-
-
-def _maybe_instant(ms: Millis | None) -> dt.datetime | None:
-    return None if ms is None else instant(ms)
-
-
-def dead_letter_id(dead: DeadLetter) -> str:
-    """A deterministic id: the same record dead-lettered again gets the same id."""
-    text = "\x1f".join((dead.source, dead.ref, str(dead.at), dead.reason, dead.record))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-# One encoder for every event: json.dumps with options builds a new JSONEncoder per call, which
-# was most of the cost of encoding the payloads on a replay.
-_DATA_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-_PLAIN = frozenset({str, int, bool, type(None)})
-
-
-def _data_json(event: DomainEvent) -> str:
-    """The event's data as JSON text with sorted keys, the same text whichever way it is made.
-
-    orjson makes it (a fifth of the json module's time) when every value is text, an integer
-    below 2**64, a boolean, null, or a float that both write alike: the json module writes
-    ``repr``'s exponent form (``1e-05``, ``1e+16``) below 1e-4 and from 1e16 and ``NaN`` for
-    NaN, where orjson writes ``0.00001`` and ``null``. Anything else, and what orjson refuses
-    (lone surrogates, non-text keys, integers beyond 64 bits), goes the json module's way.
-    """
-    data = event.data
-    for value in data.values():
-        kind = type(value)
-        if kind is float:
-            if not (1e-4 <= abs(value) < 1e16 or value == 0.0):
-                return _json_data(event)
-        elif kind not in _PLAIN:
-            return _json_data(event)
-    try:
-        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode("utf-8")
-    except orjson.JSONEncodeError:
-        return _json_data(event)
-
-
-def _json_data(event: DomainEvent) -> str:
-    try:
-        return _DATA_ENCODER.encode(event.data)
-    except (TypeError, ValueError) as exc:
-        raise SinkError(f"event {event.event_id} has data that is not JSON: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -136,15 +94,7 @@ _EVENTS: _Table[DomainEvent] = _Table(
     ),
     key=lambda e: e.event_id,
     version=lambda e: 0,
-    row=lambda e: (
-        e.event_id,
-        e.event_type,
-        instant(e.at),
-        e.ticket_id,
-        e.conversation_id,
-        e.customer_id,
-        _data_json(e),
-    ),
+    row=event_row,
 )
 
 _TICKETS: _Table[TicketState] = _Table(
@@ -185,40 +135,7 @@ _TICKETS: _Table[TicketState] = _Table(
     ),
     key=lambda t: t.ticket_id,
     version=lambda t: t.version,
-    row=lambda t: (
-        t.ticket_id,
-        t.conversation_id,
-        t.customer_id,
-        t.channel,
-        t.category,
-        t.kind,
-        t.priority,
-        t.queue,
-        t.agent_id,
-        t.status,
-        t.sla_policy,
-        instant(t.opened_at),
-        _maybe_instant(t.solved_at),
-        t.reopen_count,
-        t.handoff_count,
-        t.inbound_count,
-        t.agent_reply_count,
-        t.csat,
-        t.nps,
-        t.tier,
-        dt.date.fromisoformat(t.opened_day),
-        _maybe_instant(t.first_reply_at),
-        instant(t.updated_at),
-        t.version,
-        _maybe_instant(t.promised_by),
-        t.promise_estimate_seconds,
-        t.promise_basis,
-        t.promise_outcome,
-        t.incident_id,
-        t.most_active_agent,
-        t.sample_key,
-        t.language,
-    ),
+    row=ticket_row,
 )
 
 _CYCLES: _Table[CycleState] = _Table(
@@ -241,22 +158,7 @@ _CYCLES: _Table[CycleState] = _Table(
     ),
     key=lambda c: (c.ticket_id, c.metric, c.cycle),
     version=lambda c: c.version,
-    row=lambda c: (
-        c.ticket_id,
-        c.metric,
-        c.cycle,
-        c.policy,
-        c.status,
-        instant(c.started_at),
-        instant(c.due_at),
-        _maybe_instant(c.warned_at),
-        _maybe_instant(c.breached_at),
-        _maybe_instant(c.fulfilled_at),
-        c.business_seconds,
-        c.target_seconds,
-        instant(c.updated_at),
-        c.version,
-    ),
+    row=cycle_row,
 )
 
 _DEAD_LETTERS: _Table[DeadLetter] = _Table(
@@ -264,7 +166,7 @@ _DEAD_LETTERS: _Table[DeadLetter] = _Table(
     columns=("dead_letter_id", "at", "source", "reason", "record", "ref"),
     key=dead_letter_id,
     version=lambda d: 0,
-    row=lambda d: (dead_letter_id(d), instant(d.at), d.source, d.reason, d.record, d.ref),
+    row=dead_letter_row,
 )
 
 # The flush order (see the module docstring): facts first, then current state, then rejects.
@@ -298,15 +200,16 @@ class _Buffer(Generic[T]):
     def seal(self) -> None:
         if not self.open:
             return
-        ident = sorted(f"{key!r}\x1f{version}" for key, (version, _) in self.open.items())
-        digest = hashlib.sha256()
-        digest.update(self.table.name.encode())
-        for line in ident:
-            digest.update(b"\n")
-            digest.update(line.encode("utf-8", "surrogatepass"))
-        token = f"ss-{self.table.name}-{digest.hexdigest()[:40]}"
         row = self.table.row
-        self.sealed.append(_Batch([row(item) for _, item in self.open.values()], token))
+        try:
+            rows = [row(item) for _, item in self.open.values()]
+        except DataNotJson as exc:
+            raise SinkError(str(exc)) from exc
+        # The table's name, then a line per row: its key and version, sorted.
+        ident = sorted(f"{key!r}\x1f{version}" for key, (version, _) in self.open.items())
+        text = "\n".join([self.table.name, *ident])
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        self.sealed.append(_Batch(rows, f"ss-{self.table.name}-{digest[:40]}"))
         self.open = {}
 
     @property
@@ -339,10 +242,14 @@ class ProjectionWriter:
 
     def add_output(self, output: Output) -> None:
         """Everything one processor step produced."""
-        self.add_events(output.events)
-        self.add_cycles(output.cycles)
-        self.add_tickets(output.tickets)
-        self.add_dead_letters(output.dead_letters)
+        if output.events:
+            self._add(self._events, output.events)
+        if output.cycles:
+            self._add(self._cycles, output.cycles)
+        if output.tickets:
+            self._add(self._tickets, output.tickets)
+        if output.dead_letters:
+            self._add(self._dead, output.dead_letters)
 
     def add_events(self, events: Iterable[DomainEvent]) -> None:
         self._add(self._events, events)

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processors.model import DomainEvent, Output
+from processors.rows import DataNotJson, event_data_json
 from sinks.backend import Backend, SinkError
-from sinks.writer import TABLES, ProjectionWriter, _data_json, dead_letter_id, instant
+from sinks.writer import TABLES, ProjectionWriter, dead_letter_id, instant
 from tests.sinks.builders import DAY, cycle, dead_letter, event, ms, survey, ticket
 
 UTC = dt.UTC
@@ -206,6 +207,18 @@ def test_a_full_batch_is_written_at_once(warehouse: Backend) -> None:
     assert writer.rows_written["dead_letters"] == 3
 
 
+def test_an_event_whose_data_is_not_json_fails_the_flush_naming_it(warehouse: Backend) -> None:
+    writer = ProjectionWriter(warehouse)
+    writer.add_events(
+        [event("e-ok", "ticket.opened", DAY), event("e-bad", "x", DAY, day=dt.date(2026, 3, 2))]
+    )
+
+    with pytest.raises(SinkError, match="event e-bad has data that is not JSON"):
+        writer.flush()
+    assert writer.rows_written["events"] == 0
+    assert writer.pending == 2  # kept for the next flush, nothing half-written
+
+
 def test_dead_letter_ids_are_deterministic(warehouse: Backend) -> None:
     a, b = dead_letter("in:1"), dead_letter("in:2")
     assert dead_letter_id(a) == dead_letter_id(dead_letter("in:1")) != dead_letter_id(b)
@@ -356,9 +369,9 @@ _VALUES = st.recursive(
 def _data_outcome(data: dict[Any, Any]) -> str:
     one = DomainEvent("e1", "ticket.opened", 0, "chat:s1#1", "chat:s1", "cust-a", data)
     try:
-        return _data_json(one)
-    except SinkError:
-        return "SinkError"
+        return event_data_json(one)
+    except DataNotJson:
+        return "not JSON"
 
 
 @settings(max_examples=500)
@@ -370,7 +383,7 @@ def test_event_data_is_the_text_the_json_module_writes(data: dict[Any, Any]) -> 
     try:
         expected = _JSON_DATA.encode(data)
     except (TypeError, ValueError):
-        expected = "SinkError"
+        expected = "not JSON"
     assert _data_outcome(data) == expected
 
 
@@ -378,4 +391,4 @@ def test_event_data_values_orjson_and_json_write_apart_take_the_json_way() -> No
     for value in (1e-5, 1e16, -2.5e20, float("nan"), float("inf"), 2**64, "\ud800"):
         data = {"b": value, "a": "Ёжик \x00\u2028"}
         assert _data_outcome(data) == _JSON_DATA.encode(data)
-    assert _data_outcome({1: "x", "a": 2}) == "SinkError"  # keys json cannot sort
+    assert _data_outcome({1: "x", "a": 2}) == "not JSON"  # keys json cannot sort
