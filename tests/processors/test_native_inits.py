@@ -14,8 +14,9 @@ import pytest
 from processors import native
 from processors.desk import Ticket
 from processors.model import CycleState, DomainEvent, Output, TicketState
+from processors.sla import SlaEffect, SlaOutput, SlaTerms, SlaTicket
 
-RECORDS = [Ticket, TicketState, CycleState, DomainEvent, Output]
+RECORDS = [Ticket, TicketState, CycleState, DomainEvent, Output, SlaTicket, SlaEffect, SlaOutput]
 
 
 def _values(cls: type) -> list[Any]:
@@ -30,6 +31,10 @@ def _values(cls: type) -> list[Any]:
             values.append(1000.5 + number)
         elif kind == "str":
             values.append(field.name)
+        elif kind == "bool":  # the one bool of a record: not its default
+            values.append(not field.default if isinstance(field.default, bool) else True)
+        elif kind == "SlaTerms":
+            values.append(SlaTerms(field.name, _Clock(), {field.name: 1}, {field.name: 0}))
         elif kind == "type":  # compiled, an optional field's annotation reads as ``type``
             values.append(None)
         elif kind.startswith("dict"):
@@ -37,6 +42,10 @@ def _values(cls: type) -> list[Any]:
         else:  # tuples of every kind (ReplyTally too)
             values.append((field.name,))
     return values
+
+
+class _Clock:
+    """A business clock that is never asked anything (``SlaTerms.calendar``)."""
 
 
 def _type_name(annotation: Any) -> str:
@@ -70,9 +79,11 @@ def test_the_written_init_sets_every_field_and_the_record_stays_frozen(cls: type
     keyword = cls(**dict(zip(names, values, strict=True)))
     assert [getattr(positional, name) for name in names] == values
     assert positional == keyword
-    assert dataclasses.replace(positional, **{names[0]: values[1]}) != positional
+    # Another value for the first field, of its type (compiled classes check it).
+    other = next((v for v in values[1:] if type(v) is type(values[0])), values[0] + values[0])
+    assert dataclasses.replace(positional, **{names[0]: other}) != positional
     with pytest.raises(dataclasses.FrozenInstanceError):
-        setattr(positional, names[0], values[1])
+        setattr(positional, names[0], other)
 
 
 @pytest.mark.parametrize("cls", RECORDS, ids=lambda cls: cls.__name__)
@@ -86,6 +97,17 @@ def test_defaults_are_the_fields_defaults(cls: type) -> None:
             field.default if field.default is not dataclasses.MISSING else field.default_factory()
         )
         assert getattr(record, field.name) == expected, field.name
+
+
+def test_a_tickets_with_seq_is_replace_with_that_seq() -> None:
+    ticket = Ticket(*_values(Ticket))
+
+    moved = ticket.with_seq(7)
+
+    assert moved == dataclasses.replace(ticket, seq=7) != ticket
+    assert [getattr(moved, f.name) for f in dataclasses.fields(Ticket) if f.name != "seq"] == [
+        getattr(ticket, f.name) for f in dataclasses.fields(Ticket) if f.name != "seq"
+    ]
 
 
 def test_an_event_without_data_gets_its_own_empty_dict() -> None:
