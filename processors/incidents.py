@@ -120,6 +120,9 @@ class IncidentBook:
         self.incidents = incidents  # category -> {"k": int, "open": Incident.encode() | None}
         self.openings = openings  # "{category}\x1f{bucket}" -> [[at, customer_id, ticket_id]]
         self._bucket = bucket_ms(spec) if spec is not None else 1
+        # The spike factor as the decimal it was written as (1.5, not a binary approximation),
+        # read once: the test below compares integers, exactly.
+        self._factor = Fraction(repr(spec.factor)) if spec is not None else Fraction(0)
         # Close instants of the open incidents, by category (a handful: one per category).
         self._closing: dict[str, Millis] = {}
         if spec is not None:
@@ -161,8 +164,10 @@ class IncidentBook:
         customers = tuple(sorted({customer for _, customer, _ in recent}))
         n = len(customers)
         count = self._count(category, at - spec.window_ms - spec.baseline_ms, at - spec.window_ms)
-        factor = Fraction(repr(spec.factor))
-        if n < spec.min_customers or n * spec.baseline_ms < factor * count * spec.window_ms:
+        factor = self._factor
+        if n < spec.min_customers or (
+            n * spec.baseline_ms * factor.denominator < factor.numerator * count * spec.window_ms
+        ):
             return Opened(None)
         k = int(state.get("k", 0)) + 1
         incident = Incident(
