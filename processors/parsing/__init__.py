@@ -160,8 +160,9 @@ def record_instant(line: bytes) -> Millis | None:
 
 
 _FAST_BRACKETS: Final = 200
-"""Brackets (``[`` and ``{``, in strings too) a line may hold for ``record_instant``: far
-from any nesting the json module refuses, far above any record's (a dozen)."""
+"""Brackets (``[`` and ``{``) a line may hold for ``record_instant``: far from any nesting the
+json module refuses, far above a record's own (a few levels). Brackets inside texts count too,
+which only sends such a line (CSS in a mail, say) the slow way."""
 
 
 def load_json_text(text: str) -> Any:
