@@ -89,6 +89,7 @@ from streams.faust_port import (
     highwater,
     install_drain_without_a_task_per_message,
     install_fetch_backoff,
+    install_lean_standby,
     install_member_id_kept_on_illegal_generation,
     install_rejoin_on_empty_assignment,
     install_seek_to_start_without_commit,
@@ -681,6 +682,7 @@ def run_worker(config: WorkerConfig, *, loglevel: str = "warning") -> int:
     install_rejoin_on_empty_assignment()  # a member left out of a generation joins again
     install_tables_start_without_pause()  # no idle second at every start (faust_port)
     install_drain_without_a_task_per_message()  # no four tasks per message fetched (faust_port)
+    install_lean_standby()  # a standby applies its changelog per fetch, not per message
     log.info(
         "worker starting",
         domain=describe(),  # compiled or not (processors/native.py): what a profile will show

@@ -11,6 +11,11 @@ fails there, by name, rather than as a wrong result under load.
   response; against a broker that answers empty fetches without waiting (noida-db, or Kafka
   with a short ``fetch.max.wait.ms``) an idle consumer spins. A short pause after an empty
   response bounds that.
+* :func:`install_lean_standby`: a standby copy of a table followed its changelog through
+  Faust's per-message path (a message, an event and a queue round trip each, two debug
+  f-strings, a buffer applied every thousand events). The patch takes the standby
+  partitions' records out of each fetch and applies them to the table's store in one batch
+  per partition, with the recovery's own bookkeeping (:func:`follow_standby_changelogs`).
 * :func:`install_seek_to_start_without_commit`: after a rebalance Faust seeks each partition
   to its committed offset, and a partition with none keeps whatever position the consumer
   reached meanwhile; records it fetched during table recovery are then dropped unprocessed
@@ -63,6 +68,7 @@ from typing import Any
 import orjson
 import structlog
 from faust.types import TP
+from faust.utils.tracing import finish_span
 
 FETCH_BACKOFF_S = 0.05
 """The pause after a fetch response that brought no records (the latency it can add)."""
@@ -311,11 +317,12 @@ def install_drain_without_a_task_per_message(consumer_class: Any = None) -> None
     Why: ``wait_first`` makes four tasks for every message (the delivery, the wait for the
     flow to be suspended, and the consumer's stopped and crashed events), waits for the
     first, and cancels the other three: about 22 µs a message alone on this machine, about a
-    sixth of a worker's intake of a backlog (py-spy), and a standby pays it for every
-    changelog message too. The delivery (Faust's ``Conductor.on_message``: the message's stream, its
-    buffer) almost always finishes at once, so :func:`_deliver` runs it first and only
-    when it has to wait (a full stream buffer, a busy lock) waits as ``wait_first`` did,
-    for it or for the flow to be suspended (a rebalance), whichever comes first."""
+    sixth of a worker's intake of a backlog (py-spy); a standby paid it for every changelog
+    message too, until :func:`install_lean_standby` took those out of the fetch. The
+    delivery (Faust's ``Conductor.on_message``: the message's stream, its buffer) almost
+    always finishes at once, so :func:`_deliver` runs it first and only when it has to wait
+    (a full stream buffer, a busy lock) waits as ``wait_first`` did, for it or for the flow
+    to be suspended (a rebalance), whichever comes first."""
     if consumer_class is None:
         from faust.transport.consumer import Consumer
 
@@ -423,6 +430,230 @@ class _Resumed:
                 waiting_for = coroutine.send(sent)
             except StopIteration as stop:
                 return stop.value
+
+
+class _ChangelogMessage:
+    """What Faust's stores read of a changelog message (``event.message``), copied from
+    aiokafka's record: the in-memory store its value and partition, the RocksDB store its
+    key, value, partition, ``tp`` and offset."""
+
+    __slots__ = ("headers", "key", "offset", "partition", "topic", "tp", "value")
+
+    def __init__(self, tp: TP, record: Any) -> None:
+        self.tp = tp
+        self.topic = tp.topic
+        self.partition = tp.partition
+        self.offset = record.offset
+        self.key = record.key
+        self.value = record.value
+        self.headers = record.headers
+
+
+class _ChangelogEvent:
+    """What Faust's stores read of a changelog event: its decoded key and value (as the
+    changelog channel decodes them) and its message."""
+
+    __slots__ = ("key", "message", "value")
+
+    def __init__(self, key: Any, value: Any, message: _ChangelogMessage) -> None:
+        self.key = key
+        self.value = value
+        self.message = message
+
+
+class _Standbys:
+    """One consumer's standby bookkeeping beyond Faust's: the last offset of each standby
+    partition whose records were left to Faust's path, with the generation they were left in
+    (until Faust's recovery has read up to it, that partition stays on Faust's path, so the
+    two paths never apply a partition's messages out of order; a rebalance ends it, as the
+    recovery then seeks the partition to its standby offset and Faust's queue is cleared),
+    and the partitions said to follow, once per generation."""
+
+    def __init__(self) -> None:
+        self.left_to_faust: dict[TP, tuple[int, int]] = {}
+        self.following: dict[TP, int] = {}  # the generation each was last said to follow in
+
+
+def follow_standby_changelogs(
+    consumer: Any, records: Mapping[Any, list[Any]], active_partitions: Any
+) -> Mapping[Any, list[Any]]:
+    """Apply to their tables the ``records`` (one fetch: topic partition -> aiokafka records)
+    of changelog partitions this worker holds as standby, as Faust's recovery would apply
+    them; returns the other partitions' records, for Faust's ``getmany``.
+
+    Faust's path turns every such record into a message and an event, queues it for the
+    recovery task (``Recovery._slurp_changelogs``), which takes it off the queue with a
+    timeout, logs it twice and buffers it until ``standby_buffer_size`` events are waiting.
+    Here one fetch's records of a partition are decoded as the changelog channel decodes
+    them and applied in one ``table.apply_changelog_batch`` (the store's own: an in-memory
+    dict update, or a RocksDB write batch that also persists the offset), and the recovery's
+    own bookkeeping is updated as its loop does: ``standby_offsets``, the time a standby
+    partition last brought something, the last flush, and ``tables.on_standbys_ready()``
+    once no standby partition is behind its highwater. A record at or below the standby
+    offset is skipped, as there.
+
+    A partition's records take this path only if they are what Faust's ``getmany`` would
+    deliver now (the consumer's flow is on, the partition is among those the fetch was for or
+    buffered) and what the recovery would apply as standby: the partition is in its
+    ``standby_tps`` and not its ``active_tps`` (a partition restored as active stays on
+    Faust's path), for the generation the consumer is in (the recovery has taken the latest
+    rebalance in: its ``standby_tps`` are this generation's), with the app's flow control on
+    and nothing of Faust's path still to apply before (the changelog queue empty, and the
+    partition's records last left to Faust's path, if any, read by the recovery). Runs
+    without awaiting anything, so no rebalance happens in the middle of a fetched batch.
+    Any other records go to Faust's ``getmany`` unchanged, which checks and delivers them
+    as before."""
+    app = consumer.app
+    tables = app.tables
+    recovery = tables.recovery
+    standby_tps = recovery.standby_tps
+    if not standby_tps or not any(tp in standby_tps for tp in records):
+        return records
+    standbys = getattr(consumer, "_supportstream_standbys", None)
+    if standbys is None:
+        standbys = consumer._supportstream_standbys = _Standbys()
+    generation = app.consumer_generation_id
+    faust_delivers = consumer.flow_active  # getmany drops a whole fetch otherwise
+    lean = (
+        faust_delivers
+        and app.flow_control.is_active()
+        and recovery._generation_id == generation
+        and tables.changelog_queue.empty()
+    )
+    buffered = consumer._buffered_partitions
+    standby_offsets = recovery.standby_offsets
+    rest: dict[Any, list[Any]] = {}
+    applied = False
+    for tp, batch in records.items():
+        if tp not in standby_tps or not batch:
+            rest[tp] = batch
+            continue
+        delivered = faust_delivers and (
+            active_partitions is None or tp in active_partitions or tp in buffered
+        )
+        left = standbys.left_to_faust.get(tp)
+        faust_has_some = (
+            left is not None
+            and left[0] == generation
+            and not _at_least(standby_offsets.get(tp), left[1])
+        )
+        table = recovery.tp_to_table.get(tp)
+        if not (
+            lean
+            and delivered
+            and not faust_has_some
+            and tp not in recovery.active_tps
+            and table is not None
+            and table._on_changelog_event is None
+            and _apply_standby_batch(app, recovery, table, tp, batch)
+        ):
+            rest[tp] = batch
+            if delivered:  # Faust's path takes them: the next ones must wait for it
+                standbys.left_to_faust[tp] = (generation, batch[-1].offset)
+            continue
+        standbys.left_to_faust.pop(tp, None)
+        if standbys.following.get(tp) != generation:
+            standbys.following[tp] = generation
+            log.info(
+                "standby table follows its changelog in fetched batches",
+                partition=f"{tp.topic}/{tp.partition}",
+                offset=recovery.standby_offsets.get(tp),
+                generation=generation,
+            )
+        consumer._read_offset[tp] = batch[-1].offset  # as the drain loop records it
+        app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))  # as getmany does
+        applied = True
+    if applied:
+        _maybe_standbys_ready(recovery, tables)
+    return rest
+
+
+def _at_least(offset: int | None, wanted: int) -> bool:
+    return offset is not None and offset >= wanted
+
+
+def _apply_standby_batch(app: Any, recovery: Any, table: Any, tp: TP, batch: list[Any]) -> bool:
+    """Decode and apply the records of ``batch`` above the partition's standby offset; False
+    (nothing applied) if one does not decode, for Faust's path to report it as it does."""
+    seen = recovery.standby_offsets.get(tp)
+    topic = table.changelog_topic
+    schema = topic.schema
+    json_keys = table.key_serializer == "json" and table.key_type is str
+    raw_values = table.value_serializer == "raw" and table.value_type is bytes
+    events: list[_ChangelogEvent] = []
+    try:
+        for record in batch:
+            if seen is not None and record.offset <= seen:
+                continue
+            message = _ChangelogMessage(tp, record)
+            raw_key = message.key
+            # The decoding the changelog channel's schema does, for this table's codecs
+            # directly (the contract suite compares them); other codecs through it.
+            if json_keys and raw_key is not None:
+                key = orjson.loads(raw_key)
+            else:
+                key = schema.loads_key(app, message)
+            value = message.value if raw_values else schema.loads_value(app, message)
+            events.append(_ChangelogEvent(key, value, message))
+    except Exception:
+        return False
+    if not events:
+        return True
+    now = time.monotonic()
+    # Events Faust's path buffered for the table are older than these: applied first.
+    waiting = recovery.buffers.get(table)
+    if waiting:
+        table.apply_changelog_batch(waiting)
+        waiting.clear()
+    table.apply_changelog_batch(events)
+    recovery.standby_offsets[tp] = events[-1].message.offset
+    recovery._standby_events_received_at[tp] = now
+    recovery._last_flush_at = now
+    return True
+
+
+def _maybe_standbys_ready(recovery: Any, tables: Any) -> None:
+    """What the recovery loop does after a standby event: once no standby partition is
+    behind its highwater, the standbys are ready (for Faust's ``standbys_ready``)."""
+    if recovery._standbys_span is None and tables.standbys_ready:
+        return
+    try:
+        remaining = recovery.standby_remaining_total()
+    except TypeError:  # a standby offset not built yet (None): not ready
+        return
+    if remaining:
+        return
+    if recovery._standbys_span is not None:
+        finish_span(recovery._standbys_span)
+        recovery._standbys_span = None
+    tables.on_standbys_ready()
+
+
+def install_lean_standby(consumer_class: Any = None) -> None:
+    """Replace Faust's ``Consumer._wait_next_records`` (the fetch ``getmany`` starts with:
+    it returns the fetched records and the partitions fetched) with one that passes what it
+    fetched through :func:`follow_standby_changelogs` and returns the rest. Idempotent.
+
+    Why: a standby copy of the desk's table follows every write of the desk, and Faust's
+    path cost it about 75 µs a changelog message (py-spy: a message, an event and a queue
+    round trip per message, two debug f-strings, its buffering): most of the second worker's
+    CPU on a machine it shares with the desk, which made two workers slower than one."""
+    if consumer_class is None:
+        from faust.transport.consumer import Consumer
+
+        consumer_class = Consumer
+
+    def make(original: Any) -> Any:
+        @functools.wraps(original)
+        async def wait_next_records(self: Any, timeout: float) -> Any:
+            records, active_partitions = await original(self, timeout)
+            if records:
+                records = follow_standby_changelogs(self, records, active_partitions)
+            return records, active_partitions
+
+        return wait_next_records
+
+    _replace(consumer_class, "_wait_next_records", make)
 
 
 def install_seek_to_start_without_commit(consumer_class: Any = None) -> None:

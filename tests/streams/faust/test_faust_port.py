@@ -6,14 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import faust
+import orjson
+import pytest
 from aiokafka.consumer.fetcher import Fetcher
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
 from streams import faust_port
+from streams.faust_app import desk_table
+from streams.faust_port import RecordBatches, TableWrites
+from streams.faust_runner import encode_value
+from tests.support.broker import Broker
 
 
 def test_aiokafka_fetcher_reports_whether_a_fetch_added_records() -> None:
@@ -513,3 +522,380 @@ def test_the_drain_replacement_installs_once_and_is_marked() -> None:
     faust_port.install_drain_without_a_task_per_message(FakeConsumer)  # idempotent
     assert FakeConsumer._drain_messages is first
     assert getattr(first, faust_port.PATCHED) is True
+
+
+# --- A standby copy follows its changelog per fetched batch (install_lean_standby) ---------
+
+
+def test_faust_getmany_starts_with_the_fetch_the_standby_path_wraps() -> None:
+    """``follow_standby_changelogs`` runs inside ``_wait_next_records``, between the fetch and
+    ``getmany``'s own checks, which it repeats: the flow, the partitions fetched or buffered.
+    Nothing is awaited between the two, so its checks hold for what getmany then sees."""
+    getmany = inspect.getsource(Consumer.getmany)
+    fetch = "records, active_partitions = await self._wait_next_records(timeout)\n"
+    assert fetch in getmany
+    after = getmany.split(fetch, 1)[1]
+    assert after.lstrip().startswith("generation_id = self.app.consumer_generation_id")
+    assert after.count("await ") == 1  # only perform_seek, when the flow is off
+    for step in (
+        "if self.flow_active:",
+        "or tp in active_partitions",
+        "or tp in self._buffered_partitions",
+        "yield tp, to_message(tp, record)",
+    ):
+        assert step in after, step
+    assert "return records, active_partitions" in inspect.getsource(Consumer._wait_next_records)
+
+
+def test_faust_recovery_applies_a_standby_event_as_the_standby_path_does() -> None:
+    """What ``Recovery._slurp_changelogs`` does with a standby partition's event is what the
+    lean path does with a fetch of them; and a rebalance seeks every standby partition to its
+    standby offset and clears the changelog queue (``clear_on_resume``), which ends any
+    hand-over between the two paths."""
+    from faust.tables.manager import TableManager
+    from faust.tables.recovery import Recovery
+
+    slurp = inspect.getsource(Recovery._slurp_changelogs.fun)  # a mode ServiceTask
+    standby_branch = slurp.split("elif tp in standby_tps:", 1)[1].split("else:", 1)[0]
+    assert "offsets = standby_offsets" in standby_branch
+    assert "bufsize = buffer_sizes[tp] = table.standby_buffer_size" in standby_branch
+    for step in (
+        "if tp in active_tps:",
+        "seen_offset = offsets.get(tp, None)",
+        "if seen_offset is None or offset > seen_offset:",
+        "offsets[tp] = offset",
+        "buf.append(event)",
+        "await table.on_changelog_event(event)",
+        "table.apply_changelog_batch(buf)",
+        "self._last_flush_at = now",
+        "self._standbys_span is None and self.tables.standbys_ready",
+        "not self.standby_remaining_total()",
+        "self.tables.on_standbys_ready()",
+    ):
+        assert step in slurp, step
+    recovery = " ".join(inspect.getsource(Recovery).split())  # whitespace as one space
+    for name in (
+        "self._generation_id = generation_id",
+        "self.standby_tps",
+        "self.tp_to_table",
+        "self.buffers",
+        "self._standby_events_received_at",
+        '_seek_offsets)( consumer, standby_tps, standby_offsets, "standby" )',
+    ):
+        assert name in recovery, name
+    assert "clear_on_resume=True" in inspect.getsource(TableManager)
+    from faust.tables.base import Collection
+
+    assert "self._on_changelog_event = on_changelog_event" in inspect.getsource(Collection)
+
+
+def _event_attributes(function: Any) -> set[str]:
+    """Attributes a store's changelog code reads of an event (``event.x``, ``event.message.x``,
+    ``msg.x`` for ``msg = event.message``)."""
+    import ast
+    import textwrap
+
+    read: set[str] = set()
+    for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(function)))):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id == "event":
+                read.add(f"event.{node.attr}")
+            elif node.value.id == "msg":
+                read.add(f"message.{node.attr}")
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute)
+            and isinstance(node.value.value, ast.Name)
+            and node.value.value.id == "event"
+            and node.value.attr == "message"
+        ):
+            read.add(f"message.{node.attr}")
+    return read
+
+
+def test_the_stores_read_of_a_changelog_event_only_what_the_standby_path_gives() -> None:
+    from faust.stores import memory, rocksdb
+
+    given = {f"event.{name}" for name in faust_port._ChangelogEvent.__slots__} | {
+        f"message.{name}" for name in faust_port._ChangelogMessage.__slots__
+    }
+    memory_reads = _event_attributes(memory.Store._create_batch_iterator)
+    rocksdb_reads = _event_attributes(rocksdb.Store.apply_changelog_batch)
+    assert memory_reads == {"event.key", "event.value", "event.message", "message.value",
+                            "message.partition"}  # fmt: skip
+    assert {"message.tp", "message.offset", "message.key"} <= rocksdb_reads
+    assert memory_reads | rocksdb_reads <= given, (memory_reads | rocksdb_reads) - given
+
+
+def _consumer_fetching(app: Any, fetched: list[dict[Any, list[Any]]]) -> Any:
+    """Faust's own aiokafka consumer for ``app``, with the lean path installed on it, whose
+    fetch (``_getmany``, aiokafka's in a consumer thread) hands out ``fetched`` in turn:
+    records a plain aiokafka consumer read from the broker. Everything from
+    ``_wait_next_records`` on is Faust's code."""
+    from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer_
+
+    class FetchedConsumer(AIOKafkaConsumer_):  # type: ignore[misc]
+        async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+            return fetched.pop(0) if fetched else {}
+
+        def _get_active_partitions(self) -> set[TP]:
+            return self.fetching
+
+        def highwater(self, tp: TP) -> int:
+            return 0
+
+    faust_port.install_lean_standby(FetchedConsumer)
+
+    async def nothing(*args: Any) -> None:
+        return None
+
+    consumer = FetchedConsumer(
+        app.transport, callback=nothing, on_partitions_revoked=nothing,
+        on_partitions_assigned=nothing,
+    )  # fmt: skip
+    consumer.fetching = set()
+    return consumer
+
+
+def _record(tp: TP, offset: int, key: str, value: bytes | None) -> Any:
+    from aiokafka.structs import ConsumerRecord
+
+    key_bytes = orjson.dumps(key)
+    size = -1 if value is None else len(value)
+    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, key_bytes, value, None,
+                          len(key_bytes), size, ())  # fmt: skip
+
+
+def _standby(app: Any, tp: TP, generation: int) -> tuple[Any, Any]:
+    """The desk's table of ``app`` and its recovery holding ``tp`` as standby, as
+    ``Recovery.on_rebalance`` and ``_build_offsets`` leave them for an empty store."""
+    table = desk_table(app)
+    recovery = app.tables.recovery
+    recovery.add_standby(table, tp)
+    recovery.standby_offsets[tp] = -1  # the changelog's start: nothing read yet
+    app.consumer_generation_id = recovery._generation_id = generation
+    app.flow_control.resume()  # as the recovery leaves it once the standbys are resumed
+    return table, recovery
+
+
+async def _through(consumer: Any) -> list[tuple[TP, int]]:
+    """One round of Faust's ``getmany``: what it hands on to the streams and the tables'
+    changelog queue (Faust's path), by partition and offset (sorted: it interleaves topics)."""
+    return sorted([(TP(tp.topic, tp.partition), m.offset) async for tp, m in consumer.getmany(1.0)])
+
+
+def test_standby_records_take_faust_s_path_while_its_generation_or_order_says_so() -> None:
+    """The lean path applies a fetch of standby records only for the recovery's current
+    generation and after whatever Faust's path still holds of the partition; otherwise
+    Faust's ``getmany`` hands them on as before. Faust's buffered events are applied first."""
+    app = faust.App(f"gen-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9")
+    changelog = TP(f"{app.conf.id}-desk-state-changelog", 0)
+    table, recovery = _standby(app, changelog, generation=4)
+    other = TP("raw-contacts", 0)
+    records = [_record(changelog, n, f"k{n % 4}", f"v{n}".encode()) for n in range(16)]
+    fetches = [
+        {changelog: records[0:5], other: [_record(other, 7, "x", b"raw")]},
+        {changelog: records[5:10]},
+        {changelog: records[10:13]},
+        {changelog: records[13:14]},
+        {changelog: records[14:15]},
+    ]
+    consumer = _consumer_fetching(app, fetches)
+    consumer.fetching = {changelog, other}
+
+    async def main() -> None:
+        # A rebalance the recovery has not taken in yet: its standby_tps are the last
+        # generation's. Faust's path gets the records (and the foreign one, as always).
+        app.consumer_generation_id = 5
+        assert await _through(consumer) == [(changelog, n) for n in range(5)] + [(other, 7)]
+        # Taken in; Faust's path still has 0-4 to apply: 5-9 follow them there.
+        recovery._generation_id = 5
+        assert await _through(consumer) == [(changelog, n) for n in range(5, 10)]
+        assert table.data.data == {}
+        # Faust's recovery has read them (its loop's steps, events in its buffer).
+        schema = table.changelog_topic.schema
+        buffer = recovery.buffers[table]
+        for record in records[:10]:
+            message = consumer._to_message(changelog, record)
+            buffer.append(await schema.decode(app, message, propagate=True))
+        recovery.standby_offsets[changelog] = 9
+        # The lean path again: Faust's buffered events first, then 10-12.
+        assert await _through(consumer) == []
+        assert buffer == [] and recovery.standby_offsets[changelog] == 12
+        assert table.data.data == {"k0": b"v12", "k1": b"v9", "k2": b"v10", "k3": b"v11"}
+        # The partition restored as active (a takeover): Faust's path.
+        recovery.active_tps.add(changelog)
+        assert await _through(consumer) == [(changelog, 13)]
+        recovery.active_tps.clear()
+        # Revoked (another worker holds the standby now): Faust's path, which drops it.
+        recovery.standby_tps.clear()
+        assert await _through(consumer) == [(changelog, 14)]
+        assert recovery.standby_offsets[changelog] == 12
+        # A suspended flow (a rebalance begins): getmany would drop the fetch; so does the
+        # lean path, and nothing is left waiting for Faust's path afterwards.
+        recovery.add_standby(table, changelog)
+        consumer.flow_active = False
+        assert faust_port.follow_standby_changelogs(consumer, {changelog: records[15:]}, None)
+        consumer.flow_active = True
+        app.consumer_generation_id = recovery._generation_id = 6
+        assert not faust_port.follow_standby_changelogs(consumer, {changelog: records[13:]}, None)
+        assert recovery.standby_offsets[changelog] == 15
+        assert table.data.data["k3"] == b"v15" and table.data.data["k1"] == b"v13"
+        # Records read again (a seek back to the standby offset): skipped, as Faust does.
+        again = faust_port.follow_standby_changelogs(consumer, {changelog: records[10:12]}, None)
+        assert not again and recovery.standby_offsets[changelog] == 15
+        assert table.data.data == {"k0": b"v12", "k1": b"v13", "k2": b"v14", "k3": b"v15"}
+
+    asyncio.run(main())
+
+
+async def _follow_a_desk(bootstrap: str, store: str, datadir: Path) -> dict[str, Any]:
+    """An active desk table writes its changelog (TableWrites, as the workers do); a standby
+    worker's Faust consumer fetches it, with a foreign topic's message in the same fetches,
+    through Faust's own ``getmany`` with the lean path installed."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from structlog.testing import capture_logs
+
+    app_id = f"standby-{uuid.uuid4().hex[:8]}"
+    active_app = faust.App(app_id, broker=f"kafka://{bootstrap}")
+    active = desk_table(active_app)
+    changelog = TP(active.changelog_topic.get_topic_name(), 0)
+    other = TP(f"other-{app_id}", 0)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(changelog.topic, 1, 1), NewTopic(other.topic, 1, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1)
+    await producer.start()
+    try:
+        app_like = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
+        writes = TableWrites(active, RecordBatches(app_like), 0)
+        written = 0
+        for step in range(15):  # inputs of the desk: new keys, keys written again, deletions
+            for n in range(step, step + 6):
+                writes[f"tickets\x1fT-{n}"] = encode_value({"step": step, "n": n, "é": "ü"})
+            if step % 3 == 2:
+                del writes[f"tickets\x1fT-{step}"]
+            writes["meta\x1fdone"] = encode_value(step)
+            written += len(writes.pending)
+            await writes.flush()
+        await producer.send_and_wait(other.topic, b"a raw contact", key=b"conversation")
+    finally:
+        await producer.stop()
+
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        max_poll_records=20,
+    )  # fmt: skip
+    await reader.start()
+    fetches: list[dict[Any, list[Any]]] = []
+    try:
+        reader.assign([TopicPartition(*changelog), TopicPartition(*other)])
+        read = 0
+        for _ in range(100):
+            if read >= written + 1:
+                break
+            fetch = await reader.getmany(timeout_ms=300)
+            if fetch:
+                fetches.append(fetch)
+                read += sum(len(records) for records in fetch.values())
+    finally:
+        await reader.stop()
+    changelog_records = [r for f in fetches for tp, rs in f.items() if tp == changelog for r in rs]
+
+    standby_app = faust.App(app_id, broker=f"kafka://{bootstrap}", store=store,
+                            datadir=str(datadir))  # fmt: skip
+    table, recovery = _standby(standby_app, changelog, generation=3)
+    last = changelog_records[-1].offset
+    recovery.standby_highwaters[changelog] = last  # as _build_highwaters sets it
+    consumer = _consumer_fetching(standby_app, list(fetches))
+    consumer.fetching = {changelog, other}
+    handed_on: list[tuple[TP, int]] = []
+    ready: list[bool] = []
+    with capture_logs() as logs:
+        for _ in fetches:
+            handed_on += await _through(consumer)
+            ready.append(standby_app.tables.standbys_ready)
+    if store.startswith("rocksdb"):
+        db = table.data._db_for_partition(0)
+        offset_key = table.data.offset_key
+        stored = {orjson.loads(k): v for k, v in db.items() if k != offset_key}
+    else:
+        stored = dict(table.data.data)
+
+    # Faust's own path over the same records, in a third worker's table, for comparison.
+    faust_app = faust.App(app_id, broker=f"kafka://{bootstrap}")
+    faust_table = desk_table(faust_app)
+    schema = faust_table.changelog_topic.schema
+    events = [
+        await schema.decode(faust_app, faust_app.consumer._to_message(changelog, r), propagate=True)
+        for r in changelog_records
+    ]
+    faust_table.apply_changelog_batch(events)
+
+    key_partitions = dict(getattr(table.data, "_key_partition", {}))
+    takeover = recovery.active_offsets
+    recovery.add_active(table, changelog)  # what a takeover's rebalance does first
+    # What a standby keeps once a rebalance's recovery has completed (this worker active for
+    # nothing, the partition still its standby).
+    await table.on_recovery_completed(set(), {changelog})
+    if store.startswith("rocksdb"):
+        kept = {orjson.loads(k) for k, _ in db.items() if k != offset_key}
+    else:
+        kept = set(table.data.data)
+    return {
+        "kept": kept,
+        "active": dict(active.data.data),
+        "standby": stored,
+        "faust": dict(faust_table.data.data),
+        "key_partitions": (key_partitions, faust_table.data._key_partition),
+        "written": written,
+        "last": last,
+        "fetches": len(fetches),
+        "handed_on": handed_on,
+        "other": other,
+        "ready": ready,
+        "standby_offset": recovery.standby_offsets[changelog],
+        "persisted": table.persisted_offset(changelog),
+        "takeover_from": takeover[changelog],
+        "queued": standby_app.tables.changelog_queue.qsize(),
+        "buffered": sum(len(b) for b in recovery.buffers.values()),
+        "logs": [e for e in logs if "follows its changelog" in e["event"]],
+    }
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_a_standby_holds_the_active_s_state_after_every_fetch_of_its_changelog(
+    kafka_broker: Broker, tmp_path: Path, store: str
+) -> None:
+    """Fails if the lean path is gone or wrong: Faust's own path would hand every changelog
+    record on through ``getmany`` and apply them only once ``standby_buffer_size`` (1000)
+    events waited. Here the standby's store equals the active's (and what Faust's own
+    changelog path makes of the same records), its standby offset is the changelog's last,
+    only the foreign record went on, and with RocksDB the store persisted that offset, so a
+    takeover's recovery reads only what follows it."""
+    got = asyncio.run(_follow_a_desk(kafka_broker.bootstrap, store, tmp_path / "state"))
+
+    assert got["written"] > 100 and got["fetches"] > 3  # several fetches, deletions among them
+    assert got["standby"] == got["active"] == got["faust"]
+    assert len(got["active"]) > 10
+    assert got["handed_on"] == [(got["other"], 0)]  # the foreign record, to its stream
+    assert got["standby_offset"] == got["last"] == got["written"] - 1
+    assert got["queued"] == 0 and got["buffered"] == 0
+    assert got["ready"][-1] is True and got["ready"][0] is False  # ready once caught up
+    assert len(got["logs"]) == 1  # said once for the partition and generation
+    if store == "rocksdb://":
+        assert got["persisted"] == got["last"]
+        assert got["takeover_from"] == got["last"]  # the recovery seeks there: the tail
+        assert got["kept"] == set(got["active"])
+    else:
+        mine, faust_s = got["key_partitions"]
+        assert mine == faust_s
+        # Faust's memory store keeps no offset, and drops a standby's keys once a rebalance's
+        # recovery completes: a takeover reads the whole changelog again (docs/PRODUCTION.md).
+        assert got["persisted"] is None and got["takeover_from"] is None
+        assert got["kept"] == set()

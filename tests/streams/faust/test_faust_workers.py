@@ -292,6 +292,9 @@ def test_the_desk_fails_over_when_its_worker_is_killed(
     # A standby copy of the table is the desk's too; without one the other worker only parses.
     if standby == "1":
         assert wait_until(lambda: "language model loading" in pipeline.log(other), timeout=60)
+        # It follows the desk's changelog one fetch at a time (faust_port.install_lean_standby).
+        following = "standby table follows its changelog in fetched batches"
+        assert wait_until(lambda: following in pipeline.log(other), timeout=60, step=0.05)
     else:
         assert wait_until(lambda: parsed(other) > 0, timeout=60)
         assert "language model loading" not in pipeline.log(other)
