@@ -16,7 +16,16 @@ from hypothesis import strategies as st
 from processors.model import DomainEvent, Output
 from processors.rows import DataNotJson, event_data_json
 from sinks.backend import Backend, SinkError
-from sinks.writer import TABLES, ProjectionWriter, dead_letter_id, instant
+from sinks.writer import (
+    _CYCLES,
+    _DEAD_LETTERS,
+    _EVENTS,
+    _TICKETS,
+    TABLES,
+    ProjectionWriter,
+    dead_letter_id,
+    instant,
+)
 from tests.sinks.builders import DAY, cycle, dead_letter, event, ms, survey, ticket
 
 UTC = dt.UTC
@@ -162,6 +171,43 @@ def test_replaying_the_same_input_leaves_every_count_unchanged(warehouse: Backen
 
     # Same input, same flush points, same batches, same tokens: nothing new, even without FINAL.
     assert counts(warehouse) == first
+
+
+def test_each_tables_sorting_key_is_the_one_its_ddl_declares(warehouse: Backend) -> None:
+    declared = {
+        row["name"]: row["sorting_key"]
+        for row in warehouse.query(
+            "SELECT name, sorting_key FROM system.tables WHERE database = 'supportstream'"
+        )
+    }
+    for table in (_EVENTS, _TICKETS, _CYCLES, _DEAD_LETTERS):
+        assert ", ".join(table.sorting_key) == declared[table.name], table.name
+
+
+def _parts(backend: Backend, table: str) -> int:
+    return int(
+        backend.query(
+            "SELECT count() AS n FROM system.parts "
+            f"WHERE database = 'supportstream' AND table = '{table}' AND active"
+        )[0]["n"]
+    )
+
+
+def test_compact_leaves_a_table_with_one_row_per_key_as_it_is(warehouse: Backend) -> None:
+    """A clean run's events are one row per key in several parts: compact() has nothing to
+    merge there and does not rewrite them; the tickets, several versions each, it merges."""
+    run(warehouse, batch_size=2)
+    events_parts = _parts(warehouse, "events")
+    assert (
+        events_parts > 1 and counts(warehouse)["events"] == counts(warehouse, final=True)["events"]
+    )
+    assert counts(warehouse)["tickets"] > counts(warehouse, final=True)["tickets"]
+
+    ProjectionWriter(warehouse).compact()
+
+    assert _parts(warehouse, "events") == events_parts
+    assert counts(warehouse) == counts(warehouse, final=True)
+    assert _parts(warehouse, "tickets") == 1
 
 
 def test_redelivery_with_other_batch_boundaries_is_undone_by_compact(warehouse: Backend) -> None:
