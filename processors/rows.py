@@ -1,10 +1,11 @@
 """The warehouse rows of the desk's outputs, compiled: one tuple per record, its values in the
-order of its table's columns (``sinks.writer`` names the columns; CONTRACT §4, docs/TABLES.md).
+order of its table's columns (``sinks.writer`` names the columns; the tables: docs/ANALYTICS.md,
+"Tables").
 
 A replay builds a row for every event, ticket state and SLA cycle it keeps (the writer keeps
-only a batch's last version of each): compiled, reading a compiled record's fields is a load
-from its struct rather than a descriptor call, which made the row building about half of what
-it cost interpreted (``make bench``'s end-to-end section, the writer's share).
+only a batch's last version of each), about 72,000 for the generated week, on the desk's core:
+compiled, reading a compiled record's fields is a load from its struct rather than a
+descriptor call (docs/REPLAY.md, "What runs compiled").
 
 Instants become UTC-aware datetimes (``processors.timeutil.to_datetime``: exact, integer
 arithmetic), what a ``DateTime64(3, 'UTC')`` column takes from either backend. An event's
