@@ -86,6 +86,7 @@ async def _run(
         settings.kafka_bootstrap,
         client_id=f"supportstream-connect-{which}",
         timeout_s=connect.publish_timeout_s,
+        compression=settings.kafka_compression,
     )
     topic = topic_name(settings, "raw-contacts")
     if which == "http":

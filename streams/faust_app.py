@@ -102,7 +102,13 @@ from streams.intake import Intake, Mark, Raw, encode_input
 from streams.kafka_admin import topic_name
 from streams.local import LIVE_MAX_AHEAD_MS, ParseStage
 from streams.metrics import PipelineMetrics
-from streams.settings import Settings, SettingsError, int_setting, seconds_setting
+from streams.settings import (
+    DEFAULT_KAFKA_COMPRESSION,
+    Settings,
+    int_setting,
+    kafka_compression_setting,
+    seconds_setting,
+)
 from streams.topology import DAY_MS, TOPICS, Topic
 
 log = structlog.get_logger("supportstream.worker")
@@ -121,15 +127,15 @@ changed several times within one is written once: larger inputs, fewer changelog
 PRODUCER_BATCH_BYTES = 256 * 1024
 """The Kafka producer's batch per partition (aiokafka's default is 16 KiB)."""
 
-PRODUCER_COMPRESSION = "zstd"
+PRODUCER_COMPRESSION = DEFAULT_KAFKA_COMPRESSION
 """How the workers' producer compresses its batches (``SUPPORTSTREAM_KAFKA_COMPRESSION``:
-``zstd``, ``lz4``, ``gzip``, ``snappy`` or ``none``). The desk's changelog (its state and each
-input's undo entry) is most of what a worker writes, and JSON and Avro compress several
-times over: the broker stores, replicates and serves a fraction of the bytes. Zstandard at
-Kafka's default level (3) compresses JSON faster than aiokafka's LZ4, which is LZ4's
-high-compression level 9, and smaller; every Kafka client since Kafka 2.1 reads it (Python
-clients with the ``zstandard``/``cramjam`` packages, both dependencies here).
-docs/PRODUCTION.md."""
+``zstd``, ``lz4``, ``gzip``, ``snappy`` or ``none``; ``supportstream publish`` and the
+connectors read the same setting). The desk's changelog (its state and each input's undo
+entry) is most of what a worker writes, and JSON and Avro compress several times over: the
+broker stores, replicates and serves a fraction of the bytes. Zstandard at Kafka's default
+level (3) compresses JSON faster than aiokafka's LZ4, which is LZ4's high-compression level 9,
+and smaller; every Kafka client since Kafka 2.1 reads it (Python clients with the
+``zstandard``/``cramjam`` packages, both dependencies here). docs/PRODUCTION.md."""
 
 DESK_INPUT = Topic(
     "desk-input", "desk", "desk-input JSON (streams.intake)", DESK_PARTITIONS, 30 * DAY_MS
@@ -187,31 +193,13 @@ class WorkerConfig:
             "replication_factor": int_setting(env, "SUPPORTSTREAM_REPLICATION_FACTOR", 1),
             "standby_replicas": int_setting(env, "SUPPORTSTREAM_STANDBY_REPLICAS", 1, minimum=0),
             "rebalance_timeout_s": seconds_setting(env, "SUPPORTSTREAM_REBALANCE_TIMEOUT", 60.0),
-            "producer_compression": _compression(
-                env.get("SUPPORTSTREAM_KAFKA_COMPRESSION", PRODUCER_COMPRESSION)
-            ),
+            "producer_compression": kafka_compression_setting(env),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(settings=settings, rules=rules, pseudo=pseudo, **values)
 
     def topic(self, name: str) -> str:
         return topic_name(self.settings, name)
-
-
-COMPRESSIONS = ("zstd", "lz4", "gzip", "snappy")
-
-
-def _compression(value: str) -> str | None:
-    """``SUPPORTSTREAM_KAFKA_COMPRESSION``: a codec every Kafka client knows, or ``none``."""
-    name = value.strip().lower()
-    if name in ("", "none"):
-        return None
-    if name not in COMPRESSIONS:
-        raise SettingsError(
-            f"SUPPORTSTREAM_KAFKA_COMPRESSION={value!r}: expected one of "
-            f"{', '.join(COMPRESSIONS)} or none"
-        )
-    return name
 
 
 @dataclass

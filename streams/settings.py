@@ -31,6 +31,8 @@ class Settings:
     consumer_group: str
     metrics_port: int  # 0: a free port chosen by the system
     cache_dir: Path  # the language model decompressed once (streams.model_cache)
+    # How everything supportstream produces to Kafka is compressed (None: not compressed).
+    kafka_compression: str | None = "zstd"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -47,6 +49,7 @@ class Settings:
             consumer_group=env.get("SUPPORTSTREAM_CONSUMER_GROUP", "supportstream"),
             metrics_port=int_setting(env, "SUPPORTSTREAM_METRICS_PORT", 9108, minimum=0),
             cache_dir=Path(env.get("SUPPORTSTREAM_CACHE_DIR") or DEFAULT_CACHE_DIR).absolute(),
+            kafka_compression=kafka_compression_setting(env),
         )
 
     def pseudonymizer(self, *, means: str = "pseudonyms are not secret") -> Pseudonymizer:
@@ -78,6 +81,28 @@ def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int
     if value < minimum:
         raise SettingsError(f"{name}={text!r} must be at least {minimum}")
     return value
+
+
+KAFKA_COMPRESSIONS: tuple[str, ...] = ("zstd", "lz4", "gzip", "snappy")
+"""The codecs ``SUPPORTSTREAM_KAFKA_COMPRESSION`` accepts (besides ``none``)."""
+
+DEFAULT_KAFKA_COMPRESSION = "zstd"
+
+
+def kafka_compression_setting(env: Mapping[str, str]) -> str | None:
+    """``SUPPORTSTREAM_KAFKA_COMPRESSION``: how the workers, ``supportstream publish`` and the
+    connectors compress the batches they produce, a codec every Kafka client knows (Zstandard
+    by default), or ``none`` (``None``). Anything else is refused by name."""
+    value = env.get("SUPPORTSTREAM_KAFKA_COMPRESSION", DEFAULT_KAFKA_COMPRESSION)
+    name = value.strip().lower()
+    if name in ("", "none"):
+        return None
+    if name not in KAFKA_COMPRESSIONS:
+        raise SettingsError(
+            f"SUPPORTSTREAM_KAFKA_COMPRESSION={value!r}: expected one of "
+            f"{', '.join(KAFKA_COMPRESSIONS)} or none"
+        )
+    return name
 
 
 # --------------------------------------------------------------------------------------------

@@ -206,7 +206,8 @@ def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def publish_file(settings: Settings, path: Path) -> int:
-    """``publish_jsonl`` over a kafka-python producer (acks=all, order kept per partition)."""
+    """``publish_jsonl`` over a kafka-python producer (acks=all, order kept per partition,
+    batches compressed as ``SUPPORTSTREAM_KAFKA_COMPRESSION`` says)."""
     from kafka import KafkaProducer
 
     from streams.faust_runner import publish_jsonl
@@ -216,6 +217,7 @@ def publish_file(settings: Settings, path: Path) -> int:
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
         linger_ms=5,
+        compression_type=settings.kafka_compression,
         # Retries must not reorder a partition: the desk's merge relies on each raw
         # partition's records coming in replay order.
         max_in_flight_requests_per_connection=1,

@@ -2,9 +2,11 @@
 
 ``KafkaPublisher`` wraps aiokafka's ``AIOKafkaProducer`` with ``enable_idempotence=True`` and
 ``acks="all"``: a record is acknowledged once every in-sync replica has it, and the producer's
-own retries never write it twice. ``publish`` returns only after that acknowledgement, or raises
-``PublishError`` (the broker is unreachable, or did not acknowledge within the timeout); the HTTP
-connector then answers 503 so the channel retries.
+own retries never write it twice. Its batches are compressed with ``compression`` (the
+connectors pass ``SUPPORTSTREAM_KAFKA_COMPRESSION``; ``None``: uncompressed). ``publish``
+returns only after that acknowledgement, or raises ``PublishError`` (the broker is
+unreachable, or did not acknowledge within the timeout); the HTTP connector then answers 503
+so the channel retries.
 
 Delivery is at-least-once at the edge: a record whose acknowledgement did not arrive in time may
 still be written by the producer's retries after the caller was told "503", and the channel
@@ -51,8 +53,10 @@ class KafkaPublisher:
         client_id: str = "supportstream-connect",
         timeout_s: float = 10.0,
         max_request_size: int = 1_048_576,
+        compression: str | None = None,
     ) -> None:
         self._bootstrap = bootstrap
+        self._compression = compression
         self._client_id = client_id
         self._timeout_s = timeout_s
         self._max_request_size = max_request_size
@@ -72,6 +76,7 @@ class KafkaPublisher:
                 request_timeout_ms=max(1000, int(self._timeout_s * 1000)),
                 max_request_size=self._max_request_size,
                 linger_ms=0,
+                compression_type=self._compression,
             )
             try:
                 await asyncio.wait_for(producer.start(), self._timeout_s)

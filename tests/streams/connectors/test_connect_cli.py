@@ -1,6 +1,6 @@
 """``supportstream connect http`` as an operator runs it: configured by environment, topics created
-on first start as the topology declares them, /metrics served, JSON logs without secrets, and a
-clean exit on SIGTERM."""
+on first start as the topology declares them, contacts published compressed, /metrics served,
+JSON logs without secrets, and a clean exit on SIGTERM."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from streams.topology import DAY_MS
 from tests.streams.connectors.conftest import CONNECT_ENV, PII_KEY, free_port, read_topic
 from tests.support.broker import Broker
+from tests.support.kafka_batches import batch_codecs
 
 pytestmark = pytest.mark.integration
 
@@ -93,6 +94,8 @@ def test_connect_http_creates_topics_serves_and_stops_on_sigterm(kafka_broker: B
 
     got = read_topic(kafka_broker.bootstrap, "cli.raw-contacts", expect=1)
     assert [record["payload"] for _, _, record, _ in got] == [chat]
+    # Compressed as SUPPORTSTREAM_KAFKA_COMPRESSION says (unset: Zstandard).
+    assert batch_codecs(kafka_broker.bootstrap, "cli.raw-contacts") == ["zstd"]
     admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
     try:
         topics = set(admin.list_topics())

@@ -65,8 +65,8 @@ def test_other_stores_are_left_alone(tmp_path: Path, store: str) -> None:
     assert table.exists()
 
 
-def test_the_producer_compresses_with_lz4_unless_told_otherwise() -> None:
-    """``SUPPORTSTREAM_KAFKA_COMPRESSION``: LZ4 by default, any codec Kafka clients know, or
+def test_the_producer_compresses_with_zstd_unless_told_otherwise() -> None:
+    """``SUPPORTSTREAM_KAFKA_COMPRESSION``: Zstandard by default, any codec Kafka clients know, or
     ``none``; anything else is refused by name before the worker starts."""
     import aiokafka.codec
 
