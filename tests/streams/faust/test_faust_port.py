@@ -876,8 +876,8 @@ def test_a_standby_holds_the_active_s_state_after_every_fetch_of_its_changelog(
     record on through ``getmany`` and apply them only once ``standby_buffer_size`` (1000)
     events waited. Here the standby's store equals the active's (and what Faust's own
     changelog path makes of the same records), its standby offset is the changelog's last,
-    only the foreign record went on, and with RocksDB the store persisted that offset, so a
-    takeover's recovery reads only what follows it."""
+    only the foreign record went on, and the store (RocksDB's, or the memory store with
+    offsets) holds that offset, so a takeover's recovery reads only what follows it."""
     got = asyncio.run(_follow_a_desk(kafka_broker.bootstrap, store, tmp_path / "state"))
 
     assert got["written"] > 100 and got["fetches"] > 3  # several fetches, deletions among them
@@ -888,14 +888,144 @@ def test_a_standby_holds_the_active_s_state_after_every_fetch_of_its_changelog(
     assert got["queued"] == 0 and got["buffered"] == 0
     assert got["ready"][-1] is True and got["ready"][0] is False  # ready once caught up
     assert len(got["logs"]) == 1  # said once for the partition and generation
-    if store == "rocksdb://":
-        assert got["persisted"] == got["last"]
-        assert got["takeover_from"] == got["last"]  # the recovery seeks there: the tail
-        assert got["kept"] == set(got["active"])
-    else:
+    # Both stores know the offset the copy holds (the memory store: MemoryStoreWithOffsets)
+    # and keep a standby's copy when a rebalance's recovery completes: a takeover's recovery
+    # reads only what follows (Faust's memory store kept no offset and dropped the copy).
+    assert got["persisted"] == got["last"]
+    assert got["takeover_from"] == got["last"]  # the recovery seeks there: the tail
+    assert got["kept"] == set(got["active"])
+    if store == "memory://":
         mine, faust_s = got["key_partitions"]
         assert mine == faust_s
-        # Faust's memory store keeps no offset, and drops a standby's keys once a rebalance's
-        # recovery completes: a takeover reads the whole changelog again (docs/PRODUCTION.md).
-        assert got["persisted"] is None and got["takeover_from"] is None
-        assert got["kept"] == set()
+
+
+def test_faust_recovery_starts_each_partition_at_what_its_store_says_it_holds() -> None:
+    """What :class:`faust_port.MemoryStoreWithOffsets` relies on: Faust's recovery starts a
+    partition it restores (active or standby) at the store's ``persisted_offset`` unless
+    the changelog's start is later, and forgets its own offsets of a partition only when it
+    is revoked; the table tells its store of a rebalance before the recovery asks
+    (``TableManager.on_rebalance``), with ``revoked`` the partitions of the last assignment
+    that are not in this one; and it hands its store the partitions active and standby on
+    the worker when the recovery completes. The store is built as ``keep_changelog_offsets``
+    builds it, and Faust's memory store keeps each key's partition and drops, once a
+    recovery completes, every partition not active (standbys among them)."""
+    from faust.app.base import App
+    from faust.stores import memory
+    from faust.tables.base import Collection
+    from faust.tables.manager import TableManager
+    from faust.tables.recovery import Recovery
+
+    def flat(function: Any) -> str:
+        return " ".join(inspect.getsource(function).split())
+
+    add = flat(Recovery._add)
+    assert "persisted_offset = table.persisted_offset(tp)" in add
+    assert "offsets[tp] = persisted_offset" in add
+    on_rebalance = flat(Recovery.on_rebalance)
+    assert "for tp in revoked: self.revoke(tp)" in on_rebalance
+    assert "self.add_standby(table, tp)" in on_rebalance
+    assert "self.add_active(table, tp)" in on_rebalance
+    assert "destination[tp] = max(last_value, new_value)" in flat(Recovery._build_offsets)
+    assert "offset = offsets[tp] if offset == -1: offset = 0" in flat(Recovery._seek_offsets)
+    completed = flat(Recovery.on_recovery_completed)
+    assert "self.actives_for_table[table], self.standbys_for_table[table]," in completed
+    assert "return self.data.persisted_offset(tp)" in flat(Collection.persisted_offset)
+    assert "await self.data.on_rebalance(assigned, revoked, newly_assigned, generation_id)" in flat(
+        Collection.on_rebalance
+    )
+    assert "await self.data.on_recovery_completed(active_tps, standby_tps)" in flat(
+        Collection.on_recovery_completed
+    )
+    manager = flat(TableManager.on_rebalance)
+    assert manager.index("await T(table.on_rebalance)(") < manager.index(
+        "await T(self.recovery.on_rebalance)("
+    )
+    assert "revoked = self._assignment - assigned" in flat(App._update_assignment)
+    new_store = flat(Collection._new_store_by_url)
+    for argument in (
+        "stores.by_url(url)( url, self.app, self,",
+        "table_name=self.name,",
+        "key_type=self.key_type,",
+        "key_serializer=self.key_serializer,",
+        "value_serializer=self.value_serializer,",
+        "value_type=self.value_type,",
+        "loop=self.loop,",
+        "options=self.options,",
+    ):
+        assert argument in new_store, argument
+    assert "if self._data is None: self._data = self._new_store()" in flat(Collection.data.fget)
+    assert "self._key_partition" in flat(memory.Store.__post_init__)
+    assert "self._key_partition[key] = event.message.partition" in flat(
+        memory.Store._create_batch_iterator
+    )
+    assert "partitions = {partition for _, partition in active_tps}" in flat(
+        memory.Store.on_recovery_completed
+    )
+    assert "return None" in flat(memory.Store.persisted_offset)
+
+
+def _memory_table(partitions: int = 1) -> tuple[Any, Any, TP]:
+    app = faust.App(f"mem-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9")
+    table = faust_port.keep_changelog_offsets(
+        app.Table("desk-state", partitions=partitions, key_type=str, value_type=bytes)
+    )
+    return app, table, TP(table.changelog_topic.get_topic_name(), 0)
+
+
+def test_the_memory_store_answers_the_offset_it_holds_and_forgets_a_partition_it_drops() -> None:
+    app, table, tp = _memory_table(partitions=2)
+    other = TP(tp.topic, 1)
+    store = table.data
+    assert isinstance(store, faust_port.MemoryStoreWithOffsets)
+    desk_app = faust.App(f"desk-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9")
+    assert isinstance(desk_table(desk_app).data, faust_port.MemoryStoreWithOffsets)
+    recovery = app.tables.recovery
+    writes = TableWrites(table, RecordBatches(app), 0)
+    writes["a"], writes["b"] = b"1", b"2"
+    del writes["b"]
+    TableWrites(table, RecordBatches(app), 1)["c"] = b"3"
+    assert store.key_partitions == {"a": 0, "c": 1}
+    store.set_persisted_offset(tp, 41)  # what TableWrites.flush records once delivered
+    store.set_persisted_offset(other, 7)
+
+    async def main() -> None:
+        # A rebalance that leaves both partitions here: the recovery resumes at the offsets.
+        await table.on_rebalance({tp, other}, set(), set(), 2)
+        recovery.add_active(table, tp)
+        recovery.add_standby(table, other)
+        assert recovery.active_offsets[tp] == 41 and recovery.standby_offsets[other] == 7
+        await table.on_recovery_completed({tp}, {other})  # a standby's copy is kept
+        assert dict(store.data) == {"a": b"1", "c": b"3"}
+        # Partition 1 revoked: its keys and its offset go; partition 0 stays as it was.
+        await table.on_rebalance({tp}, {other}, set(), 3)
+        assert dict(store.data) == {"a": b"1"} and store.key_partitions == {"a": 0}
+        assert store.persisted_offset(other) is None and store.persisted_offset(tp) == 41
+        recovery.revoke(other)
+        recovery.add_standby(table, other)
+        assert recovery.standby_offsets[other] is None  # restored from the changelog's start
+        store.set_persisted_offset(other, 9)  # a write in flight when it was dropped
+        assert store.persisted_offset(other) is None
+        # Assigned again: what it applies from the changelog counts again.
+        await table.on_rebalance({tp, other}, set(), {other}, 4)
+        store.set_persisted_offset(other, 9)
+        assert store.persisted_offset(other) == 9
+        # Neither active nor standby when a recovery completes: dropped, offset forgotten.
+        await table.on_recovery_completed({tp}, set())
+        assert store.persisted_offset(other) is None and store.persisted_offset(tp) == 41
+        # Nothing of the table left here: the whole store goes, keys of unknown partition too.
+        store.data["stray"] = b"?"
+        await table.on_rebalance(set(), {tp, other}, set(), 5)
+        assert dict(store.data) == {} and store.persisted_offset(tp) is None
+
+    asyncio.run(main())
+
+
+def test_only_a_memory_store_not_built_yet_is_replaced() -> None:
+    app = faust.App(
+        f"rocks-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9", store="rocksdb://"
+    )
+    table = faust_port.keep_changelog_offsets(app.Table("t", key_type=str, value_type=bytes))
+    assert table._data is None  # Faust builds its RocksDB store, which keeps offsets itself
+    _, built, _ = _memory_table()
+    with pytest.raises(RuntimeError, match="built already"):
+        faust_port.keep_changelog_offsets(built)
