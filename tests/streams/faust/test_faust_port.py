@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -15,6 +16,7 @@ import faust
 import orjson
 import pytest
 from aiokafka.consumer.fetcher import Fetcher
+from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
@@ -1029,3 +1031,149 @@ def test_only_a_memory_store_not_built_yet_is_replaced() -> None:
     _, built, _ = _memory_table()
     with pytest.raises(RuntimeError, match="built already"):
         faust_port.keep_changelog_offsets(built)
+
+
+async def _rebalance(app: Any, table: Any, assigned: set[TP], revoked: set[TP], gen: int) -> None:
+    """Faust's ``TableManager.on_rebalance`` for a worker given ``assigned`` (the table's
+    changelog partitions, all active) and losing ``revoked``: the table (its store) first,
+    then the recovery, which sets its offsets up from the store's."""
+    from faust.assignor.client_assignment import ClientAssignment
+
+    actives: dict[str, list[int]] = {}
+    for tp in assigned:
+        actives.setdefault(tp.topic, []).append(tp.partition)
+    app.assignor._assignment = ClientAssignment(actives=actives, standbys={})
+    app.consumer_generation_id = gen
+    newly = assigned - set(app.tables.recovery.active_tps)
+    await table.on_rebalance(assigned, revoked, newly, gen)
+    await app.tables.recovery.on_rebalance(assigned, revoked, newly, gen)
+
+
+async def _recover(app: Any, table: Any, tp: TP, bootstrap: str) -> int:
+    """What Faust's recovery then does for the active partition ``tp``: its start offset
+    (``_build_offsets`` over the broker's earliest offset, ``_seek_offsets``), the changelog
+    read from there to its end, the records above that offset applied to the table. Returns
+    how many it applied."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    recovery = app.tables.recovery
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(tp.topic, tp.partition)
+
+        class Offsets:
+            async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+                found = await consumer.beginning_offsets([TopicPartition(*t) for t in tps])
+                return {TP(t.topic, t.partition): offset for t, offset in found.items()}
+
+        await recovery._build_offsets(Offsets(), {tp}, recovery.active_offsets, "active")
+        seen = recovery.active_offsets[tp]
+        end = (await consumer.end_offsets([partition]))[partition]
+        consumer.assign([partition])
+        consumer.seek(partition, max(seen, 0))
+        schema = table.changelog_topic.schema
+        events = []
+        while await consumer.position(partition) < end:
+            for record in (await consumer.getmany(partition, timeout_ms=500)).get(partition, []):
+                if record.offset > seen:
+                    message = app.consumer._to_message(tp, record)
+                    events.append(await schema.decode(app, message, propagate=True))
+        table.apply_changelog_batch(events)
+        return len(events)
+    finally:
+        await consumer.stop()
+
+
+class _InPartition:
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
+def _stored(table: Any) -> dict[str, bytes]:
+    return {key: table.data[key] for key in table.data}
+
+
+async def _leave_and_come_back(bootstrap: str, store: str, datadir: Path) -> dict[str, Any]:
+    """A worker holds the desk's table (its store written through TableWrites, as the desk
+    does), a rebalance leaves it the partition, a later one revokes it, another worker
+    writes meanwhile (keys written again, one deleted), and a third gives it back."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    app_id = f"back-{uuid.uuid4().hex[:8]}"
+    app = faust.App(app_id, broker=f"kafka://{bootstrap}", store=store, datadir=str(datadir))
+    table = desk_table(app)
+    tp = TP(table.changelog_topic.get_topic_name(), 0)
+    other_app = faust.App(app_id, broker=f"kafka://{bootstrap}")
+    other = desk_table(other_app)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(tp.topic, 1, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1)
+    await producer.start()
+    got: dict[str, Any] = {}
+    # A RocksDB store takes a write's partition from the event being processed, as in the
+    # desk's stream iteration.
+    event = _InPartition(SimpleNamespace(partition=0))
+    _current_event.set(weakref.ref(event))
+    try:
+        app_like = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
+        await _rebalance(app, table, {tp}, set(), 1)
+        got["first"] = await _recover(app, table, tp, bootstrap)  # an empty changelog
+        writes = TableWrites(table, RecordBatches(app_like), 0)
+        for step in range(20):
+            for n in range(step, step + 5):
+                writes[f"tickets\x1fT-{n}"] = encode_value({"step": step, "n": n})
+            await writes.flush()
+        got["written"] = 20 * 5
+        mine = _stored(table)
+        # A second worker joins; this one keeps the partition.
+        await _rebalance(app, table, {tp}, set(), 2)
+        got["kept"] = await _recover(app, table, tp, bootstrap)
+        got["kept_state"] = _stored(table) == mine
+        # Revoked: the other worker takes over (from the changelog) and writes.
+        await _rebalance(app, table, set(), {tp}, 3)
+        got["after_revoke"] = _stored(table)
+        other_writes = TableWrites(other, RecordBatches(app_like), 0)
+        for key, value in mine.items():
+            other.data[key] = value  # its recovery's result
+        for n in range(0, 24, 2):
+            other_writes[f"tickets\x1fT-{n}"] = encode_value({"other": n})
+        del other_writes["tickets\x1fT-1"]
+        await other_writes.flush()
+        got["expected"] = _stored(other)
+        # Assigned back.
+        await _rebalance(app, table, {tp}, set(), 4)
+        got["back"] = await _recover(app, table, tp, bootstrap)
+        got["back_state"] = _stored(table)
+    finally:
+        await producer.stop()
+    return got
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_a_partition_kept_is_not_read_again_and_one_given_back_holds_what_others_wrote(
+    kafka_broker: Broker, tmp_path: Path, store: str
+) -> None:
+    """Fails without ``MemoryStoreWithOffsets``: Faust's memory store answers no offset, so
+    the rebalance that leaves the worker its partition reads the whole changelog again
+    (100 messages here). A partition revoked and given back must not be trusted as it was:
+    the memory store dropped it and reads it all again; RocksDB's kept its offset on disk and
+    reads from there, the other worker's writes included. Both end as the other worker's."""
+    got = asyncio.run(_leave_and_come_back(kafka_broker.bootstrap, store, tmp_path / "state"))
+
+    assert got["first"] == 0
+    assert got["kept"] == 0 and got["kept_state"]
+    assert len(got["expected"]) > 10 and "tickets\x1fT-1" not in got["expected"]
+    assert got["back_state"] == got["expected"]
+    written_by_other = 12 + 1
+    if store == "memory://":
+        assert got["after_revoke"] == {}  # dropped with its offset
+        assert got["back"] == got["written"] + written_by_other  # the whole changelog
+    else:
+        assert got["back"] == written_by_other  # what followed its offset on disk
