@@ -283,7 +283,7 @@ class MemoryStoreWithOffsets(FaustMemoryStore[Any, Any]):
                 self.offsets.pop(tp, None)
             self._dropped |= gone
         self.applied.clear()
-        self._resumed_from = {tp: self.offsets.get(tp) for tp in held}
+        self._resumed_from = {tp: self.persisted_offset(tp) for tp in held}
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
         held = active_tps | standby_tps
