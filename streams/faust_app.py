@@ -94,6 +94,7 @@ from streams.faust_port import (
     install_rejoin_on_empty_assignment,
     install_seek_to_start_without_commit,
     install_tables_start_without_pause,
+    keep_changelog_offsets,
     log_where_tasks_wait,
     reseek_stalled_recovery,
 )
@@ -244,13 +245,17 @@ def desk_table(app: faust.App) -> Any:
     """The desk's table. Keys are strings (JSON in the changelog, as Faust writes them);
     values are the JSON bytes the desk encodes itself (``faust_runner.encode_value``), kept
     raw: the store and a standby replica hold them as they come, and the desk decodes a key
-    when it reads it. (A changelog written when Faust encoded the values holds the same JSON.)"""
-    return app.Table(
+    when it reads it. (A changelog written when Faust encoded the values holds the same JSON.)
+    With ``memory://`` its store knows the changelog offset it holds, so a rebalance that
+    leaves the partition on its worker does not read the changelog again
+    (``faust_port.keep_changelog_offsets``)."""
+    table = app.Table(
         "desk-state",
         partitions=DESK_PARTITIONS,
         key_type=str,
         value_type=bytes,  # Faust's serializer for bytes: raw
     )
+    return keep_changelog_offsets(table)
 
 
 def build_app(config: WorkerConfig) -> faust.App:

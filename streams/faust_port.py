@@ -44,6 +44,12 @@ fails there, by name, rather than as a wrong result under load.
   through Faust's producer buffer, whose flush before a commit also gave up after 0.1 s
   without a send (faust-streaming 0.15: offsets were committed with their changelog writes
   still buffered).
+* :class:`MemoryStoreWithOffsets` (:func:`keep_changelog_offsets`): Faust's in-memory store
+  answers no changelog offset, so at every rebalance Faust's recovery read a table's whole
+  changelog again, even on the worker whose store already held it (the desk paused while a
+  second worker joined). This store knows the offset it holds of each partition (the desk's
+  delivered writes, the batches recovery and standby apply) and answers it; it drops a
+  partition, and forgets its offset, when the worker holds it no longer.
 * :class:`RecordBatches`: the desk's outputs handed to aiokafka's producer as one record batch
   per partition (``create_batch``/``send_batch``, public aiokafka API reached through Faust's
   producer, which has no batch call), partitioned by aiokafka's own partitioner (Kafka's
@@ -62,13 +68,23 @@ import functools
 import gc
 import sys
 import time
-from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, MutableMapping
+from collections.abc import (
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+)
 from typing import Any
 
 import orjson
 import structlog
+from faust.stores.memory import Store as FaustMemoryStore
 from faust.types import TP
 from faust.utils.tracing import finish_span
+from yarl import URL
 
 FETCH_BACKOFF_S = 0.05
 """The pause after a fetch response that brought no records (the latency it can add)."""
@@ -177,6 +193,149 @@ class RecordBatches:
         return known[1]
 
 
+class MemoryStoreWithOffsets(FaustMemoryStore[Any, Any]):
+    """Faust's in-memory table store, which also knows the changelog offset it holds of each
+    partition, and holds a partition only while its worker does.
+
+    Faust's recovery starts each changelog partition it restores (active or standby) at the
+    store's ``persisted_offset``; Faust's memory store answers None, so every rebalance read
+    the whole changelog again into a store that already held it. This one answers the offset
+    of the last changelog message its partition holds: recorded by
+    :meth:`set_persisted_offset` (:meth:`TableWrites.flush` once the broker has the writes,
+    as Faust's own changelog send does) and by :meth:`apply_changelog_batch` (recovery's and
+    a standby's batches, :func:`follow_standby_changelogs` included). A rebalance that leaves
+    the partition on this worker, active or standby, resumes there: a worker that keeps the
+    desk reads nothing, one that takes it over from its standby copy reads the tail.
+
+    What it holds of a partition is a prefix of that partition's changelog, or nothing:
+
+    * a partition revoked (no longer assigned to the worker, neither active nor standby) is
+      dropped with its offset (:meth:`on_rebalance`); assigned again, it is restored from
+      the changelog's start, which holds what other workers wrote meanwhile. An offset
+      recorded for a dropped partition before it is assigned again (a write still in flight)
+      is not trusted;
+    * Faust's store drops, when a rebalance's recovery completes, the keys of every
+      partition not active on the worker, a standby's among them, while its recovery keeps
+      following the standby from its offset: the copy was no longer a prefix. Here the
+      partitions active or standby on the worker are kept (:meth:`on_recovery_completed`);
+    * a key's partition is what Faust's store keeps for the keys it applied from the
+      changelog (``_key_partition``), and :class:`TableWrites` records it for the keys it
+      writes (:attr:`key_partitions`), so dropping a partition drops all of its keys.
+
+    The offsets it recorded and the messages it applied since the last rebalance are logged
+    for the active partitions once their recovery completes (``table recovered``)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.offsets: dict[TP, int] = {}
+        self.applied: dict[TP, int] = {}  # changelog messages applied since the rebalance
+        self._resumed_from: dict[TP, int | None] = {}
+        self._dropped: set[TP] = set()  # revoked, not assigned again since
+
+    @property
+    def key_partitions(self) -> dict[Any, int]:
+        """The partition of each key the store holds (Faust's memory store's own map)."""
+        partitions: dict[Any, int] = self._key_partition  # type: ignore[assignment]
+        return partitions
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        return self.offsets.get(tp)
+
+    def set_persisted_offset(self, tp: TP, offset: int) -> None:
+        if tp not in self._dropped:
+            self.offsets[tp] = offset
+
+    def apply_changelog_batch(
+        self,
+        batch: Iterable[Any],
+        to_key: Callable[[Any], Any],
+        to_value: Callable[[Any], Any],
+    ) -> None:
+        events = batch if isinstance(batch, list) else list(batch)
+        super().apply_changelog_batch(events, to_key, to_value)
+        offsets, applied, dropped = self.offsets, self.applied, self._dropped
+        for event in events:
+            message = event.message
+            tp = message.tp
+            applied[tp] = applied.get(tp, 0) + 1
+            if tp not in dropped:
+                offsets[tp] = message.offset
+
+    async def on_rebalance(
+        self,
+        assigned: set[TP],
+        revoked: set[TP],
+        newly_assigned: set[TP],
+        generation_id: int = 0,
+    ) -> None:
+        # Called by the table before Faust's recovery asks for the offsets (TableManager).
+        topic = self.table.changelog_topic.get_topic_name()
+        held = {tp for tp in assigned if tp.topic == topic}
+        gone = {tp for tp in revoked if tp.topic == topic}
+        self._dropped -= held
+        if gone:
+            if held:
+                self._drop({tp.partition for tp in gone})
+            else:  # nothing of the table is left here, keys of no known partition included
+                self.data.clear()
+                self._key_partition.clear()
+            for tp in gone:
+                self.offsets.pop(tp, None)
+            self._dropped |= gone
+        self.applied.clear()
+        self._resumed_from = {tp: self.persisted_offset(tp) for tp in held}
+
+    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
+        held = active_tps | standby_tps
+        partitions = {tp.partition for tp in held}
+        self._drop({p for p in set(self._key_partition.values()) if p not in partitions})
+        for tp in [tp for tp in self.offsets if tp.partition not in partitions]:
+            del self.offsets[tp]
+            self._dropped.add(tp)
+        for tp in sorted(active_tps):
+            log.info(
+                "table recovered",
+                partition=f"{tp.topic}/{tp.partition}",
+                resumed_from=self._resumed_from.get(tp),
+                read=self.applied.get(tp, 0),
+                offset=self.offsets.get(tp),
+            )
+
+    def _drop(self, partitions: set[int]) -> None:
+        if not partitions:
+            return
+        data, key_partition = self.data, self._key_partition
+        for key in [k for k, p in key_partition.items() if p in partitions]:
+            data.pop(key, None)
+            del key_partition[key]
+
+
+def keep_changelog_offsets(table: Any) -> Any:
+    """Give ``table`` (not started, its store not built yet) a
+    :class:`MemoryStoreWithOffsets` if its store is Faust's in-memory one (``memory://``);
+    any other store (``rocksdb://`` persists its offsets itself) is left to Faust. Returns
+    the table. Builds the store as Faust's ``Collection._new_store_by_url`` does and sets it
+    where ``Collection.data`` keeps it (``_data``); ``test_faust_port`` checks both."""
+    url = URL(table._store or table.app.conf.store)
+    if url.scheme != "memory":
+        return table
+    if table._data is not None:
+        raise RuntimeError(f"table {table.name}: its store is built already")
+    table._data = MemoryStoreWithOffsets(
+        url,
+        table.app,
+        table,
+        table_name=table.name,
+        key_type=table.key_type,
+        key_serializer=table.key_serializer,
+        value_serializer=table.value_serializer,
+        value_type=table.value_type,
+        loop=table.loop,
+        options=table.options,
+    )
+    return table
+
+
 _DELETED = object()
 
 
@@ -207,6 +366,10 @@ class TableWrites(MutableMapping[str, Any]):
         store = table.data
         inner = getattr(store, "data", None)
         self._reads: Mapping[str, Any] = inner if isinstance(inner, dict) else store
+        # A store that drops a partition's keys needs to know which keys are this one's.
+        self._key_partitions: dict[Any, int] | None = (
+            store.key_partitions if isinstance(store, MemoryStoreWithOffsets) else None
+        )
 
     def __getitem__(self, key: str) -> Any:
         return self._reads[key]
@@ -226,16 +389,21 @@ class TableWrites(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         self.table.data[key] = value
         self.pending.append((key, value))
+        if self._key_partitions is not None:
+            self._key_partitions[key] = self.partition
 
     def __delitem__(self, key: str) -> None:
         del self.table.data[key]
         self.pending.append((key, _DELETED))
+        if self._key_partitions is not None:
+            self._key_partitions.pop(key, None)
 
     async def flush(self) -> None:
         """Send the pending writes to the changelog and wait until the broker has them (a
         failure raises: the store then holds writes its changelog lacks, and the caller
         must not go on with it). The store then records the changelog offset it holds, as
-        Faust's own send does (a RocksDB store resumes its recovery there)."""
+        Faust's own send does: the recovery of a rebalance that leaves the partition here
+        resumes there (a RocksDB store's, or a :class:`MemoryStoreWithOffsets`)."""
         if not self.pending:
             return
         topic = self.table.changelog_topic

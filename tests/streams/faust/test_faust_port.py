@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
@@ -15,6 +16,7 @@ import faust
 import orjson
 import pytest
 from aiokafka.consumer.fetcher import Fetcher
+from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.types import TP
 
@@ -876,8 +878,8 @@ def test_a_standby_holds_the_active_s_state_after_every_fetch_of_its_changelog(
     record on through ``getmany`` and apply them only once ``standby_buffer_size`` (1000)
     events waited. Here the standby's store equals the active's (and what Faust's own
     changelog path makes of the same records), its standby offset is the changelog's last,
-    only the foreign record went on, and with RocksDB the store persisted that offset, so a
-    takeover's recovery reads only what follows it."""
+    only the foreign record went on, and the store (RocksDB's, or the memory store with
+    offsets) holds that offset, so a takeover's recovery reads only what follows it."""
     got = asyncio.run(_follow_a_desk(kafka_broker.bootstrap, store, tmp_path / "state"))
 
     assert got["written"] > 100 and got["fetches"] > 3  # several fetches, deletions among them
@@ -888,14 +890,290 @@ def test_a_standby_holds_the_active_s_state_after_every_fetch_of_its_changelog(
     assert got["queued"] == 0 and got["buffered"] == 0
     assert got["ready"][-1] is True and got["ready"][0] is False  # ready once caught up
     assert len(got["logs"]) == 1  # said once for the partition and generation
-    if store == "rocksdb://":
-        assert got["persisted"] == got["last"]
-        assert got["takeover_from"] == got["last"]  # the recovery seeks there: the tail
-        assert got["kept"] == set(got["active"])
-    else:
+    # Both stores know the offset the copy holds (the memory store: MemoryStoreWithOffsets)
+    # and keep a standby's copy when a rebalance's recovery completes: a takeover's recovery
+    # reads only what follows (Faust's memory store kept no offset and dropped the copy).
+    assert got["persisted"] == got["last"]
+    assert got["takeover_from"] == got["last"]  # the recovery seeks there: the tail
+    assert got["kept"] == set(got["active"])
+    if store == "memory://":
         mine, faust_s = got["key_partitions"]
         assert mine == faust_s
-        # Faust's memory store keeps no offset, and drops a standby's keys once a rebalance's
-        # recovery completes: a takeover reads the whole changelog again (docs/PRODUCTION.md).
-        assert got["persisted"] is None and got["takeover_from"] is None
-        assert got["kept"] == set()
+
+
+def test_faust_recovery_starts_each_partition_at_what_its_store_says_it_holds() -> None:
+    """What :class:`faust_port.MemoryStoreWithOffsets` relies on: Faust's recovery starts a
+    partition it restores (active or standby) at the store's ``persisted_offset`` unless
+    the changelog's start is later, and forgets its own offsets of a partition only when it
+    is revoked; the table tells its store of a rebalance before the recovery asks
+    (``TableManager.on_rebalance``), with ``revoked`` the partitions of the last assignment
+    that are not in this one; and it hands its store the partitions active and standby on
+    the worker when the recovery completes. The store is built as ``keep_changelog_offsets``
+    builds it, and Faust's memory store keeps each key's partition and drops, once a
+    recovery completes, every partition not active (standbys among them)."""
+    from faust.app.base import App
+    from faust.stores import memory
+    from faust.tables.base import Collection
+    from faust.tables.manager import TableManager
+    from faust.tables.recovery import Recovery
+
+    def flat(function: Any) -> str:
+        return " ".join(inspect.getsource(function).split())
+
+    add = flat(Recovery._add)
+    assert "persisted_offset = table.persisted_offset(tp)" in add
+    assert "offsets[tp] = persisted_offset" in add
+    on_rebalance = flat(Recovery.on_rebalance)
+    assert "for tp in revoked: self.revoke(tp)" in on_rebalance
+    assert "self.add_standby(table, tp)" in on_rebalance
+    assert "self.add_active(table, tp)" in on_rebalance
+    assert "destination[tp] = max(last_value, new_value)" in flat(Recovery._build_offsets)
+    assert "offset = offsets[tp] if offset == -1: offset = 0" in flat(Recovery._seek_offsets)
+    completed = flat(Recovery.on_recovery_completed)
+    assert "self.actives_for_table[table], self.standbys_for_table[table]," in completed
+    assert "return self.data.persisted_offset(tp)" in flat(Collection.persisted_offset)
+    assert "await self.data.on_rebalance(assigned, revoked, newly_assigned, generation_id)" in flat(
+        Collection.on_rebalance
+    )
+    assert "await self.data.on_recovery_completed(active_tps, standby_tps)" in flat(
+        Collection.on_recovery_completed
+    )
+    manager = flat(TableManager.on_rebalance)
+    assert manager.index("await T(table.on_rebalance)(") < manager.index(
+        "await T(self.recovery.on_rebalance)("
+    )
+    assert "revoked = self._assignment - assigned" in flat(App._update_assignment)
+    new_store = flat(Collection._new_store_by_url)
+    for argument in (
+        "stores.by_url(url)( url, self.app, self,",
+        "table_name=self.name,",
+        "key_type=self.key_type,",
+        "key_serializer=self.key_serializer,",
+        "value_serializer=self.value_serializer,",
+        "value_type=self.value_type,",
+        "loop=self.loop,",
+        "options=self.options,",
+    ):
+        assert argument in new_store, argument
+    assert "if self._data is None: self._data = self._new_store()" in flat(Collection.data.fget)
+    assert "self._key_partition" in flat(memory.Store.__post_init__)
+    assert "self._key_partition[key] = event.message.partition" in flat(
+        memory.Store._create_batch_iterator
+    )
+    assert "partitions = {partition for _, partition in active_tps}" in flat(
+        memory.Store.on_recovery_completed
+    )
+    assert "return None" in flat(memory.Store.persisted_offset)
+
+
+def _memory_table(partitions: int = 1) -> tuple[Any, Any, TP]:
+    app = faust.App(f"mem-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9")
+    table = faust_port.keep_changelog_offsets(
+        app.Table("desk-state", partitions=partitions, key_type=str, value_type=bytes)
+    )
+    return app, table, TP(table.changelog_topic.get_topic_name(), 0)
+
+
+def test_the_memory_store_answers_the_offset_it_holds_and_forgets_a_partition_it_drops() -> None:
+    app, table, tp = _memory_table(partitions=2)
+    other = TP(tp.topic, 1)
+    store = table.data
+    assert isinstance(store, faust_port.MemoryStoreWithOffsets)
+    desk_app = faust.App(f"desk-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9")
+    assert isinstance(desk_table(desk_app).data, faust_port.MemoryStoreWithOffsets)
+    recovery = app.tables.recovery
+    writes = TableWrites(table, RecordBatches(app), 0)
+    writes["a"], writes["b"] = b"1", b"2"
+    del writes["b"]
+    TableWrites(table, RecordBatches(app), 1)["c"] = b"3"
+    assert store.key_partitions == {"a": 0, "c": 1}
+    store.set_persisted_offset(tp, 41)  # what TableWrites.flush records once delivered
+    store.set_persisted_offset(other, 7)
+
+    async def main() -> None:
+        # A rebalance that leaves both partitions here: the recovery resumes at the offsets.
+        await table.on_rebalance({tp, other}, set(), set(), 2)
+        recovery.add_active(table, tp)
+        recovery.add_standby(table, other)
+        assert recovery.active_offsets[tp] == 41 and recovery.standby_offsets[other] == 7
+        await table.on_recovery_completed({tp}, {other})  # a standby's copy is kept
+        assert dict(store.data) == {"a": b"1", "c": b"3"}
+        # Partition 1 revoked: its keys and its offset go; partition 0 stays as it was.
+        await table.on_rebalance({tp}, {other}, set(), 3)
+        assert dict(store.data) == {"a": b"1"} and store.key_partitions == {"a": 0}
+        assert store.persisted_offset(other) is None and store.persisted_offset(tp) == 41
+        recovery.revoke(other)
+        recovery.add_standby(table, other)
+        assert recovery.standby_offsets[other] is None  # restored from the changelog's start
+        store.set_persisted_offset(other, 9)  # a write in flight when it was dropped
+        assert store.persisted_offset(other) is None
+        # Assigned again: what it applies from the changelog counts again.
+        await table.on_rebalance({tp, other}, set(), {other}, 4)
+        store.set_persisted_offset(other, 9)
+        assert store.persisted_offset(other) == 9
+        # Neither active nor standby when a recovery completes: dropped, offset forgotten.
+        await table.on_recovery_completed({tp}, set())
+        assert store.persisted_offset(other) is None and store.persisted_offset(tp) == 41
+        # Nothing of the table left here: the whole store goes, keys of unknown partition too.
+        store.data["stray"] = b"?"
+        await table.on_rebalance(set(), {tp, other}, set(), 5)
+        assert dict(store.data) == {} and store.persisted_offset(tp) is None
+
+    asyncio.run(main())
+
+
+def test_only_a_memory_store_not_built_yet_is_replaced() -> None:
+    app = faust.App(
+        f"rocks-{uuid.uuid4().hex[:8]}", broker="kafka://127.0.0.1:9", store="rocksdb://"
+    )
+    table = faust_port.keep_changelog_offsets(app.Table("t", key_type=str, value_type=bytes))
+    assert table._data is None  # Faust builds its RocksDB store, which keeps offsets itself
+    _, built, _ = _memory_table()
+    with pytest.raises(RuntimeError, match="built already"):
+        faust_port.keep_changelog_offsets(built)
+
+
+async def _rebalance(app: Any, table: Any, assigned: set[TP], revoked: set[TP], gen: int) -> None:
+    """Faust's ``TableManager.on_rebalance`` for a worker given ``assigned`` (the table's
+    changelog partitions, all active) and losing ``revoked``: the table (its store) first,
+    then the recovery, which sets its offsets up from the store's."""
+    from faust.assignor.client_assignment import ClientAssignment
+
+    actives: dict[str, list[int]] = {}
+    for tp in assigned:
+        actives.setdefault(tp.topic, []).append(tp.partition)
+    app.assignor._assignment = ClientAssignment(actives=actives, standbys={})
+    app.consumer_generation_id = gen
+    newly = assigned - set(app.tables.recovery.active_tps)
+    await table.on_rebalance(assigned, revoked, newly, gen)
+    await app.tables.recovery.on_rebalance(assigned, revoked, newly, gen)
+
+
+async def _recover(app: Any, table: Any, tp: TP, bootstrap: str) -> int:
+    """What Faust's recovery then does for the active partition ``tp``: its start offset
+    (``_build_offsets`` over the broker's earliest offset, ``_seek_offsets``), the changelog
+    read from there to its end, the records above that offset applied to the table. Returns
+    how many it applied."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    recovery = app.tables.recovery
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(tp.topic, tp.partition)
+
+        class Offsets:
+            async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+                found = await consumer.beginning_offsets([TopicPartition(*t) for t in tps])
+                return {TP(t.topic, t.partition): offset for t, offset in found.items()}
+
+        await recovery._build_offsets(Offsets(), {tp}, recovery.active_offsets, "active")
+        seen = recovery.active_offsets[tp]
+        end = (await consumer.end_offsets([partition]))[partition]
+        consumer.assign([partition])
+        consumer.seek(partition, max(seen, 0))
+        schema = table.changelog_topic.schema
+        events = []
+        while await consumer.position(partition) < end:
+            for record in (await consumer.getmany(partition, timeout_ms=500)).get(partition, []):
+                if record.offset > seen:
+                    message = app.consumer._to_message(tp, record)
+                    events.append(await schema.decode(app, message, propagate=True))
+        table.apply_changelog_batch(events)
+        return len(events)
+    finally:
+        await consumer.stop()
+
+
+class _InPartition:
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
+def _stored(table: Any) -> dict[str, bytes]:
+    return {key: table.data[key] for key in table.data}
+
+
+async def _leave_and_come_back(bootstrap: str, store: str, datadir: Path) -> dict[str, Any]:
+    """A worker holds the desk's table (its store written through TableWrites, as the desk
+    does), a rebalance leaves it the partition, a later one revokes it, another worker
+    writes meanwhile (keys written again, one deleted), and a third gives it back."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    app_id = f"back-{uuid.uuid4().hex[:8]}"
+    app = faust.App(app_id, broker=f"kafka://{bootstrap}", store=store, datadir=str(datadir))
+    table = desk_table(app)
+    tp = TP(table.changelog_topic.get_topic_name(), 0)
+    other_app = faust.App(app_id, broker=f"kafka://{bootstrap}")
+    other = desk_table(other_app)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(tp.topic, 1, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=-1)
+    await producer.start()
+    got: dict[str, Any] = {}
+    # A RocksDB store takes a write's partition from the event being processed, as in the
+    # desk's stream iteration.
+    event = _InPartition(SimpleNamespace(partition=0))
+    _current_event.set(weakref.ref(event))
+    try:
+        app_like = SimpleNamespace(producer=SimpleNamespace(_ensure_producer=lambda: producer))
+        await _rebalance(app, table, {tp}, set(), 1)
+        got["first"] = await _recover(app, table, tp, bootstrap)  # an empty changelog
+        writes = TableWrites(table, RecordBatches(app_like), 0)
+        for step in range(20):
+            for n in range(step, step + 5):
+                writes[f"tickets\x1fT-{n}"] = encode_value({"step": step, "n": n})
+            await writes.flush()
+        got["written"] = 20 * 5
+        mine = _stored(table)
+        # A second worker joins; this one keeps the partition.
+        await _rebalance(app, table, {tp}, set(), 2)
+        got["kept"] = await _recover(app, table, tp, bootstrap)
+        got["kept_state"] = _stored(table) == mine
+        # Revoked: the other worker takes over (from the changelog) and writes.
+        await _rebalance(app, table, set(), {tp}, 3)
+        got["after_revoke"] = _stored(table)
+        other_writes = TableWrites(other, RecordBatches(app_like), 0)
+        for key, value in mine.items():
+            other.data[key] = value  # its recovery's result
+        for n in range(0, 24, 2):
+            other_writes[f"tickets\x1fT-{n}"] = encode_value({"other": n})
+        del other_writes["tickets\x1fT-1"]
+        await other_writes.flush()
+        got["expected"] = _stored(other)
+        # Assigned back.
+        await _rebalance(app, table, {tp}, set(), 4)
+        got["back"] = await _recover(app, table, tp, bootstrap)
+        got["back_state"] = _stored(table)
+    finally:
+        await producer.stop()
+    return got
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_a_partition_kept_is_not_read_again_and_one_given_back_holds_what_others_wrote(
+    kafka_broker: Broker, tmp_path: Path, store: str
+) -> None:
+    """Fails without ``MemoryStoreWithOffsets``: Faust's memory store answers no offset, so
+    the rebalance that leaves the worker its partition reads the whole changelog again
+    (100 messages here). A partition revoked and given back must not be trusted as it was:
+    the memory store dropped it and reads it all again; RocksDB's kept its offset on disk and
+    reads from there, the other worker's writes included. Both end as the other worker's."""
+    got = asyncio.run(_leave_and_come_back(kafka_broker.bootstrap, store, tmp_path / "state"))
+
+    assert got["first"] == 0
+    assert got["kept"] == 0 and got["kept_state"]
+    assert len(got["expected"]) > 10 and "tickets\x1fT-1" not in got["expected"]
+    assert got["back_state"] == got["expected"]
+    written_by_other = 12 + 1
+    if store == "memory://":
+        assert got["after_revoke"] == {}  # dropped with its offset
+        assert got["back"] == got["written"] + written_by_other  # the whole changelog
+    else:
+        assert got["back"] == written_by_other  # what followed its offset on disk

@@ -9,6 +9,7 @@ the historical week's timers between records (live mode, CONTRACT §3), which re
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -304,6 +305,65 @@ def test_the_desk_fails_over_when_its_worker_is_killed(
 
     _assert_identical(_finish(pipeline), reference)
     assert "language model loading" in pipeline.log(other)  # it took the desk over
+
+
+def _end(broker: Broker, topic: str) -> int:
+    """The end offset of partition 0 of ``topic``."""
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+    try:
+        tp = TopicPartition(topic, 0)
+        return int(consumer.end_offsets([tp])[tp])
+    finally:
+        consumer.close()
+
+
+def _recoveries(pipeline: Pipeline, process: Any) -> list[dict[str, Any]]:
+    """The worker's log lines saying a table partition it restores as active has recovered
+    (``faust_port.MemoryStoreWithOffsets``): where it resumed, how much it read."""
+    lines = [line for line in pipeline.log(process).splitlines() if '"table recovered"' in line]
+    return [json.loads(line[line.index("{") :]) for line in lines]
+
+
+def test_a_worker_joining_does_not_make_the_desk_read_its_changelog_again(
+    kafka_broker: Broker, week: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue #12: the desk's worker, its table built from the whole week, keeps the desk when
+    a second worker joins; the rebalance's recovery resumes where its store is and reads at
+    most a few changelog messages, not the hundreds it holds (Faust's memory store answered
+    no offset, and every rebalance read the whole changelog again). The tables still end
+    identical to replay."""
+    pipeline = Pipeline(tmp_path, kafka_broker.bootstrap, partitions=3)
+    records = _prepare(pipeline, week)
+    first = pipeline.worker()
+    pipeline.sink(idle_s=20)
+    desk_input = pipeline.topic("desk-input")
+    changelog = f"{pipeline.group}-desk-state-changelog"
+
+    def applied() -> bool:
+        end = _end(kafka_broker, desk_input)
+        return pipeline.committed(pipeline.topic("raw-contacts")) >= records and (
+            end > 0 and pipeline.committed(desk_input) >= end
+        )
+
+    assert wait_until(applied, timeout=120, step=0.2)
+    assert wait_until(lambda: len(_recoveries(pipeline, first)) == 1, timeout=30)
+    (started,) = _recoveries(pipeline, first)
+    assert started["read"] == 0 and started["resumed_from"] is None  # a new changelog
+    held = _end(kafka_broker, changelog)
+    assert held > 500  # the week's state: what a full replay would read again
+
+    second = pipeline.worker()
+    assert wait_until(lambda: len(_recoveries(pipeline, first)) >= 2, timeout=90), pipeline.log(
+        first
+    )[-3000:]
+    joined = _recoveries(pipeline, first)[1]
+    print(f"changelog {held} messages; the desk's recovery at the join: {joined}")
+    assert joined["partition"] == f"{changelog}/0"
+    assert joined["resumed_from"] >= held - 10  # where its store was
+    assert joined["read"] <= 10  # not the changelog again
+    assert _recoveries(pipeline, second) == []  # the desk stayed where it was
+
+    _assert_identical(_finish(pipeline), reference)
 
 
 def test_a_committed_offset_ahead_of_the_desk_s_table_is_read_again(
