@@ -56,7 +56,7 @@ unit: system-deps $(STAMP) bytecode
 INTERPRETED_TESTS := tests/processors tests/streams/test_replay_handworked.py \
 	tests/streams/test_replay_routing.py tests/streams/test_replay_agents_quality.py \
 	tests/streams/test_replay_promises_incidents.py tests/streams/test_generated_week.py \
-	tests/schemas/test_avro_writer.py
+	tests/schemas/test_avro_writer.py tests/schemas/test_avro_reader.py
 
 test: system-deps lint typecheck unit
 

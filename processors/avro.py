@@ -9,6 +9,13 @@ binary encoding does (zig-zag varints, little-endian IEEE 754 doubles, length-pr
 a union's branch index before its value), byte for byte what ``fastavro.schemaless_writer``
 writes with ``strict=True`` (tests/schemas/test_avro_writer.py).
 
+``FlatReader.read`` is the way back, for the sink (``flat_reader``): the record a message's
+body holds, as the dict ``fastavro.schemaless_reader`` returns for the same schema (fields in
+the schema's order, ``int``, ``float``, ``str``, ``bool`` or ``None``), or ``None`` for
+anything it is not sure of (a truncated body, bytes left over, a union branch or boolean byte
+out of range, text that is not strict UTF-8, a varint longer than ten bytes): fastavro then
+reads it, and raises what it always raised.
+
 It does not judge a record: whatever it is not sure to encode exactly as fastavro does, it
 leaves to fastavro by returning ``None`` (a value whose Python type is not exactly the field's,
 ``True`` in a ``long`` or ``3`` in a ``double``; an ``int`` out of its field's range; text UTF-8
@@ -26,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, final
 
-from librt.strings import BytesWriter, write_f64_le
+from librt.strings import BytesWriter, read_f64_le, write_f64_le
 
 BOOLEAN: Final = 1
 INT: Final = 2
@@ -152,10 +159,103 @@ def _write_long(out: BytesWriter, value: int) -> None:
     out.append(n)
 
 
+@final
+class FlatReader:
+    """The decoder of one flat record schema (the same field list as :class:`FlatWriter`'s)."""
+
+    def __init__(self, names: list[str], kinds: list[int], nulls: list[int]) -> None:
+        if not len(names) == len(kinds) == len(nulls):
+            raise ValueError("names, kinds and nulls must be as long as each other")
+        self.names: Final = names
+        self.kinds: Final = kinds
+        self.nulls: Final = nulls
+
+    def read(self, data: bytes, start: int) -> dict[str, object] | None:
+        """The record encoded in ``data`` from ``start`` to its end, or ``None`` where fastavro
+        must decide (see the module's docstring)."""
+        names = self.names
+        kinds = self.kinds
+        nulls = self.nulls
+        end = len(data)
+        record: dict[str, object] = {}
+        pos = start
+        for i in range(len(names)):
+            null_at = nulls[i]
+            if null_at != NOT_NULLABLE:
+                if pos >= end:
+                    return None
+                branch = data[pos]  # a zig-zag 0 or 1 is one byte: 0 or 2
+                pos += 1
+                if branch == 2 * null_at:
+                    record[names[i]] = None
+                    continue
+                if branch != 2 - 2 * null_at:
+                    return None
+            kind = kinds[i]
+            if kind in (LONG, INT):
+                value, pos = _read_long(data, pos, end)
+                if pos < 0:
+                    return None
+                record[names[i]] = value
+            elif kind == STRING:
+                length, pos = _read_long(data, pos, end)
+                if pos < 0 or length < 0 or pos + length > end:
+                    return None
+                try:
+                    record[names[i]] = data[pos : pos + length].decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+                pos += length
+            elif kind == DOUBLE:
+                if pos + 8 > end:
+                    return None
+                record[names[i]] = read_f64_le(data, pos)
+                pos += 8
+            elif kind == BOOLEAN:
+                if pos >= end or data[pos] > 1:
+                    return None
+                record[names[i]] = data[pos] == 1
+                pos += 1
+            else:
+                return None
+        if pos != end:
+            return None
+        return record
+
+
+def _read_long(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """The zig-zag varint at ``pos`` (at most ten bytes, low groups first) and the position
+    after it; the position is -1 if the varint does not end within ten bytes or ``data``."""
+    limit = min(pos + 10, end)
+    n = 0
+    shift = 0
+    while pos < limit:
+        byte = data[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (n >> 1) ^ -(n & 1), pos
+        shift += 7
+    return 0, -1
+
+
 def flat_writer(schema: Mapping[str, object], prefix: bytes = b"") -> FlatWriter | None:
     """The writer of the record schema ``schema`` (as JSON, an ``.avsc`` file's content), or
     ``None`` when it is not flat (a nested record, an array, an enum, a wider union, a type or
     logical type this module does not write): fastavro writes those."""
+    plan = _flat_fields(schema)
+    return None if plan is None else FlatWriter(plan[0], plan[1], plan[2], prefix)
+
+
+def flat_reader(schema: Mapping[str, object]) -> FlatReader | None:
+    """The reader of the record schema ``schema`` (as :func:`flat_writer`), or ``None`` when it
+    is not flat: fastavro reads those."""
+    plan = _flat_fields(schema)
+    return None if plan is None else FlatReader(plan[0], plan[1], plan[2])
+
+
+def _flat_fields(schema: Mapping[str, object]) -> tuple[list[str], list[int], list[int]] | None:
+    """A flat record schema's field names, type codes and ``null`` positions, or ``None``."""
     if schema.get("type") != "record":
         return None
     fields = schema.get("fields")
@@ -178,7 +278,7 @@ def flat_writer(schema: Mapping[str, object], prefix: bytes = b"") -> FlatWriter
         nulls.append(null_at)
     if len(set(names)) != len(names):
         return None
-    return FlatWriter(names, kinds, nulls, prefix)
+    return names, kinds, nulls
 
 
 def _field_type(avro_type: object) -> tuple[int, int]:

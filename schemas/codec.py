@@ -46,7 +46,7 @@ import fastavro
 from fastavro.schema import fingerprint as _fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
-from processors.avro import FlatWriter, flat_writer
+from processors.avro import FlatReader, FlatWriter, flat_reader, flat_writer
 from processors.model import CycleState, DeadLetter, DomainEvent, TicketState
 
 SCHEMA_DIR: Final = Path(__file__).resolve().parent
@@ -112,6 +112,7 @@ class _Writer:
     name: str
     schema: Any  # parsed, logical types removed: the writer schema for fastavro
     reader: Any  # parsed current schema of ``name`` (logical types removed), None if the same
+    fast: FlatReader | None = None  # reads the current schema's flat records; None: fastavro
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,8 @@ class Codec:
     ``previous_dir`` holds earlier versions of the same schemas (same file stems); messages
     written with them are decoded into the current schema (Avro schema resolution). Build one
     per process (``CODEC``): construction parses every schema. ``flat_writers=False`` writes
-    every record with fastavro (the reference the tests compare the flat writers with).
+    and reads every record with fastavro (the reference the tests compare the flat writers and
+    readers of ``processors.avro`` with).
     """
 
     def __init__(
@@ -157,7 +159,8 @@ class Codec:
                 raise CodecError(f"schemas {other} and {name} have the same fingerprint")
             fast = flat_writer(schema_json, MAGIC + fp) if flat_writers else None
             self._current[name] = _Current(name, parsed, MAGIC + fp, fast)
-            self._writers[fp] = _Writer(name, plain, None)
+            reader = flat_reader(schema_json) if flat_writers else None
+            self._writers[fp] = _Writer(name, plain, None, reader)
             plain_current[name] = plain
         previous_json = (
             load_schema_files(previous_dir)
@@ -259,6 +262,10 @@ class Codec:
                 f"unknown writer schema fingerprint {fp.hex()}: the message was written with a "
                 "schema this version does not know (newer, or older than schemas/previous)"
             )
+        if writer.fast is not None:
+            flat = writer.fast.read(data, HEADER_SIZE)
+            if flat is not None:
+                return writer.name, flat
         body = io.BytesIO(data)
         body.seek(HEADER_SIZE)
         try:
