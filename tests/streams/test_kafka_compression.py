@@ -5,6 +5,7 @@ docs/PRODUCTION.md), checked on what the broker stores."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import pytest
 
 from streams.connectors.publisher import KafkaPublisher
 from streams.kafka_admin import topic_name
-from streams.settings import Settings, SettingsError
+from streams.settings import KAFKA_COMPRESSIONS, Settings, SettingsError
 from streams.worker_cli import publish_file
+from tests.streams.connectors.conftest import read_topic
 from tests.support.broker import Broker
 from tests.support.kafka_batches import batch_codecs
 
@@ -72,3 +74,24 @@ def test_a_connector_publishes_compressed_as_it_is_told(kafka_broker: Broker) ->
     asyncio.run(publish())
 
     assert batch_codecs(kafka_broker.bootstrap, topic) == ["zstd"] * 3
+
+
+@pytest.mark.parametrize("codec", KAFKA_COMPRESSIONS)
+def test_every_codec_the_setting_accepts_is_written_and_read_by_kafka_python(
+    kafka_broker: Broker, tmp_path: Path, codec: str
+) -> None:
+    """The sink consumes with kafka-python, and ``publish`` produces with it: whichever codec
+    the workers are told to use, the sink must read it (aiokafka, the workers' client, knows
+    them all through cramjam; kafka-python needs python-snappy for Snappy)."""
+    settings = _settings(kafka_broker, codec)
+    week = tmp_path / "contacts.jsonl"
+    week.write_text("".join(CHAT % (i, i, i, i) + "\n" for i in range(5)), encoding="utf-8")
+
+    assert publish_file(settings, week) == 5
+
+    topic = topic_name(settings, "raw-contacts")
+    assert set(batch_codecs(kafka_broker.bootstrap, topic)) == {codec}
+    got = read_topic(kafka_broker.bootstrap, topic, expect=5)
+    assert sorted(json.loads(record["payload"])["message_id"] for _, _, record, _ in got) == [
+        f"m{i}" for i in range(5)
+    ]
