@@ -18,6 +18,11 @@ from processors.ids import DEV_PII_KEY, Pseudonymizer
 DEFAULT_WAREHOUSE = "./.supportstream/warehouse"
 DEFAULT_CACHE_DIR = "./.supportstream/cache"
 
+KAFKA_COMPRESSIONS: tuple[str, ...] = ("zstd", "lz4", "gzip", "snappy")
+"""The codecs ``SUPPORTSTREAM_KAFKA_COMPRESSION`` accepts (besides ``none``)."""
+
+DEFAULT_KAFKA_COMPRESSION = "zstd"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -32,7 +37,7 @@ class Settings:
     metrics_port: int  # 0: a free port chosen by the system
     cache_dir: Path  # the language model decompressed once (streams.model_cache)
     # How everything supportstream produces to Kafka is compressed (None: not compressed).
-    kafka_compression: str | None = "zstd"
+    kafka_compression: str | None = DEFAULT_KAFKA_COMPRESSION
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -81,12 +86,6 @@ def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int
     if value < minimum:
         raise SettingsError(f"{name}={text!r} must be at least {minimum}")
     return value
-
-
-KAFKA_COMPRESSIONS: tuple[str, ...] = ("zstd", "lz4", "gzip", "snappy")
-"""The codecs ``SUPPORTSTREAM_KAFKA_COMPRESSION`` accepts (besides ``none``)."""
-
-DEFAULT_KAFKA_COMPRESSION = "zstd"
 
 
 def kafka_compression_setting(env: Mapping[str, str]) -> str | None:
