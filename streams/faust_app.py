@@ -107,7 +107,6 @@ from streams.settings import (
     DEFAULT_KAFKA_COMPRESSION,
     Settings,
     int_setting,
-    kafka_compression_setting,
     seconds_setting,
 )
 from streams.topology import DAY_MS, TOPICS, Topic
@@ -194,7 +193,9 @@ class WorkerConfig:
             "replication_factor": int_setting(env, "SUPPORTSTREAM_REPLICATION_FACTOR", 1),
             "standby_replicas": int_setting(env, "SUPPORTSTREAM_STANDBY_REPLICAS", 1, minimum=0),
             "rebalance_timeout_s": seconds_setting(env, "SUPPORTSTREAM_REBALANCE_TIMEOUT", 60.0),
-            "producer_compression": kafka_compression_setting(env),
+            # SUPPORTSTREAM_KAFKA_COMPRESSION, read once with the other settings (publish and the
+            # connectors compress with the same).
+            "producer_compression": settings.kafka_compression,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(settings=settings, rules=rules, pseudo=pseudo, **values)

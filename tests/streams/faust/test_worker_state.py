@@ -70,10 +70,12 @@ def test_the_producer_compresses_with_zstd_unless_told_otherwise() -> None:
     ``none``; anything else is refused by name before the worker starts."""
     import aiokafka.codec
 
-    settings, rules, pseudo = Settings.from_env({}), load_rules(RULES), Pseudonymizer.from_text("k")
+    rules, pseudo = load_rules(RULES), Pseudonymizer.from_text("k")
 
     def compression(env: dict[str, str]) -> str | None:
-        return WorkerConfig.from_env(settings, rules, pseudo, env).producer_compression
+        return WorkerConfig.from_env(
+            Settings.from_env(env), rules, pseudo, env
+        ).producer_compression
 
     assert compression({}) == "zstd"
     assert aiokafka.codec.has_lz4()  # the producer can (cramjam is a dependency)
