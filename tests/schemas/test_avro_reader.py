@@ -19,6 +19,7 @@ from tests.schemas.test_avro_writer import (
     REFERENCE,
     SCHEMAS,
     fastavro_bytes,
+    fields,
     records,
     week_outputs,  # noqa: F401  (a fixture: the desk's outputs over a generated week)
 )
@@ -56,14 +57,7 @@ def test_every_current_schema_has_a_flat_reader_and_the_codec_uses_it(name: str)
 
 def _first_record(name: str) -> dict[str, Any]:
     values = {"boolean": True, "int": 7, "long": 1_772_400_000_000, "double": 0.5, "string": "é"}
-    return {f["name"]: values[_base(f["type"])] for f in SCHEMAS[name]["fields"]}
-
-
-def _base(field_type: Any) -> str:
-    if isinstance(field_type, list):
-        (other,) = [t for t in field_type if t != "null"]
-        return _base(other)
-    return field_type["type"] if isinstance(field_type, dict) else str(field_type)
+    return {field: values[base] for field, base, _ in fields(name)}
 
 
 @pytest.mark.parametrize("name", NAMES)
