@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 
 from processors import native
 from processors.avro import FlatReader, flat_reader
-from schemas.codec import CODEC, CYCLE_STATE, TICKET_STATE, CodecError, schema_name_for_event
+from schemas.codec import (
+    CODEC,
+    CYCLE_STATE,
+    HEADER_SIZE,
+    TICKET_STATE,
+    CodecError,
+    schema_name_for_event,
+)
 from tests.schemas.test_avro_writer import (
     NAMES,
     REFERENCE,
@@ -23,8 +30,6 @@ from tests.schemas.test_avro_writer import (
     records,
     week_outputs,  # noqa: F401  (a fixture: the desk's outputs over a generated week)
 )
-
-HEADER = 10  # the single-object header: marker and fingerprint
 
 
 def reader(name: str) -> FlatReader:
@@ -52,7 +57,7 @@ def outcome(codec: Any, data: bytes) -> tuple[Any, ...]:
 def test_every_current_schema_has_a_flat_reader_and_the_codec_uses_it(name: str) -> None:
     reader(name)
     message = CODEC.encode(name, _first_record(name))
-    assert reader(name).read(message, HEADER) is not None
+    assert reader(name).read(message, HEADER_SIZE) is not None
 
 
 def _first_record(name: str) -> dict[str, Any]:
@@ -66,8 +71,8 @@ def _first_record(name: str) -> dict[str, Any]:
 def test_generated_records_read_as_fastavro_reads_them(name: str, data: st.DataObject) -> None:
     record = data.draw(records(name))
     message = REFERENCE.encode(name, record)  # fastavro's bytes
-    assert message[HEADER:] == fastavro_bytes(name, record)
-    read = reader(name).read(message, HEADER)
+    assert message[HEADER_SIZE:] == fastavro_bytes(name, record)
+    read = reader(name).read(message, HEADER_SIZE)
     assert read is not None
     assert typed(read) == typed(REFERENCE.decode(message)[1])
 
@@ -82,7 +87,7 @@ def test_every_output_of_a_week_reads_as_fastavro_reads_it(week_outputs: list[An
     names = {schema_name_for_event(e.event_type) for o in week_outputs for e in o.events}
     for data in messages:
         name, _ = REFERENCE.decode(data)
-        assert reader(name).read(data, HEADER) is not None, name  # the fast path, not fastavro
+        assert reader(name).read(data, HEADER_SIZE) is not None, name  # the fast path, not fastavro
         assert outcome(CODEC, data) == outcome(REFERENCE, data)
     assert len(names) >= 10
 
@@ -104,8 +109,8 @@ def test_a_truncated_or_lengthened_message_is_answered_as_fastavro_answers(
     week_outputs: list[Any],  # noqa: F811
 ) -> None:
     for data in _samples(week_outputs):
-        for cut in range(HEADER, len(data)):
-            assert reader(REFERENCE.decode(data)[0]).read(data[:cut], HEADER) is None
+        for cut in range(HEADER_SIZE, len(data)):
+            assert reader(REFERENCE.decode(data)[0]).read(data[:cut], HEADER_SIZE) is None
             assert outcome(CODEC, data[:cut]) == outcome(REFERENCE, data[:cut])
         for extra in (b"\0", b"\x80", b"xyz"):
             assert outcome(CODEC, data + extra) == outcome(REFERENCE, data + extra)
@@ -117,7 +122,7 @@ def test_any_byte_changed_is_answered_as_fastavro_answers(week_outputs: list[Any
     index, a boolean, a varint or UTF-8: the codec reads the same record or raises the same
     error as fastavro alone."""
     for data in _samples(week_outputs):
-        for at in range(HEADER, len(data)):
+        for at in range(HEADER_SIZE, len(data)):
             for byte in (0x02, 0x04, 0x7F, 0x80, 0xC3, 0xFF):
                 damaged = data[:at] + bytes([byte]) + data[at + 1 :]
                 assert outcome(CODEC, damaged) == outcome(REFERENCE, damaged), (at, byte)
